@@ -1,0 +1,59 @@
+"""The one small surface every adapter has (DESIGN.md, "Adapters").
+
+An adapter knows one system's API or file format and nothing else: it yields
+:class:`RawDeal` records whose ``values`` use canonical field names (see
+``pipesync.normalize.FIELDS``) and leaves parsing, stage mapping and currency
+conversion to ``pipesync.normalize``, so nothing vendor-specific leaks past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from pipesync.errors import SourceError
+from pipesync.model import Change, ChangeResult, Cursor, Discovery, Page, RawStageChange
+
+if TYPE_CHECKING:
+    from pipesync.config import Settings, SourceConfig
+
+
+class Adapter:
+    """Base class: subclasses implement ``discover`` and ``read_deals``, and where they can, the rest."""
+
+    #: the vendor's name for a deal record, used in messages ("Opportunity", "deal")
+    record_noun = "record"
+
+    def __init__(self, source: "SourceConfig", settings: "Settings"):
+        self.source = source
+        self.settings = settings
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def discover(self) -> Discovery:
+        raise NotImplementedError
+
+    def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        """Pages of deals changed since ``since`` (everything when None), deletions included.
+
+        Each page carries the cursor that resumes right after it.
+        """
+        raise NotImplementedError
+
+    def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
+        """Stage changes the source itself recorded; sources without history yield nothing."""
+        return iter(())
+
+    def write(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        raise SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
+
+    def close(self) -> None:
+        """Release connections; adapters are also context managers."""
+
+    def __enter__(self) -> "Adapter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,152 @@
+"""``pipesync.yaml``: sources, warehouse, reporting currency.
+
+Secrets are never written in the file: a source names the environment variable
+(or a secrets file) that holds each one, and :func:`resolve_secret` reads it at
+the moment an adapter needs it. Environment variables ``PIPESYNC_WAREHOUSE``
+and ``PIPESYNC_REPORTING_CURRENCY`` override the file (pydantic-settings), so a
+scheduler can point one config at another database.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipesync.errors import ConfigError, FileErrors
+from pipesync.yamlfile import describe_errors, plain, read_yaml
+
+DEFAULT_CONFIG = "pipesync.yaml"
+SourceType = Literal["csv", "salesforce", "hubspot", "pipedrive"]
+
+
+class SecretRef(BaseModel):
+    """Where a secret lives: an environment variable or a file (e.g. a mounted Kubernetes secret)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "SecretRef":
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret is given by exactly one of env: or file:")
+        return self
+
+
+def resolve_secret(ref: SecretRef, what: str) -> SecretStr:
+    """The secret's value, wrapped so that printing it shows '**********'."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ConfigError(f"{what}: environment variable {ref.env} is not set")
+        return SecretStr(value)
+    try:
+        return SecretStr(Path(ref.file).read_text(encoding="utf-8").strip())  # type: ignore[arg-type]
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read secrets file {ref.file}: {e.strerror}") from None
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    type: SourceType
+    mapping: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _no_inline_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
+        for k in options:
+            if any(w in k.lower() for w in ("password", "token", "secret", "private_key")):
+                raise ValueError(f"option {k!r} looks like a secret: put it under secrets: as {{env: VAR}}")
+        return options
+
+
+class Settings(BaseSettings):
+    """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid")
+
+    warehouse: str = "sqlite:///pipesync.db"
+    reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # Units of the reporting currency for one unit of each other currency.
+    fx_rates: dict[str, Decimal] = Field(default_factory=dict)
+    mappings_dir: str = "mappings"
+    pipeline: str | None = None
+    stale_after_days: int = Field(default=30, gt=0)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    # Set by load_config, not by the file: paths in the file are relative to it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique: {', '.join(dupes)}")
+        return sources
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, so a scheduler can override one value.
+        return env_settings, init_settings
+
+    def path(self, relative: str | Path) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"no source named {name!r} in the config (sources: {known})")
+
+    def mapping_path(self, source: SourceConfig) -> Path:
+        return self.path(source.mapping or Path(self.mappings_dir) / f"{source.name}.yaml")
+
+    def pipeline_path(self) -> Path | None:
+        if self.pipeline:
+            return self.path(self.pipeline)
+        candidate = self.path(Path(self.mappings_dir) / "pipeline.yaml")
+        return candidate if candidate.exists() else None
+
+    def warehouse_url(self) -> str:
+        # A relative SQLite path is relative to the config file, like every other path in it.
+        prefix = "sqlite:///"
+        if self.warehouse.startswith(prefix) and not self.warehouse.startswith(prefix + "/"):
+            rest = self.warehouse[len(prefix):]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest))
+        return self.warehouse
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Settings:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file (run `pipesync init` to write one)")
+    doc = read_yaml(path)
+    data = plain(doc) or {}
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise FileErrors(str(path), describe_errors(doc, e)) from None
+    settings.base_dir = path.resolve().parent
+    return settings

@@ -1,0 +1,257 @@
+"""The canonical model: the typed objects that cross every arrow of the data flow.
+
+See DESIGN.md, "The canonical model". Amounts are Decimal, instants are
+UTC-aware datetimes, calendar dates (close dates) are plain dates so they never
+shift through a timezone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Category(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+# A deal's status is the category of its stage; one vocabulary for both.
+Status = Category
+
+
+class Stage(BaseModel):
+    """One stage of the shared pipeline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    label: str
+    category: Category
+    probability: float = Field(ge=0, le=1)
+    sla_days: int | None = Field(default=None, gt=0)
+    # Parked stages ("fridge") count as open pipeline but stay out of velocity and conversion.
+    parked: bool = False
+
+
+class SharedPipeline(BaseModel):
+    """The ordered shared pipeline every source is mapped onto."""
+
+    stages: list[Stage]
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_keys(cls, stages: list[Stage]) -> list[Stage]:
+        seen: set[str] = set()
+        for s in stages:
+            if s.key in seen:
+                raise ValueError(f"stage key {s.key!r} appears twice")
+            seen.add(s.key)
+        if not any(s.category is Category.WON for s in stages):
+            raise ValueError("the pipeline needs at least one won stage")
+        if not any(s.category is Category.LOST for s in stages):
+            raise ValueError("the pipeline needs at least one lost stage")
+        return stages
+
+    def get(self, key: str) -> Stage:
+        for s in self.stages:
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+    @property
+    def keys(self) -> list[str]:
+        return [s.key for s in self.stages]
+
+    def order(self, key: str) -> int:
+        return self.keys.index(key)
+
+
+def utc(dt: datetime) -> datetime:
+    """An aware datetime in UTC; naive input is refused rather than guessed."""
+    if dt.tzinfo is None:
+        raise ValueError("datetime has no timezone")
+    return dt.astimezone(timezone.utc)
+
+
+class Deal(BaseModel):
+    """One record of one source, in canonical form."""
+
+    model_config = ConfigDict(validate_assignment=False)
+
+    source: str
+    source_id: str
+    name: str = ""
+    pipeline: str | None = None
+    source_stage: str | None = None
+    stage: str
+    status: Status
+    amount: Decimal | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    amount_reporting: Decimal | None = None
+    probability: float | None = Field(default=None, ge=0, le=1)
+    close_date: date | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    stage_entered_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    owner_email: str | None = None
+    owner_name: str | None = None
+    account_name: str | None = None
+    account_domain: str | None = None
+    contact_emails: list[str] = Field(default_factory=list)
+    lead_source: str | None = None
+    lost_reason: str | None = None
+    next_step: str | None = None
+    external_refs: list[str] = Field(default_factory=list)
+    is_deleted: bool = False
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("created_at", "updated_at", "stage_entered_at", "last_activity_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else utc(v)
+
+    @property
+    def key(self) -> str:
+        return deal_key(self.source, self.source_id)
+
+
+def deal_key(source: str, source_id: str) -> str:
+    return f"{source}:{source_id}"
+
+
+class StageChange(BaseModel):
+    deal_key: str
+    from_stage: str | None
+    to_stage: str
+    changed_at: datetime
+    origin: str = Field(pattern=r"^(source_history|observed)$")
+
+    @field_validator("changed_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return utc(v)
+
+
+class Cursor(BaseModel):
+    """Where an incremental read resumes: an opaque, adapter-owned value.
+
+    ``value`` is what the adapter needs to resume (a timestamp, a page token, a
+    file fingerprint); the warehouse stores it as JSON in ``sync_state``.
+    """
+
+    value: dict[str, Any] = Field(default_factory=dict)
+
+
+class RawDeal(BaseModel):
+    """A deal as an adapter read it, before the mapping file is applied.
+
+    ``values`` holds canonical field names (``name``, ``amount``, ``close_date`` …)
+    with the source's values: strings from files, typed values from APIs.
+    ``locator`` says where the record came from, for error messages
+    ("deals.csv row 12", "Opportunity 006…").
+    """
+
+    source_id: str | None
+    locator: str
+    values: dict[str, Any]
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class RawStageChange(BaseModel):
+    source_id: str
+    pipeline: str | None = None
+    from_stage: str | None
+    to_stage: str
+    changed_at: datetime
+
+
+class Page(BaseModel):
+    """One page of an incremental read, with the cursor that resumes after it.
+
+    The warehouse commits the page and its cursor in one transaction, so a run
+    killed between pages resumes exactly where it stopped.
+    ``snapshot_complete`` is set on the last page of a read that saw every live
+    record of the source (a full file export): records it did not list are gone.
+    """
+
+    deals: list[RawDeal]
+    cursor: Cursor
+    snapshot_complete: bool = False
+    deleted_ids: list[str] = Field(default_factory=list)
+
+
+class DiscoveredStage(BaseModel):
+    id: str
+    label: str
+    order: int | None = None
+    probability: float | None = None
+    is_closed: bool | None = None
+    is_won: bool | None = None
+    active: bool = True
+    deal_count: int | None = None
+
+
+class DiscoveredPipeline(BaseModel):
+    id: str
+    label: str
+    stages: list[DiscoveredStage]
+
+
+class Owner(BaseModel):
+    id: str
+    name: str | None = None
+    email: str | None = None
+
+
+class Discovery(BaseModel):
+    """What ``adapter.discover()`` returns: the source's pipelines, stages and owners."""
+
+    source: str
+    pipelines: list[DiscoveredPipeline]
+    owners: list[Owner] = Field(default_factory=list)
+
+
+class ChangeKind(StrEnum):
+    SET_FIELDS = "set_fields"
+    MOVE_STAGE = "move_stage"
+    CLOSE_LOST = "close_lost"
+    MARK_DUPLICATE = "mark_duplicate"
+    MERGE = "merge"
+    CREATE = "create"
+
+
+class FieldChange(BaseModel):
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class Change(BaseModel):
+    """One write a plan proposes, with the before-image it expects to find."""
+
+    deal_key: str
+    kind: ChangeKind
+    fields: list[FieldChange] = Field(default_factory=list)
+    rule: str
+    reason: str
+    merge_into: str | None = None
+
+
+class ChangeOutcome(StrEnum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+
+
+class ChangeResult(BaseModel):
+    deal_key: str
+    outcome: ChangeOutcome
+    reason: str | None = None
+    new_source_id: str | None = None

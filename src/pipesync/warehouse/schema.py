@@ -1,0 +1,207 @@
+"""The warehouse tables (DESIGN.md, "Warehouse"): stable names, columns as in the model.
+
+SQLAlchemy Core, so the same schema serves SQLite, PostgreSQL and any other
+dialect. JSON columns hold lists and source payloads; amounts are Numeric.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+Amount = Numeric(20, 4)
+Instant = DateTime(timezone=True)
+
+deals = Table(
+    "deals",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("source_id", String(200), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("pipeline", String(200)),
+    Column("source_stage", String(300)),
+    Column("stage", String(64), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("amount", Amount),
+    Column("currency", String(3)),
+    Column("amount_reporting", Amount),
+    Column("probability", Float),
+    Column("close_date", Date),
+    Column("created_at", Instant),
+    Column("updated_at", Instant),
+    Column("stage_entered_at", Instant),
+    Column("last_activity_at", Instant),
+    Column("owner_email", String(320)),
+    Column("owner_name", String(200)),
+    Column("account_name", Text),
+    Column("account_domain", String(255)),
+    Column("contact_emails", JSON, nullable=False),
+    Column("lead_source", String(200)),
+    Column("lost_reason", Text),
+    Column("next_step", Text),
+    Column("external_refs", JSON, nullable=False),
+    Column("is_deleted", Boolean, nullable=False, default=False),
+    Column("raw", JSON, nullable=False),
+    # Hash of everything above: a re-read that changes nothing writes nothing.
+    Column("content_hash", String(32), nullable=False),
+    Column("synced_at", Instant, nullable=False),
+    Index("ix_deals_source", "source"),
+    Index("ix_deals_stage", "stage"),
+)
+
+stage_history = Table(
+    "stage_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deal_key", String(300), nullable=False),
+    Column("from_stage", String(64)),
+    Column("to_stage", String(64), nullable=False),
+    Column("changed_at", Instant, nullable=False),
+    Column("origin", String(16), nullable=False),
+    Index("ix_stage_history_deal", "deal_key", "changed_at"),
+)
+
+golden_deals = Table(
+    "golden_deals",
+    metadata,
+    Column("golden_id", String(64), primary_key=True),
+    Column("name", Text),
+    Column("stage", String(64)),
+    Column("status", String(8)),
+    Column("amount_reporting", Amount),
+    Column("close_date", Date),
+    Column("created_at", Instant),
+    Column("updated_at", Instant),
+    Column("owner_email", String(320)),
+    Column("account_name", Text),
+    Column("account_domain", String(255)),
+    Column("lead_source", String(200)),
+    Column("members", JSON, nullable=False),
+    Column("confidence", Float),
+    # field → {"value", "source", "rule"}
+    Column("provenance", JSON, nullable=False),
+    # [{"field", "values": {deal_key: value}}]
+    Column("conflicts", JSON, nullable=False),
+    Column("record", JSON, nullable=False),
+)
+
+deal_links = Table(
+    "deal_links",
+    metadata,
+    Column("deal_key", String(300), primary_key=True),
+    Column("golden_id", String(64), nullable=False),
+    Column("score", Float),
+    Column("rule", String(200)),
+    Index("ix_deal_links_golden", "golden_id"),
+)
+
+metric_snapshots = Table(
+    "metric_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("taken_at", Instant, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("view", String(32), nullable=False),
+    Column("segment", String(300), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("value", Float),
+    Index("ix_metric_snapshots_metric", "metric", "taken_at"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("cursor", JSON, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", Instant, nullable=False),
+    Column("finished_at", Instant),
+    Column("status", String(16), nullable=False),
+    Column("sources", JSON, nullable=False),
+    # per source: {read, inserted, updated, unchanged, deleted, quarantined}
+    Column("counts", JSON, nullable=False),
+    Column("error", Text),
+)
+
+change_journal = Table(
+    "change_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("deal_key", String(300), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("before", JSON, nullable=False),
+    Column("after", JSON, nullable=False),
+    Column("rule", String(200)),
+    Column("reason", Text),
+    Column("outcome", String(16)),
+    Column("result_reason", Text),
+    Column("journaled_at", Instant, nullable=False),
+    Index("ix_change_journal_run", "run_id", "seq"),
+)
+
+id_map = Table(
+    "id_map",
+    metadata,
+    Column("source_key", String(300), primary_key=True),
+    Column("target", String(100), primary_key=True),
+    Column("target_id", String(200), nullable=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+deal_aliases = Table(
+    "deal_aliases",
+    metadata,
+    Column("alias_key", String(300), primary_key=True),
+    Column("survivor_key", String(300), nullable=False),
+    Column("recorded_at", Instant, nullable=False),
+)
+
+stage_catalog = Table(
+    "stage_catalog",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("discovered_at", Instant, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    # the Discovery, as JSON
+    Column("catalog", JSON, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    # the record's source id when it has one, else where it stood ("file.csv row 12")
+    Column("record", String(300), primary_key=True),
+    Column("locator", String(500), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", JSON, nullable=False),
+    Column("first_seen", Instant, nullable=False),
+    Column("last_seen", Instant, nullable=False),
+)
