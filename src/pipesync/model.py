@@ -149,6 +149,19 @@ class Cursor(BaseModel):
     value: dict[str, Any] = Field(default_factory=dict)
 
 
+# The canonical field names an adapter may put in ``RawDeal.values``. Values may be
+# source text (files) or typed (APIs: Decimal, date, aware datetime, bool, list);
+# ``pipesync.normalize`` parses and checks both. ``status`` is the source's own
+# won/lost/open word where it has one (Pipedrive); ``source_stage`` is the stage
+# id or label that the mapping file maps.
+RAW_FIELDS = (
+    "source_id", "name", "pipeline", "source_stage", "status", "amount", "currency",
+    "probability", "close_date", "created_at", "updated_at", "stage_entered_at",
+    "last_activity_at", "owner_email", "owner_name", "account_name", "account_domain",
+    "contact_emails", "lead_source", "lost_reason", "next_step", "external_refs", "is_deleted",
+)
+
+
 class RawDeal(BaseModel):
     """A deal as an adapter read it, before the mapping file is applied.
 
@@ -162,6 +175,9 @@ class RawDeal(BaseModel):
     locator: str
     values: dict[str, Any]
     raw: dict[str, Any] = Field(default_factory=dict)
+    # Set by an adapter that can already tell the record is broken (a CSV row with
+    # the wrong number of cells): (field, reason). The record is quarantined.
+    problem: tuple[str, str] | None = None
 
 
 class RawStageChange(BaseModel):
@@ -184,7 +200,10 @@ class Page(BaseModel):
     deals: list[RawDeal]
     cursor: Cursor
     snapshot_complete: bool = False
+    # ids the source reports deleted (or merged away) without a full record
     deleted_ids: list[str] = Field(default_factory=list)
+    # merged-away id → surviving id, as the source reports merges (DESIGN: deal_aliases)
+    aliases: dict[str, str] = Field(default_factory=dict)
 
 
 class DiscoveredStage(BaseModel):

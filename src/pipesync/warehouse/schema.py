@@ -6,6 +6,8 @@ dialect. JSON columns hold lists and source payloads; amounts are Numeric.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -20,12 +22,65 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 
 metadata = MetaData()
 
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime written to the warehouse")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 Amount = Numeric(20, 4)
-Instant = DateTime(timezone=True)
+Instant = UTCDateTime()
+
+def deal_columns() -> list[Column]:
+    """The canonical deal fields, shared by ``deals`` and ``golden_deals``."""
+    return [
+        Column("name", Text, nullable=False, default=""),
+        Column("pipeline", String(200)),
+        Column("source_stage", String(300)),
+        Column("stage", String(64), nullable=False),
+        Column("status", String(8), nullable=False),
+        Column("amount", Amount),
+        Column("currency", String(3)),
+        Column("amount_reporting", Amount),
+        Column("probability", Float),
+        Column("close_date", Date),
+        Column("created_at", Instant),
+        Column("updated_at", Instant),
+        Column("stage_entered_at", Instant),
+        Column("last_activity_at", Instant),
+        Column("owner_email", String(320)),
+        Column("owner_name", String(200)),
+        Column("account_name", Text),
+        Column("account_domain", String(255)),
+        Column("contact_emails", JSON, nullable=False),
+        Column("lead_source", String(200)),
+        Column("lost_reason", Text),
+        Column("next_step", Text),
+        Column("external_refs", JSON, nullable=False),
+        Column("is_deleted", Boolean, nullable=False, default=False),
+    ]
+
 
 deals = Table(
     "deals",
@@ -33,32 +88,9 @@ deals = Table(
     Column("key", String(300), primary_key=True),
     Column("source", String(100), nullable=False),
     Column("source_id", String(200), nullable=False),
-    Column("name", Text, nullable=False, default=""),
-    Column("pipeline", String(200)),
-    Column("source_stage", String(300)),
-    Column("stage", String(64), nullable=False),
-    Column("status", String(8), nullable=False),
-    Column("amount", Amount),
-    Column("currency", String(3)),
-    Column("amount_reporting", Amount),
-    Column("probability", Float),
-    Column("close_date", Date),
-    Column("created_at", Instant),
-    Column("updated_at", Instant),
-    Column("stage_entered_at", Instant),
-    Column("last_activity_at", Instant),
-    Column("owner_email", String(320)),
-    Column("owner_name", String(200)),
-    Column("account_name", Text),
-    Column("account_domain", String(255)),
-    Column("contact_emails", JSON, nullable=False),
-    Column("lead_source", String(200)),
-    Column("lost_reason", Text),
-    Column("next_step", Text),
-    Column("external_refs", JSON, nullable=False),
-    Column("is_deleted", Boolean, nullable=False, default=False),
+    *deal_columns(),
     Column("raw", JSON, nullable=False),
-    # Hash of everything above: a re-read that changes nothing writes nothing.
+    # Hash of the canonical record: a re-read that changes nothing writes nothing.
     Column("content_hash", String(32), nullable=False),
     Column("synced_at", Instant, nullable=False),
     Index("ix_deals_source", "source"),
@@ -81,24 +113,15 @@ golden_deals = Table(
     "golden_deals",
     metadata,
     Column("golden_id", String(64), primary_key=True),
-    Column("name", Text),
-    Column("stage", String(64)),
-    Column("status", String(8)),
-    Column("amount_reporting", Amount),
-    Column("close_date", Date),
-    Column("created_at", Instant),
-    Column("updated_at", Instant),
-    Column("owner_email", String(320)),
-    Column("account_name", Text),
-    Column("account_domain", String(255)),
-    Column("lead_source", String(200)),
+    # the source of the member that won the most fields (for "by source" views)
+    Column("source", String(100)),
+    *deal_columns(),
     Column("members", JSON, nullable=False),
     Column("confidence", Float),
-    # field → {"value", "source", "rule"}
+    # field → {"value", "deal_key", "rule"}
     Column("provenance", JSON, nullable=False),
     # [{"field", "values": {deal_key: value}}]
     Column("conflicts", JSON, nullable=False),
-    Column("record", JSON, nullable=False),
 )
 
 deal_links = Table(

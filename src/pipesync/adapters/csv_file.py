@@ -1,0 +1,189 @@
+"""CSV exports: Salesforce reports, HubSpot and Pipedrive exports, and any spreadsheet.
+
+Options (``sources[].options`` in pipesync.yaml):
+
+- ``path``: the file;
+- ``format``: ``salesforce_report``, ``hubspot_export``, ``pipedrive_export`` or
+  ``generic`` (column presets in ``csv_presets.yaml``; the mapping's ``fields``
+  override them);
+- ``encoding``: ``auto`` (default: UTF-8 with or without BOM, UTF-16 as Excel's
+  "Unicode text" writes it, else cp1252) or any Python codec name;
+- ``delimiter``: ``auto`` (sniffed among , ; tab |) or the character.
+
+A file is a full snapshot: every read reads it all, and a deal that was in the
+warehouse but is no longer in the file is marked deleted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Iterator
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, RootModel
+
+from pipesync.adapters.base import Adapter
+from pipesync.errors import ConfigError, SourceError
+from pipesync.mapping import ANY, Mapping, fold
+from pipesync.model import Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
+from pipesync.yamlfile import load_model
+
+PAGE_SIZE = 5000
+DELIMITERS = ",;\t|"
+
+
+class Preset(BaseModel):
+    description: str
+    columns: dict[str, list[str]]
+    footers: list[str] = []
+
+
+class Presets(RootModel[dict[str, Preset]]):
+    pass
+
+
+def load_presets() -> dict[str, Preset]:
+    path = Path(str(resources.files("pipesync.adapters").joinpath("csv_presets.yaml")))
+    return load_model(path, Presets).root
+
+
+def decode(data: bytes, encoding: str = "auto") -> str:
+    """The file's text. ``auto`` trusts a BOM, then UTF-16 by its zero bytes, then UTF-8, then cp1252."""
+    if encoding != "auto":
+        return data.decode(encoding)
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:].decode("utf-8")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    head = data[:4096]
+    if head and head.count(0) > len(head) // 4:  # UTF-16 without BOM: every other byte is zero
+        return data.decode("utf-16-le" if head[1:2] == b"\0" else "utf-16-be")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252")
+
+
+def sniff_delimiter(text: str) -> str:
+    sample = text[:65536]
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # The sniffer gives up on irregular files: fall back to the most frequent candidate in the header.
+        header = sample.split("\n", 1)[0]
+        return max(DELIMITERS, key=header.count)
+
+
+class CsvAdapter(Adapter):
+    record_noun = "row"
+
+    @cached_property
+    def path(self) -> Path:
+        if "path" not in self.source.options:
+            raise ConfigError(f"source {self.name!r}: CSV sources need options.path")
+        return self.settings.path(self.source.options["path"])
+
+    @cached_property
+    def preset(self) -> Preset:
+        name = self.source.options.get("format", "generic")
+        presets = load_presets()
+        if name not in presets:
+            raise ConfigError(f"source {self.name!r}: unknown CSV format {name!r} (known: {', '.join(presets)})")
+        return presets[name]
+
+    def _text(self) -> tuple[str, str]:
+        try:
+            data = self.path.read_bytes()
+        except OSError as e:
+            raise SourceError(f"{self.path}: cannot read the file ({e.strerror})") from None
+        try:
+            text = decode(data, self.source.options.get("encoding", "auto"))
+        except (UnicodeDecodeError, LookupError) as e:
+            raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
+        return text, hashlib.sha256(data).hexdigest()
+
+    def _columns(self, header: list[str], overrides: dict[str, str]) -> dict[str, int]:
+        """Canonical field → column index, from the mapping's ``fields`` first, then the preset."""
+        index = {fold(h): i for i, h in reversed(list(enumerate(header)))}
+        columns: dict[str, int] = {}
+        for field, wanted in overrides.items():
+            if fold(wanted) not in index:
+                raise SourceError(f"{self.path}: the mapping names column {wanted!r} for {field}, but the file has no such column")
+            columns[field] = index[fold(wanted)]
+        for field, candidates in self.preset.columns.items():
+            if field not in columns:
+                found = next((index[fold(c)] for c in candidates if fold(c) in index), None)
+                if found is not None:
+                    columns[field] = found
+        for needed in ("source_id", "source_stage"):
+            if needed not in columns:
+                raise SourceError(
+                    f"{self.path}: no column for {needed}; map it under fields: in the mapping file "
+                    f"(columns in the file: {', '.join(header)})"
+                )
+        return columns
+
+    def _rows(self, text: str) -> Iterator[tuple[int, dict[str, str], list[str], list[str]]]:
+        """(line number, canonical values, header, cells) for each data row; footers and blank rows skipped."""
+        delimiter = self.source.options.get("delimiter", "auto")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text) if delimiter == "auto" else delimiter)
+        header = next(reader, None)
+        if not header:
+            raise SourceError(f"{self.path}: the file is empty")
+        header = [h.strip().lstrip("\ufeff") for h in header]
+        columns = self._columns(header, self._overrides)
+        footers = tuple(fold(f) for f in self.preset.footers)
+        for cells in reader:
+            filled = [c for c in cells if c.strip()]
+            if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
+                continue
+            values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
+            yield reader.line_num, values, header, cells
+
+    @cached_property
+    def _overrides(self) -> dict[str, str]:
+        """The mapping file's ``fields:`` (canonical field → column header), when the file exists yet."""
+        path = self.settings.mapping_path(self.source)
+        return load_model(path, Mapping).fields if path.exists() else {}
+
+    def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        text, digest = self._text()
+        batch: list[RawDeal] = []
+        name = self.path.name
+        for line, values, header, cells in self._rows(text):
+            problem = None
+            if len(cells) != len(header):
+                problem = ("row", f"{len(cells)} cells where the header has {len(header)} (a stray delimiter or quote?)")
+            batch.append(
+                RawDeal(
+                    source_id=values.get("source_id", "").strip() or None,
+                    locator=f"{name} row {line}",
+                    values=values,
+                    raw=dict(zip(header, cells)),
+                    problem=problem,
+                )
+            )
+            if len(batch) >= PAGE_SIZE:
+                yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
+                batch = []
+        yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
+
+    def discover(self) -> Discovery:
+        counts: Counter[tuple[str, str]] = Counter()
+        for _, values, _, _ in self._rows(self._text()[0]):
+            stage = values.get("source_stage", "").strip()
+            if stage:
+                counts[(values.get("pipeline", "").strip() or ANY, stage)] += 1
+        pipelines: dict[str, list[DiscoveredStage]] = {}
+        for (pipeline, stage), n in counts.items():
+            pipelines.setdefault(pipeline, []).append(DiscoveredStage(id=stage, label=stage, deal_count=n))
+        return Discovery(
+            source=self.name,
+            pipelines=[DiscoveredPipeline(id=p, label=p, stages=s) for p, s in sorted(pipelines.items())],
+        )

@@ -1,0 +1,62 @@
+"""``pipesync sync``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
+from pipesync.sync import SyncResult, run_sync
+
+
+@app.command()
+@handles_errors
+def sync(
+    sources: list[str] = typer.Argument(None, help="Sources to sync (default: all in the config)."),
+    config: Path = ConfigOption,
+    full: bool = typer.Option(False, "--full", help="Re-read everything, not just what changed since the last run."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any record was quarantined."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Incremental extract → normalize → warehouse for every configured source."""
+    settings = settings_from(config)
+    if json_out:
+        result = run_sync(settings, sources or (), full=full)
+        emit_json(result.as_dict())
+    else:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def advance(source: str, n: int) -> None:
+                if source not in tasks:
+                    tasks[source] = bar.add_task(f"syncing {source}", total=None)
+                bar.advance(tasks[source], n)
+
+            result = run_sync(settings, sources or (), full=full, progress=advance)
+        render(result)
+    failed = any(c.error for c in result.sources.values())
+    if failed or (strict and result.quarantined):
+        raise typer.Exit(1)
+
+
+def render(result: SyncResult) -> None:
+    table = Table(title=f"sync run {result.run_id}: {result.status}")
+    for col in ("source", "read", "inserted", "updated", "unchanged", "deleted", "quarantined"):
+        table.add_column(col, justify="left" if col == "source" else "right", no_wrap=True)
+    for name, c in result.sources.items():
+        table.add_row(name, *(str(getattr(c, k)) for k in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined")))
+    console.print(table)
+    for name, c in result.sources.items():
+        if c.error:
+            console.print(f"[red]{name} failed:[/] ", c.error, highlight=False)
+    if result.quarantined:
+        console.print(
+            f"{result.quarantined} record(s) quarantined: see the quarantine table "
+            "(source, record, field, reason); fix the data or the mapping and sync again."
+        )

@@ -1,0 +1,241 @@
+"""Reading values as people and CRMs write them: amounts, dates, timestamps, percentages.
+
+Each parser returns a typed value or raises ``ValueError`` with a reason the
+user can act on; :mod:`pipesync.normalize` adds the field and record. Parsers
+cache by input text because exports repeat the same dates and amounts a lot.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+# Currency symbols → ISO codes; the first code is the reading when the source's
+# default currency does not settle it ("$" is USD unless the source is CAD, AUD …).
+SYMBOLS: dict[str, tuple[str, ...]] = {
+    "US$": ("USD",), "R$": ("BRL",), "C$": ("CAD",), "A$": ("AUD",), "NZ$": ("NZD",),
+    "HK$": ("HKD",), "S$": ("SGD",), "MX$": ("MXN",), "CHF": ("CHF",), "zł": ("PLN",),
+    "kr": ("SEK", "NOK", "DKK"), "Kč": ("CZK",), "Ft": ("HUF",), "lei": ("RON",),
+    "$": ("USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"), "€": ("EUR",), "£": ("GBP",),
+    "¥": ("JPY", "CNY"), "￥": ("JPY", "CNY"), "元": ("CNY",), "円": ("JPY",), "₩": ("KRW",), "원": ("KRW",),
+    "₹": ("INR",), "₽": ("RUB",), "₺": ("TRY",), "₪": ("ILS",), "₫": ("VND",), "฿": ("THB",),
+    "₱": ("PHP",), "₴": ("UAH",), "R": ("ZAR",), "د.إ": ("AED",), "ر.س": ("SAR",), "﷼": ("SAR",),
+}
+_SYMBOL_RE = re.compile("|".join(re.escape(s) for s in sorted(SYMBOLS, key=len, reverse=True)))
+_CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
+_NUMBER_CHARS = re.compile(r"[^0-9.,'\s\u00a0\u202f\u2009-]")
+
+
+def _pick(symbol: str, default_currency: str | None) -> str:
+    codes = SYMBOLS[symbol]
+    return default_currency if default_currency in codes else codes[0]
+
+
+@lru_cache(maxsize=65536)
+def parse_amount(text: str, decimal_separator: str | None = None, default_currency: str | None = None) -> tuple[Decimal, str | None]:
+    """``"$1,234.50"`` → (Decimal("1234.50"), "USD"); ``"1.234,50 €"`` → (…, "EUR").
+
+    The decimal separator is the configured one; otherwise the last of "." and
+    "," when both appear, and a lone "," followed by exactly three digits is a
+    thousands separator (money seldom has three decimals). "(12.00)" is negative.
+    """
+    s = text.strip()
+    if not s:
+        raise ValueError("empty amount")
+    negative = s.startswith("(") and s.endswith(")")
+    if negative:
+        s = s[1:-1].strip()
+    currency = None
+    m = _CODE_RE.search(s)
+    if m:
+        currency, s = m.group(1), s[: m.start()] + s[m.end():]
+    m = _SYMBOL_RE.search(s)
+    if m:
+        currency = currency or _pick(m.group(0), default_currency)
+        s = s[: m.start()] + s[m.end():]
+    s = s.strip()
+    if _NUMBER_CHARS.search(s):
+        raise ValueError("not an amount")
+    if s.startswith("-"):
+        negative, s = not negative, s[1:]
+    s = re.sub(r"[\s\u00a0\u202f\u2009']", "", s)
+    dec = decimal_separator
+    if dec is None:
+        if "." in s and "," in s:
+            dec = "." if s.rfind(".") > s.rfind(",") else ","
+        elif s.count(",") == 1 and not re.search(r",\d{3}$", s):
+            dec = ","
+        else:
+            dec = "."
+    thousands = "," if dec == "." else "."
+    if s.count(dec) > 1:
+        raise ValueError(f"more than one decimal separator {dec!r}")
+    if thousands in s and not re.fullmatch(r"\d{1,3}(" + re.escape(thousands) + r"\d{3})+(" + re.escape(dec) + r"\d*)?", s):
+        raise ValueError(f"misplaced thousands separator {thousands!r}")
+    s = s.replace(thousands, "").replace(dec, ".")
+    if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", s):
+        raise ValueError("not an amount")
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise ValueError("not an amount") from None
+    return (-value if negative else value), currency
+
+
+MONTHS = {
+    **{m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)},
+    **{m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], 1)},
+    "sept": 9, "mär": 3, "mrz": 3, "okt": 10, "dez": 12, "mai": 5, "juni": 6, "juli": 7, "januar": 1, "februar": 2,
+    "märz": 3, "oktober": 10, "dezember": 12, "ene": 1, "abr": 4, "ago": 8, "dic": 12, "janv": 1, "févr": 2,
+    "fév": 2, "avr": 4, "juil": 7, "août": 8, "déc": 12,
+}
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_NUMERIC_DATE = re.compile(r"^(\d{1,4})[./\-](\d{1,2})[./\-](\d{1,4})\.?$")
+_CJK_DATE = re.compile(r"^(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})\s*[日일]?\.?$")
+_KO_DATE = re.compile(r"^(\d{4})년\s*(\d{1,2})월\s*(\d{1,2})일$")
+_NAMED_DATE = re.compile(r"^(?:(\d{1,2})[\s\-.]+([^\W\d_]+)\.?[\s\-,.]+(\d{2,4})|([^\W\d_]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))$")
+_TIME_TAIL = re.compile(r"^(.*?\d)[T\s,]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?\s*([AaPp][Mm])?\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2})?$")
+
+
+def _year(y: int) -> int:
+    return y + 2000 if y < 70 else y + 1900 if y < 100 else y
+
+
+@lru_cache(maxsize=65536)
+def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = ()) -> date:
+    """A calendar date from ISO, US, European, named-month and CJK forms.
+
+    An all-numeric date whose day and month could be swapped (03/04/2024) needs
+    ``order`` ("DMY", "MDY" or "YMD"); without it, it is refused, never guessed.
+    """
+    s = text.strip()
+    for fmt in formats:
+        try:
+            return datetime.strptime(s, fmt).date()
+        except ValueError:
+            pass
+    m = _ISO_DATE.match(s) or _CJK_DATE.match(s) or _KO_DATE.match(s)
+    if m:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    m = _NUMERIC_DATE.match(s)
+    if m:
+        a, b, c = (int(g) for g in m.groups())
+        if len(m.group(1)) == 4:  # 2024/05/07 is always year-month-day
+            return date(a, b, c)
+        year = _year(c)
+        if order == "DMY" or (order is None and a > 12 >= b):
+            return date(year, b, a)
+        if order == "MDY" or (order is None and b > 12 >= a):
+            return date(year, a, b)
+        if order == "YMD":
+            return date(_year(a), b, c)
+        if a == b:
+            return date(year, a, b)
+        raise ValueError(f"ambiguous date: day and month could be swapped; set parse.date_order (DMY or MDY)")
+    m = _NAMED_DATE.match(s)
+    if m:
+        if m.group(1):
+            day, month, year = m.group(1), m.group(2), m.group(3)
+        else:
+            month, day, year = m.group(4), m.group(5), m.group(6)
+        mon = MONTHS.get(month.casefold().rstrip("."))
+        if mon is None:
+            raise ValueError(f"unknown month name {month!r}")
+        return date(_year(int(year)), mon, int(day))
+    raise ValueError("not a date")
+
+
+@lru_cache(maxsize=65536)
+def parse_datetime(text: str, tz: str = "UTC", order: str | None = None, formats: tuple[str, ...] = ()) -> datetime:
+    """An aware UTC instant. Timestamps without an offset are read in ``tz`` (the source's zone)."""
+    s = text.strip()
+    try:
+        dt = datetime.fromisoformat(s.replace("+0000", "+00:00") if s.endswith("+0000") else s)
+    except ValueError:
+        dt = None
+    if dt is None:
+        for fmt in formats:
+            try:
+                dt = datetime.strptime(s, fmt)
+                break
+            except ValueError:
+                pass
+    if dt is None:
+        m = _TIME_TAIL.match(s)
+        if m:
+            day = parse_date(m.group(1), order)
+            hour, minute, sec = int(m.group(2)), int(m.group(3)), int(m.group(4) or 0)
+            micro = int((m.group(5) or "0").ljust(6, "0"))
+            ampm = (m.group(6) or "").lower()
+            if ampm:
+                if not 1 <= hour <= 12:
+                    raise ValueError("hour out of range for AM/PM")
+                hour = hour % 12 + (12 if ampm == "pm" else 0)
+            dt = datetime(day.year, day.month, day.day, hour, minute, sec, micro)
+            offset = m.group(7)
+            if offset and offset not in ("Z", "UTC", "GMT"):
+                dt = datetime.fromisoformat(dt.isoformat() + offset[:3] + ":" + offset[-2:])
+            elif offset:
+                dt = dt.replace(tzinfo=timezone.utc)
+        else:
+            day = parse_date(s, order)
+            dt = datetime(day.year, day.month, day.day)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(tz))
+    return dt.astimezone(timezone.utc)
+
+
+@lru_cache(maxsize=4096)
+def parse_probability(text: str) -> float:
+    """'60%', '60', '0.6' → 0.6. Whole numbers above 1 are percentages."""
+    s = text.strip().rstrip("%").strip().replace(",", ".")
+    value = float(s)
+    if value > 1 or text.strip().endswith("%"):
+        value /= 100
+    if not 0 <= value <= 1:
+        raise ValueError("probability outside 0–100%")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    s = text.strip().casefold()
+    if s in ("true", "1", "yes", "y", "t", "x", "deleted", "ja", "oui", "sí", "si", "是", "예"):
+        return True
+    if s in ("false", "0", "no", "n", "f", "", "nein", "non", "否", "아니오"):
+        return False
+    raise ValueError("not a yes/no value")
+
+
+_DOMAIN_RE = re.compile(r"^(?:[a-z][a-z0-9+.\-]*://)?(?:[^@/]*@)?(?:www\d?\.)?([^/:?#\s]+)", re.I)
+
+
+def domain_of(website_or_email: str) -> str | None:
+    """'https://www.Acme.com/about' → 'acme.com'; 'jo@acme.co.uk' → 'acme.co.uk'."""
+    s = website_or_email.strip().lower()
+    if not s:
+        return None
+    if "@" in s and "://" not in s:
+        s = s.rsplit("@", 1)[1]
+    m = _DOMAIN_RE.match(s)
+    if not m:
+        return None
+    host = m.group(1).strip(".")
+    return host if "." in host else None
+
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def parse_email(text: str) -> str:
+    s = text.strip().lower()
+    if not _EMAIL_RE.match(s):
+        raise ValueError("not an email address")
+    return s
+
+
+def split_list(text: str) -> list[str]:
+    """A list cell: 'a@x.com; b@y.com' or 'a, b' → ['a@x.com', 'b@y.com']."""
+    return [p.strip() for p in re.split(r"[;,\n|]", text) if p.strip()]

@@ -1,0 +1,178 @@
+"""``pipesync sync``: extract → normalize → warehouse, incrementally, for every configured source.
+
+Per source: read pages from the adapter from the saved cursor, normalize each
+record through the source's mapping (quarantining what can't be), tell new,
+changed and unchanged deals apart by content hash, record observed stage
+changes, and commit page + cursor together. Re-running on the same input
+changes nothing; killing the run at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from pipesync.adapters import open_adapter
+from pipesync.config import Settings, SourceConfig
+from pipesync.currency import FxTable
+from pipesync.errors import NormalizationError, PipesyncError
+from pipesync.mapping import load_mapping
+from pipesync.model import RawDeal, SharedPipeline, StageChange, deal_key
+from pipesync.normalize import Normalizer
+from pipesync.pipeline import load_pipeline
+from pipesync.warehouse.store import Known, PageWrite, QuarantineEntry, Warehouse, deal_row, now
+
+
+@dataclass
+class SourceCounts:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    status: str
+    sources: dict[str, SourceCounts] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(c.quarantined for c in self.sources.values())
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "status": self.status, "sources": {k: asdict(v) for k, v in self.sources.items()}}
+
+
+Progress = Callable[[str, int], None]
+
+
+def run_sync(
+    settings: Settings,
+    sources: Sequence[str] = (),
+    *,
+    full: bool = False,
+    warehouse: Warehouse | None = None,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
+
+    A source that fails (unreachable, bad credentials) is reported and the others go on;
+    the run's status is then ``partial``.
+    """
+    chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
+    wh = warehouse or Warehouse(settings.warehouse_url())
+    pipeline = load_pipeline(settings.pipeline_path())
+    fx = FxTable(settings.reporting_currency, settings.fx_rates)
+    run_id = wh.start_run([s.name for s in chosen])
+    result = SyncResult(run_id=run_id, status="running")
+    try:
+        for source in chosen:
+            counts = result.sources[source.name] = SourceCounts()
+            try:
+                _sync_source(settings, source, pipeline, fx, wh, counts, full, progress)
+            except PipesyncError as e:
+                counts.error = str(e)
+        failed = [n for n, c in result.sources.items() if c.error]
+        result.status = "ok" if not failed else ("failed" if len(failed) == len(chosen) else "partial")
+    except BaseException as e:  # KeyboardInterrupt included: the run is recorded as what it was
+        result.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        wh.finish_run(run_id, result.status, result.as_dict()["sources"], error=str(e) or e.__class__.__name__)
+        raise
+    wh.finish_run(run_id, result.status, result.as_dict()["sources"], error="; ".join(
+        f"{n}: {c.error}" for n, c in result.sources.items() if c.error) or None)
+    if warehouse is None:
+        wh.close()
+    return result
+
+
+def _sync_source(
+    settings: Settings,
+    source: SourceConfig,
+    pipeline: SharedPipeline,
+    fx: FxTable,
+    wh: Warehouse,
+    counts: SourceCounts,
+    full: bool,
+    progress: Progress | None,
+) -> None:
+    mapping_path = settings.mapping_path(source)
+    mapping = load_mapping(mapping_path, pipeline)
+    normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name)
+    known = wh.known_deals(source.name)
+    in_quarantine = wh.quarantined(source.name)
+    seen: set[str] = set()
+    with open_adapter(source, settings) as adapter:
+        for page in adapter.read_deals(None if full else wh.cursor(source.name)):
+            write = PageWrite(source=source.name, cursor=page.cursor)
+            for raw in page.deals:
+                counts.read += 1
+                _apply(raw, normalizer, known, in_quarantine, seen, write, counts)
+            for sid in page.deleted_ids:
+                key = deal_key(source.name, sid)
+                if key in known and not known[key].is_deleted:
+                    write.deleted_keys.append(key)
+            if page.snapshot_complete:
+                write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
+            write.aliases = {deal_key(source.name, a): deal_key(source.name, s) for a, s in page.aliases.items()}
+            wh.write_page(write)
+            for key in write.deleted_keys:
+                known[key] = Known("", known[key].stage, True)
+            counts.deleted += len(write.deleted_keys)
+            in_quarantine.difference_update(write.released)
+            in_quarantine.update(e.record for e in write.quarantine)
+            if progress:
+                progress(source.name, len(page.deals))
+
+
+def _apply(
+    raw: RawDeal,
+    normalizer: Normalizer,
+    known: dict[str, Known],
+    in_quarantine: set[str],
+    seen: set[str],
+    write: PageWrite,
+    counts: SourceCounts,
+) -> None:
+    record = raw.source_id or raw.locator
+    try:
+        deal = normalizer.normalize(raw)
+    except NormalizationError as e:
+        counts.quarantined += 1
+        write.quarantine.append(
+            QuarantineEntry(record=record, locator=raw.locator, field=e.field, reason=f"{raw.locator}: {e}", raw=raw.raw)
+        )
+        if raw.source_id:
+            # A record we can't read now is still there: don't mark it deleted at the end of a snapshot.
+            seen.add(deal_key(normalizer.source, raw.source_id))
+        return
+    key = deal.key
+    seen.add(key)
+    if record in in_quarantine:
+        write.released.append(record)
+    row = deal_row(deal)
+    before = known.get(key)
+    if before is None:
+        write.inserts.append(row)
+        counts.inserted += 1
+    elif before.content_hash == row["content_hash"]:
+        counts.unchanged += 1
+        return
+    else:
+        write.updates.append(row)
+        counts.updated += 1
+        if before.stage != deal.stage:
+            write.history.append(
+                StageChange(
+                    deal_key=key,
+                    from_stage=before.stage,
+                    to_stage=deal.stage,
+                    changed_at=deal.stage_entered_at or deal.updated_at or now(),
+                    origin="observed",
+                )
+            )
+    known[key] = Known(row["content_hash"], deal.stage, deal.is_deleted)

@@ -1,0 +1,205 @@
+"""The warehouse: one SQLAlchemy engine, tables created on first use, idempotent writes.
+
+Everything a sync learns from one page of a source (deals, observed stage
+changes, quarantine, deletions, aliases) is written with that source's cursor in
+ONE transaction, so a run killed at any point and re-run leaves the same tables
+as one clean run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipesync.errors import WarehouseError
+from pipesync.model import Cursor, Deal, StageChange
+from pipesync.warehouse import schema as t
+
+# Deal fields stored as columns of `deals` (everything but the derived key).
+DEAL_COLUMNS = tuple(c.name for c in t.deals.columns if c.name not in ("key", "content_hash", "synced_at"))
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def deal_row(deal: Deal) -> dict[str, Any]:
+    """The `deals` row for a deal, with its content hash (synced_at is added at write time)."""
+    row = {c: getattr(deal, c) for c in DEAL_COLUMNS}
+    row["key"] = deal.key
+    row["content_hash"] = hashlib.blake2b(
+        json.dumps(row, default=str, sort_keys=True, ensure_ascii=False).encode(), digest_size=16
+    ).hexdigest()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the warehouse holds of a deal, enough to tell new / changed / unchanged."""
+
+    content_hash: str
+    stage: str
+    is_deleted: bool
+
+
+@dataclass
+class QuarantineEntry:
+    record: str
+    locator: str
+    field: str
+    reason: str
+    raw: dict[str, Any]
+
+
+@dataclass
+class PageWrite:
+    """Everything one page changes, written atomically with the source's new cursor."""
+
+    source: str
+    cursor: Cursor
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    history: list[StageChange] = field(default_factory=list)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    # records that normalized this time: their old quarantine rows go
+    released: list[str] = field(default_factory=list)
+    deleted_keys: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers (metrics, report) run while a sync writes; NORMAL is durable at each commit in WAL.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Warehouse:
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if create:
+                t.metadata.create_all(self.engine)
+        except SQLAlchemyError as e:
+            raise WarehouseError(f"cannot open the warehouse {self.safe_url}: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}") from None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "(warehouse)"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise WarehouseError(f"warehouse {self.safe_url}: {e.__class__.__name__}: {getattr(e, 'orig', e)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def known_deals(self, source: str) -> dict[str, Known]:
+        q = select(t.deals.c.key, t.deals.c.content_hash, t.deals.c.stage, t.deals.c.is_deleted).where(
+            t.deals.c.source == source
+        )
+        with self.begin() as conn:
+            return {k: Known(h, s, bool(d)) for k, h, s, d in conn.execute(q)}
+
+    def quarantined(self, source: str) -> set[str]:
+        with self.begin() as conn:
+            return set(conn.scalars(select(t.quarantine.c.record).where(t.quarantine.c.source == source)))
+
+    def cursor(self, source: str) -> Cursor | None:
+        with self.begin() as conn:
+            value = conn.scalar(select(t.sync_state.c.cursor).where(t.sync_state.c.source == source))
+        return None if value is None else Cursor(value=value)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, sources: list[str]) -> int:
+        with self.begin() as conn:
+            # A run that was killed never finished: say so, rather than leave it "running" forever.
+            conn.execute(
+                update(t.sync_runs).where(t.sync_runs.c.status == "running").values(status="interrupted")
+            )
+            return conn.execute(
+                t.sync_runs.insert().values(started_at=now(), status="running", sources=sources, counts={})
+            ).inserted_primary_key[0]
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                update(t.sync_runs)
+                .where(t.sync_runs.c.id == run_id)
+                .values(finished_at=now(), status=status, counts=counts, error=error)
+            )
+
+    # -- the atomic page write ----------------------------------------------------------------
+
+    def write_page(self, page: PageWrite) -> None:
+        stamp = now()
+        with self.begin() as conn:
+            if page.inserts:
+                conn.execute(t.deals.insert(), [{**r, "synced_at": stamp} for r in page.inserts])
+            if page.updates:
+                conn.execute(
+                    update(t.deals).where(t.deals.c.key == bindparam("b_key")),
+                    [{**{k: v for k, v in r.items() if k != "key"}, "b_key": r["key"], "synced_at": stamp} for r in page.updates],
+                )
+            if page.deleted_keys:
+                # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
+                conn.execute(
+                    update(t.deals).where(t.deals.c.key == bindparam("b_key")),
+                    [{"b_key": k, "is_deleted": True, "content_hash": "", "synced_at": stamp} for k in page.deleted_keys],
+                )
+            if page.history:
+                conn.execute(t.stage_history.insert(), [h.model_dump() for h in page.history])
+            self._write_quarantine(conn, page, stamp)
+            for alias, survivor in page.aliases.items():
+                conn.execute(t.deal_aliases.delete().where(t.deal_aliases.c.alias_key == alias))
+                conn.execute(t.deal_aliases.insert().values(alias_key=alias, survivor_key=survivor, recorded_at=stamp))
+            self._save_cursor(conn, page.source, page.cursor, stamp)
+
+    def _write_quarantine(self, conn: Connection, page: PageWrite, stamp: datetime) -> None:
+        q = t.quarantine
+        gone = page.released + [e.record for e in page.quarantine]
+        first_seen: dict[str, datetime] = {}
+        if gone:
+            for chunk in _chunks(gone, 500):
+                cond = and_(q.c.source == page.source, q.c.record.in_(chunk))
+                first_seen.update((r, f) for r, f in conn.execute(select(q.c.record, q.c.first_seen).where(cond)))
+                conn.execute(q.delete().where(cond))
+        if page.quarantine:
+            rows = {}
+            for e in page.quarantine:  # one row per record: the last reason wins within a page
+                rows[e.record] = {
+                    "source": page.source, "record": e.record, "locator": e.locator, "field": e.field,
+                    "reason": e.reason, "raw": e.raw, "first_seen": first_seen.get(e.record, stamp), "last_seen": stamp,
+                }
+            conn.execute(q.insert(), list(rows.values()))
+
+    def _save_cursor(self, conn: Connection, source: str, cursor: Cursor, stamp: datetime) -> None:
+        s = t.sync_state
+        if conn.execute(update(s).where(s.c.source == source).values(cursor=cursor.value, updated_at=stamp)).rowcount == 0:
+            conn.execute(s.insert().values(source=source, cursor=cursor.value, updated_at=stamp))
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
