@@ -9,10 +9,13 @@ sync turns into a quarantine row naming the record and the field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
@@ -59,6 +62,17 @@ class Normalizer:
         self._status_words = {fold(w): Category(c) for c in ("open", "won", "lost") for w in getattr(p.status, c)}
         self._category = {s.key: s.category for s in pipeline.stages}
         self._first = {c: next(s.key for s in pipeline.stages if s.category is c) for c in (Category.WON, Category.LOST)}
+        # Everything besides the record that decides its canonical form: when neither the record
+        # nor this changed, the stored deal is still right and normalizing again can be skipped.
+        self._fingerprint = orjson.dumps(
+            [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items()))]
+        )
+
+    def content_hash(self, raw: RawDeal) -> str:
+        """A digest of the record as read plus the rules that normalize it (``deals.content_hash``)."""
+        h = hashlib.blake2b(self._fingerprint, digest_size=16)
+        h.update(orjson.dumps([raw.source_id, raw.values, raw.raw, raw.problem], default=str, option=orjson.OPT_SORT_KEYS))
+        return h.hexdigest()
 
     # -- one field at a time, each failure naming the field ------------------------------------
 
@@ -159,7 +173,7 @@ class Normalizer:
             amount_reporting = self._field("currency", currency, lambda c: self.fx.to_reporting(amount, c))
 
         website = _text(v.get("account_domain"))
-        deal = Deal(
+        return Deal(
             source=self.source,
             source_id=source_id,
             name=_text(v.get("name")) or "",
@@ -185,4 +199,3 @@ class Normalizer:
             raw=raw.raw,
             **{f: _text(v.get(f)) for f in TEXT_FIELDS if f != "name"},
         )
-        return deal

@@ -139,6 +139,13 @@ def _apply(
     counts: SourceCounts,
 ) -> None:
     record = raw.source_id or raw.locator
+    digest = normalizer.content_hash(raw)
+    if raw.source_id is not None:
+        before = known.get(deal_key(normalizer.source, raw.source_id))
+        if before is not None and before.content_hash == digest and record not in in_quarantine:
+            seen.add(deal_key(normalizer.source, raw.source_id))
+            counts.unchanged += 1
+            return
     try:
         deal = normalizer.normalize(raw)
     except NormalizationError as e:
@@ -154,14 +161,11 @@ def _apply(
     seen.add(key)
     if record in in_quarantine:
         write.released.append(record)
-    row = deal_row(deal)
+    row = deal_row(deal, digest)
     before = known.get(key)
     if before is None:
         write.inserts.append(row)
         counts.inserted += 1
-    elif before.content_hash == row["content_hash"]:
-        counts.unchanged += 1
-        return
     else:
         write.updates.append(row)
         counts.updated += 1

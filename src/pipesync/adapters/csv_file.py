@@ -8,7 +8,8 @@ Options (``sources[].options`` in pipesync.yaml):
   override them);
 - ``encoding``: ``auto`` (default: UTF-8 with or without BOM, UTF-16 as Excel's
   "Unicode text" writes it, else cp1252) or any Python codec name;
-- ``delimiter``: ``auto`` (sniffed among , ; tab |) or the character.
+- ``delimiter``: ``auto`` (sniffed among , ; tab |) or the character;
+- ``page_size``: rows committed per transaction (default 5000).
 
 A file is a full snapshot: every read reads it all, and a deal that was in the
 warehouse but is no longer in the file is marked deleted.
@@ -154,6 +155,7 @@ class CsvAdapter(Adapter):
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         text, digest = self._text()
+        page_size = int(self.source.options.get("page_size", PAGE_SIZE))
         batch: list[RawDeal] = []
         name = self.path.name
         for line, values, header, cells in self._rows(text):
@@ -169,7 +171,7 @@ class CsvAdapter(Adapter):
                     problem=problem,
                 )
             )
-            if len(batch) >= PAGE_SIZE:
+            if len(batch) >= page_size:
                 yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
                 batch = []
         yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)

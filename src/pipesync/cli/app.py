@@ -25,7 +25,8 @@ app = typer.Typer(
 )
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error message stays one line per problem, whatever the terminal width (logs, schedulers)
+err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -131,6 +131,8 @@ deal_links = Table(
     Column("golden_id", String(64), nullable=False),
     Column("score", Float),
     Column("rule", String(200)),
+    # the member the deal's strongest accepted link goes to (None for a one-deal cluster)
+    Column("linked_to", String(300)),
     Index("ix_deal_links_golden", "golden_id"),
 )
 

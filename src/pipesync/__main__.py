@@ -1,0 +1,5 @@
+"""``python -m pipesync`` is the ``pipesync`` command."""
+
+from pipesync.cli import app
+
+app()

@@ -1,0 +1,89 @@
+"""The CSV adapter reads the exports people actually have."""
+
+import codecs
+
+import pytest
+
+from pipesync.adapters.csv_file import CsvAdapter, decode, sniff_delimiter
+from pipesync.config import Settings, SourceConfig
+from pipesync.errors import SourceError
+
+ROWS = [["Deal - ID", "Deal - Title", "Deal - Stage", "Deal - Value"], ["1", "Müller Straße café", "Qualified", "1.000,00"], ["2", "商务 deal", "Lead In", "5"]]
+
+
+def adapter(tmp_path, data: bytes, **options) -> CsvAdapter:
+    path = tmp_path / "export.csv"
+    path.write_bytes(data)
+    source = SourceConfig(name="pd", type="csv", options={"path": str(path), "format": "pipedrive_export", **options})
+    return CsvAdapter(source, Settings(base_dir=tmp_path, mappings_dir=str(tmp_path)))
+
+
+def render(delim: str) -> str:
+    return "\r\n".join(delim.join(r) for r in ROWS) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: s.encode("utf-8"),
+        lambda s: codecs.BOM_UTF8 + s.encode("utf-8"),
+        lambda s: codecs.BOM_UTF16_LE + s.encode("utf-16-le"),  # Excel "Unicode text"
+        lambda s: s.encode("utf-16-be"),
+    ],
+)
+@pytest.mark.parametrize("delim", [",", ";", "\t"])
+def test_encodings_and_delimiters_are_detected(tmp_path, encode, delim):
+    pages = list(adapter(tmp_path, encode(render(delim))).read_deals(None))
+    deals = [d for p in pages for d in p.deals]
+    assert [d.values["name"] for d in deals] == ["Müller Straße café", "商务 deal"]
+    assert deals[0].locator == "export.csv row 2"
+    assert pages[-1].snapshot_complete
+
+
+def test_cp1252_when_not_utf8(tmp_path):
+    text = render(";").replace("商务 deal", "Deal for €")
+    deals = list(adapter(tmp_path, text.encode("cp1252")).read_deals(None))[0].deals
+    assert deals[1].values["name"] == "Deal for €"
+
+
+def test_delimiter_can_be_forced(tmp_path):
+    deals = list(adapter(tmp_path, render("|").encode(), delimiter="|").read_deals(None))[0].deals
+    assert deals[0].values["amount"] == "1.000,00"
+
+
+def test_sniffer_falls_back_to_the_header():
+    assert sniff_delimiter("a;b;c\n1;2\n") == ";"
+
+
+def test_salesforce_footer_lines_are_not_deals(tmp_path):
+    text = (
+        '"Opportunity ID","Opportunity Name","Stage"\n"006A","X","Prospecting"\n""\n'
+        '"Confidential Information - Do Not Distribute"\n"Copyright (c) 2000-2026 salesforce.com, inc. All rights reserved."\n'
+    )
+    deals = list(adapter(tmp_path, text.encode(), format="salesforce_report").read_deals(None))[0].deals
+    assert [d.source_id for d in deals] == ["006A"]
+
+
+def test_a_row_with_extra_cells_is_flagged(tmp_path):
+    deals = list(adapter(tmp_path, (render(",") + "3,x,Lead In,5,extra\r\n").encode()).read_deals(None))[0].deals
+    assert deals[-1].problem == ("row", "5 cells where the header has 4 (a stray delimiter or quote?)")
+
+
+def test_missing_id_column_says_which_columns_exist(tmp_path):
+    with pytest.raises(SourceError, match="no column for source_id.*Title"):
+        list(adapter(tmp_path, b"Title,Stage\nx,y\n", format="generic").read_deals(None))
+
+
+def test_mapping_fields_override_the_preset(tmp_path):
+    (tmp_path / "pd.yaml").write_text("fields:\n  name: Deal - Stage\n")
+    deals = list(adapter(tmp_path, render(",").encode()).read_deals(None))[0].deals
+    assert deals[0].values["name"] == "Qualified"
+
+
+def test_discovery_lists_distinct_stages_with_counts(tmp_path):
+    d = adapter(tmp_path, render(",").encode()).discover()
+    assert [(s.label, s.deal_count) for s in d.pipelines[0].stages] == [("Qualified", 1), ("Lead In", 1)]
+
+
+def test_decode_refuses_nothing_it_can_read():
+    assert decode("naïve".encode("cp1252")) == "naïve"

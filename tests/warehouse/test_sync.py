@@ -1,0 +1,106 @@
+"""`pipesync sync` into the warehouse, on SQLite and PostgreSQL."""
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+
+from pipesync.config import load_config
+from pipesync.sync import run_sync
+from pipesync.warehouse import schema as t
+
+BROKEN = {
+    ("sf_export", "0065g00000A1bCnAAJ"): ("source_stage", "salesforce_opportunities.csv row 12", "'Legal Review' is not in sf_export.yaml"),
+    ("sf_export", "0065g00000A1bCoAAJ"): ("close_date", "salesforce_opportunities.csv row 13", "month must be in 1..12"),
+    ("hubspot_export", "9001234510"): ("currency", "hubspot_deals.csv row 11", "not an ISO 4217 currency code"),
+    ("pipedrive_export", "4107"): ("amount", "pipedrive_deals.csv row 8", "not an amount"),
+    ("pipedrive_export", "4109"): ("row", "pipedrive_deals.csv row 10", "16 cells where the header has 15"),
+    ("apac_sheet", "AP-003"): ("currency", "apac_pipeline_unicode.txt row 4", "no exchange rate from TWD to USD"),
+}
+
+
+def settings_for(project: Path, url: str):
+    settings = load_config(project / "pipesync.yaml")
+    settings.warehouse = url
+    return settings
+
+
+def rows(url: str, table, order_by) -> list[dict]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        out = [dict(r._mapping) for r in conn.execute(select(table).order_by(*order_by))]
+    engine.dispose()
+    return out
+
+
+def test_examples_store_every_good_row_and_quarantine_each_broken_one(example_project, warehouse_url):
+    result = run_sync(settings_for(example_project, warehouse_url))
+    assert result.status == "ok"
+    counts = {n: (c.read, c.inserted, c.quarantined) for n, c in result.sources.items()}
+    assert counts == {"sf_export": (13, 11, 2), "hubspot_export": (11, 10, 1), "pipedrive_export": (9, 7, 2), "apac_sheet": (4, 3, 1)}
+
+    quarantined = {(r["source"], r["record"]): r for r in rows(warehouse_url, t.quarantine, [t.quarantine.c.record])}
+    assert set(quarantined) == set(BROKEN)
+    for key, (field, locator, reason) in BROKEN.items():
+        q = quarantined[key]
+        assert (q["field"], q["locator"]) == (field, locator)
+        assert locator in q["reason"] and field in q["reason"] and reason in q["reason"]
+        assert q["raw"], "the source record is kept so nothing is lost"
+
+    deals = {r["key"]: r for r in rows(warehouse_url, t.deals, [t.deals.c.key])}
+    assert len(deals) == 31
+    won = deals["pipedrive_export:4103"]
+    assert (won["stage"], won["status"], won["source_stage"]) == ("closed_won", "won", "Negotiations Started")
+    assert deals["hubspot_export:9001234506"]["stage"] == "proposal"  # 方案报价
+    assert deals["pipedrive_export:4105"]["stage"] == "negotiation"  # التفاوض
+    assert deals["hubspot_export:9001234501"]["external_refs"] == ["0065g00000A1bCdAAJ"]
+    assert deals["sf_export:0065g00000A1bCdAAJ"]["created_at"].tzinfo is not None
+
+
+def test_second_run_changes_nothing(example_project, warehouse_url):
+    settings = settings_for(example_project, warehouse_url)
+    run_sync(settings)
+    before = rows(warehouse_url, t.deals, [t.deals.c.key])
+    again = run_sync(settings)
+    assert {n: (c.inserted, c.updated, c.deleted) for n, c in again.sources.items()} == {n: (0, 0, 0) for n in again.sources}
+    assert rows(warehouse_url, t.deals, [t.deals.c.key]) == before
+    runs = rows(warehouse_url, t.sync_runs, [t.sync_runs.c.id])
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    assert runs[1]["counts"]["sf_export"]["unchanged"] == 11
+
+
+def test_stage_moves_are_recorded_and_vanished_rows_marked_deleted(example_project, warehouse_url):
+    settings = settings_for(example_project, warehouse_url)
+    run_sync(settings)
+    export = example_project / "exports" / "hubspot_deals.csv"
+    lines = export.read_text(encoding="utf-8").splitlines(keepends=True)
+    moved = [l.replace("Qualified To Buy", "Contract Sent").replace("2026-10-01 11:00", "2026-11-21 09:30") for l in lines if "Pied Piper" not in l]
+    export.write_text("".join(moved), encoding="utf-8")
+
+    result = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
+    assert (result.updated, result.deleted) == (1, 1)
+    history = rows(warehouse_url, t.stage_history, [t.stage_history.c.id])
+    assert [(h["deal_key"], h["from_stage"], h["to_stage"], h["origin"]) for h in history] == [
+        ("hubspot_export:9001234503", "qualification", "negotiation", "observed")
+    ]
+    assert history[0]["changed_at"].isoformat() == "2026-11-21T09:30:00+00:00"
+    deals = {r["key"]: r for r in rows(warehouse_url, t.deals, [t.deals.c.key])}
+    assert deals["hubspot_export:9001234504"]["is_deleted"] is True
+
+
+def test_fixing_the_mapping_releases_quarantined_records(example_project, warehouse_url):
+    settings = settings_for(example_project, warehouse_url)
+    run_sync(settings)
+    mapping = example_project / "mappings" / "sf_export.yaml"
+    mapping.write_text(mapping.read_text() + "      - {label: Legal Review, stage: negotiation}\n")
+    result = run_sync(settings, ["sf_export"]).sources["sf_export"]
+    assert (result.inserted, result.quarantined) == (1, 1)
+    left = rows(warehouse_url, t.quarantine, [t.quarantine.c.record])
+    assert [(q["source"], q["record"]) for q in left if q["source"] == "sf_export"] == [("sf_export", "0065g00000A1bCoAAJ")]
+
+
+def test_a_failing_source_does_not_stop_the_others(example_project, warehouse_url):
+    (example_project / "exports" / "pipedrive_deals.csv").unlink()
+    result = run_sync(settings_for(example_project, warehouse_url))
+    assert result.status == "partial"
+    assert "pipedrive_deals.csv: cannot read the file" in result.sources["pipedrive_export"].error
+    assert result.sources["sf_export"].inserted == 11
