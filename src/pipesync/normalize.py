@@ -127,6 +127,11 @@ class Normalizer:
             )
         return rule.stage
 
+    def shared_stage(self, pipeline: str | None, source_stage: str) -> str | None:
+        """The shared stage key a source stage maps to, or None when the mapping has no decision for it."""
+        rule = self.mapping.find_stage(pipeline, source_stage)
+        return None if rule is None else rule.stage
+
     def _status(self, v: Any) -> Category:
         c = self._status_words.get(fold(str(v)))
         if c is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from pipesync.adapters import open_adapter
+from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError, PipesyncError
@@ -119,6 +119,9 @@ def _sync_source(
             if page.snapshot_complete:
                 write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
             write.aliases = {deal_key(source.name, a): deal_key(source.name, s) for a, s in page.aliases.items()}
+            if source.options.get("history", True):
+                changed = [r["source_id"] for r in write.inserts + write.updates]
+                write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
             wh.write_page(write)
             for key in write.deleted_keys:
                 known[key] = Known("", known[key].stage, True)
@@ -127,6 +130,26 @@ def _sync_source(
             in_quarantine.update(e.record for e in write.quarantine)
             if progress:
                 progress(source.name, len(page.deals))
+
+
+def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[str]) -> dict[str, list[StageChange]]:
+    """The stage changes the source recorded for these deals, in shared stage keys.
+
+    Each deal's list is complete (the adapter reads its whole history), so it replaces
+    what the warehouse held. A change into a stage the mapping does not know is left
+    out: the deal itself is quarantined for that stage already.
+    """
+    out: dict[str, list[StageChange]] = {deal_key(normalizer.source, sid): [] for sid in source_ids}
+    for change in adapter.read_stage_history(source_ids):
+        to_stage = normalizer.shared_stage(change.pipeline, change.to_stage)
+        if to_stage is None:
+            continue
+        from_stage = normalizer.shared_stage(change.pipeline, change.from_stage) if change.from_stage else None
+        key = deal_key(normalizer.source, change.source_id)
+        out.setdefault(key, []).append(
+            StageChange(deal_key=key, from_stage=from_stage, to_stage=to_stage, changed_at=change.changed_at, origin="source_history")
+        )
+    return out
 
 
 def _apply(

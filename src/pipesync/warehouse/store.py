@@ -94,6 +94,8 @@ class PageWrite:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     history: list[StageChange] = field(default_factory=list)
+    # deals whose history the source itself keeps: their source_history rows are replaced by these
+    source_history: dict[str, list[StageChange]] = field(default_factory=dict)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     # records that normalized this time: their old quarantine rows go
     released: list[str] = field(default_factory=list)
@@ -199,11 +201,21 @@ class Warehouse:
                 )
             if page.history:
                 conn.execute(t.stage_history.insert(), [h.model_dump() for h in page.history])
+            self._replace_source_history(conn, page.source_history)
             self._write_quarantine(conn, page, stamp)
             for alias, survivor in page.aliases.items():
                 conn.execute(t.deal_aliases.delete().where(t.deal_aliases.c.alias_key == alias))
                 conn.execute(t.deal_aliases.insert().values(alias_key=alias, survivor_key=survivor, recorded_at=stamp))
             self._save_cursor(conn, page.source, page.cursor, stamp)
+
+    def _replace_source_history(self, conn: Connection, histories: dict[str, list[StageChange]]) -> None:
+        """The source's own history of these deals, as read now: replacing it keeps re-reads idempotent."""
+        h = t.stage_history
+        for chunk in _chunks(list(histories), 500):
+            conn.execute(h.delete().where(and_(h.c.origin == "source_history", h.c.deal_key.in_(chunk))))
+        rows = [c.model_dump() for changes in histories.values() for c in changes]
+        if rows:
+            conn.execute(h.insert(), rows)
 
     def _write_quarantine(self, conn: Connection, page: PageWrite, stamp: datetime) -> None:
         q = t.quarantine
