@@ -1,0 +1,102 @@
+"""``pipesync map SOURCE``: propose, review and write the source's stage mapping; ``--check`` for drift."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, err_console, handles_errors, settings_from
+from pipesync.errors import MappingError
+from pipesync.mapper import DEFAULT_THRESHOLD, DriftReport, Proposal, check_mapping, map_context, propose_mapping, write_mapping
+from pipesync.mapper.review import proposal_table, review, undecided_lines
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+@app.command("map")
+@handles_errors
+def map_command(
+    source: str = typer.Argument(..., help="Name of the source in the config."),
+    config: Path = ConfigOption,
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Accept proposals at or above --threshold without asking; exit 1 listing the rest."
+    ),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", min=0.0, max=1.0, help="Confidence to accept."),
+    json_out: bool = JsonOption,
+    check: bool = typer.Option(
+        False, "--check", help="Compare the mapping file with the live source; exit 1 on drift (for a scheduled job)."
+    ),
+) -> None:
+    """Discover SOURCE's pipelines and stages, propose their shared stages, review, write mappings/SOURCE.yaml.
+
+    Interactive when stdin is a terminal. With --json alone the proposal is printed and nothing is written.
+    """
+    ctx = map_context(settings_from(config), source)
+    if check:
+        if ctx.existing is None:
+            raise MappingError(f"{ctx.path}: no mapping file for source {source!r}: run `pipesync map {source}` first")
+        report = check_mapping(ctx.discovery, ctx.existing)
+        if json_out:
+            emit_json(report.model_dump())
+        else:
+            render_drift(report, ctx.path)
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+
+    proposal = propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold)
+    if json_out and not yes:
+        emit_json(proposal.model_dump())
+        return
+    if not yes:
+        if not stdin_is_terminal():
+            err_console.print(
+                "error: stdin is not a terminal: pass --yes to accept proposals at or above --threshold, "
+                "or --json to print the proposal"
+            )
+            raise typer.Exit(2)
+        if not review(proposal, ctx.pipeline, console):
+            console.print("Nothing written.")
+            return
+    write_mapping(ctx.path, proposal)
+    left = undecided_lines(proposal)
+    if json_out:
+        emit_json({"path": str(ctx.path), "undecided": left, "proposal": proposal.model_dump()})
+    else:
+        render_written(proposal, ctx.path, yes)
+    if yes and left:
+        err_console.print(
+            f"[bold red]error:[/] {len(left)} stage(s) below confidence {threshold:g}, left undecided in "
+            f"{escape(str(ctx.path))}; map them there (or re-run without --yes to review):",
+            highlight=False,
+        )
+        for line in left:
+            err_console.print(f"  - {escape(line)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def render_written(proposal: Proposal, path: Path, quiet: bool) -> None:
+    if quiet:
+        console.print(proposal_table(proposal))
+    decided = sum(1 for _, s in proposal.stages() if s.accepted)
+    total = decided + len(proposal.undecided())
+    console.print(f"Wrote {escape(str(path))}: {decided} of {total} stage(s) mapped.", highlight=False)
+    if proposal.undecided() and not quiet:
+        console.print(
+            f"[yellow]{len(proposal.undecided())} stage(s) left undecided[/]: `pipesync sync` refuses this source "
+            "until they are mapped (edit the file, or re-run `pipesync map`)."
+        )
+
+
+def render_drift(report: DriftReport, path: Path) -> None:
+    if report.ok:
+        console.print(f"{escape(str(path))} matches source {report.source!r}: no drift.", highlight=False)
+        return
+    console.print(f"[bold red]{len(report.items)} drift problem(s)[/] between {escape(str(path))} and the live source:")
+    for item in report.items:
+        console.print(f"  [bold]{item.kind}[/]: {escape(item.message)}", highlight=False)

@@ -1,0 +1,143 @@
+"""Writes a proposal to ``mappings/<source>.yaml``: commented, editable, and kind to edits.
+
+The file is round-tripped with ruamel.yaml: on a re-run every stage that
+already has a shared stage in the file is left exactly as the user wrote it
+(value and comments), as are ``fields``, ``parse`` and anything else in it.
+Only undecided stages (null) are filled in, and stages new to the file are
+appended. Stages the source no longer has are kept: deals may still sit in
+them (``pipesync map --check`` reports them).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
+from pipesync.mapping import ANY, fold
+from pipesync.yamlfile import read_yaml
+
+HEADER = """\
+Stage mapping for source "{source}", written by `pipesync map {source}`.
+Each source stage maps to a shared stage key (see mappings/pipeline.yaml), or to
+null while undecided: deals in an undecided stage are quarantined, never guessed.
+Edit freely. Re-running `pipesync map` keeps every decision written here and only
+fills in undecided or new stages. The comment after a stage says why it was
+proposed (confidence 0..1 and the evidence). Format: docs/mapping-files.md"""
+
+
+def write_mapping(path: str | Path, proposal: Proposal) -> Path:
+    """Writes (or updates) the mapping file at ``path`` from ``proposal``'s accepted stages."""
+    path = Path(path)
+    doc = read_yaml(path) if path.exists() else None
+    if not isinstance(doc, CommentedMap):
+        doc = CommentedMap()
+        doc.yaml_set_start_comment(HEADER.format(source=proposal.source))
+    if doc.get("source") is None:
+        doc.insert(0, "source", proposal.source)
+    pipelines = doc.get("pipelines")
+    if not isinstance(pipelines, CommentedSeq):
+        pipelines = CommentedSeq()
+        doc["pipelines"] = pipelines
+    for pp in proposal.pipelines:
+        node = _find_pipeline(pipelines, pp)
+        for sp in pp.stages:
+            if sp.origin == "kept":
+                continue  # decided in the file already, wherever it stands there
+            if node is None:
+                node = _new_pipeline(pp)
+                pipelines.append(node)
+            _update_stage(node, sp)
+    _save(path, doc)
+    return path
+
+
+def _find_pipeline(pipelines: CommentedSeq, pp: PipelineProposal) -> CommentedMap | None:
+    for node in pipelines:
+        if not isinstance(node, CommentedMap):
+            continue
+        node_id = str(node.get("id", ANY))
+        label = node.get("label")
+        if node_id == pp.id or (label is not None and fold(str(label)) == fold(pp.label)):
+            return node
+    return None
+
+
+def _new_pipeline(pp: PipelineProposal) -> CommentedMap:
+    node = CommentedMap()
+    node["id"] = pp.id
+    if pp.label != pp.id:
+        node["label"] = pp.label
+    node["stages"] = CommentedSeq()
+    return node
+
+
+def _update_stage(pipeline: CommentedMap, sp: StageProposal) -> None:
+    stages = pipeline.get("stages")
+    if not isinstance(stages, CommentedSeq):
+        stages = CommentedSeq()
+        pipeline["stages"] = stages
+    node = _find_stage(stages, sp)
+    if node is None:
+        node = CommentedMap()
+        if sp.id != sp.label:
+            node["id"] = sp.id
+        node["label"] = sp.label
+        node["stage"] = None
+        stages.append(node)
+    elif node.get("stage") is not None:
+        return  # the file's decision is the user's: never touched
+    node["stage"] = sp.stage if sp.accepted else None
+    node.ca.items.pop("stage", None)
+    node.yaml_add_eol_comment(stage_comment(sp), "stage")
+
+
+def _find_stage(stages: CommentedSeq, sp: StageProposal) -> CommentedMap | None:
+    for node in stages:
+        if not isinstance(node, CommentedMap):
+            continue
+        if node.get("id") is not None and str(node["id"]) == sp.id:
+            return node
+    for node in stages:
+        if isinstance(node, CommentedMap) and node.get("label") is not None and fold(str(node["label"])) == fold(sp.label):
+            return node
+    return None
+
+
+def stage_comment(sp: StageProposal) -> str:
+    """The reason written beside a stage: why it maps where it does, or the guesses if undecided."""
+    if sp.accepted and sp.stage is not None:
+        return f"{sp.confidence:.2f}: {'; '.join(sp.reasons)}"
+    candidates = sp.candidates()
+    if not candidates:
+        return f"undecided: {'; '.join(sp.reasons) or 'no evidence'}"
+    shown = ", ".join(f"{g.stage} {g.confidence:.2f} ({'; '.join(g.reasons)})" for g in candidates[:3])
+    return f"undecided; best guesses: {shown}"
+
+
+def _save(path: Path, doc: CommentedMap) -> None:
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # one stage, one line: long reasons stay on their stage's line
+    yaml.allow_unicode = True
+    # An undecided stage reads `stage: null`, not a bare `stage:` a user may take for a typo.
+    yaml.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target then renamed, so a crash never leaves half a mapping file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
