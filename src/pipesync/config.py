@@ -58,6 +58,9 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     type: SourceType
     mapping: str | None = None
+    # What sync does when the source has live stages its mapping cannot place:
+    # refuse the source (default: fix the mapping first) or quarantine those deals.
+    unmapped_stages: Literal["refuse", "quarantine"] = "refuse"
     options: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
 
@@ -82,6 +85,8 @@ class Settings(BaseSettings):
     mappings_dir: str = "mappings"
     pipeline: str | None = None
     stale_after_days: int = Field(default=30, gt=0)
+    # match and survivorship rules for `pipesync consolidate` (default: the built-in rules)
+    consolidation: str | None = None
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.

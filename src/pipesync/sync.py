@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
-from pipesync.errors import NormalizationError, PipesyncError
+from pipesync.errors import MappingError, NormalizationError, PipesyncError
+from pipesync.mapper.drift import unmapped_live_stages
 from pipesync.mapping import load_mapping
 from pipesync.model import RawDeal, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import Normalizer
@@ -56,13 +57,15 @@ def run_sync(
     sources: Sequence[str] = (),
     *,
     full: bool = False,
+    quarantine_unmapped: bool = False,
     warehouse: Warehouse | None = None,
     progress: Progress | None = None,
 ) -> SyncResult:
     """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
 
-    A source that fails (unreachable, bad credentials) is reported and the others go on;
-    the run's status is then ``partial``.
+    A source that fails (unreachable, bad credentials, live stages its mapping cannot
+    place) is reported and the others go on; the run's status is then ``partial``.
+    ``quarantine_unmapped`` syncs such sources anyway, quarantining the unplaceable deals.
     """
     chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
     wh = warehouse or Warehouse(settings.warehouse_url())
@@ -74,7 +77,7 @@ def run_sync(
         for source in chosen:
             counts = result.sources[source.name] = SourceCounts()
             try:
-                _sync_source(settings, source, pipeline, fx, wh, counts, full, progress)
+                _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress)
             except PipesyncError as e:
                 counts.error = str(e)
         failed = [n for n, c in result.sources.items() if c.error]
@@ -98,6 +101,7 @@ def _sync_source(
     wh: Warehouse,
     counts: SourceCounts,
     full: bool,
+    quarantine_unmapped: bool,
     progress: Progress | None,
 ) -> None:
     mapping_path = settings.mapping_path(source)
@@ -107,6 +111,16 @@ def _sync_source(
     in_quarantine = wh.quarantined(source.name)
     seen: set[str] = set()
     with open_adapter(source, settings) as adapter:
+        discovery = adapter.discover()
+        wh.record_catalog(source.name, discovery)
+        unmapped = unmapped_live_stages(discovery, mapping)
+        if unmapped and not (quarantine_unmapped or source.unmapped_stages == "quarantine"):
+            raise MappingError(
+                f"{mapping_path.name} cannot place {len(unmapped)} live stage(s) of {source.name}:\n"
+                + "\n".join(f"  - {item.message}" for item in unmapped)
+                + f"\nFix the mapping (pipesync map {source.name}), or sync with --quarantine-unmapped "
+                "(or unmapped_stages: quarantine on the source) to quarantine those deals meanwhile."
+            )
         for page in adapter.read_deals(None if full else wh.cursor(source.name)):
             write = PageWrite(source=source.name, cursor=page.cursor)
             for raw in page.deals:

@@ -104,3 +104,28 @@ def test_a_failing_source_does_not_stop_the_others(example_project, warehouse_ur
     assert result.status == "partial"
     assert "pipedrive_deals.csv: cannot read the file" in result.sources["pipedrive_export"].error
     assert result.sources["sf_export"].inserted == 11
+
+
+def test_unmapped_live_stages_refuse_the_source_unless_told_to_quarantine(example_project, warehouse_url):
+    config = example_project / "pipesync.yaml"
+    config.write_text(config.read_text().replace("    unmapped_stages: quarantine\n", ""))
+    settings = settings_for(example_project, warehouse_url)
+    refused = run_sync(settings, ["sf_export"]).sources["sf_export"]
+    assert refused.read == 0
+    assert "cannot place 1 live stage(s) of sf_export" in refused.error
+    assert "Legal Review" in refused.error and "--quarantine-unmapped" in refused.error
+    allowed = run_sync(settings, ["sf_export"], quarantine_unmapped=True).sources["sf_export"]
+    assert (allowed.inserted, allowed.quarantined, allowed.error) == (11, 2, None)
+
+
+def test_stage_catalog_is_versioned_only_when_stages_change(example_project, warehouse_url):
+    settings = settings_for(example_project, warehouse_url)
+    run_sync(settings, ["hubspot_export"])
+    run_sync(settings, ["hubspot_export"])
+    export = example_project / "exports" / "hubspot_deals.csv"
+    export.write_text(export.read_text(encoding="utf-8").replace("Contract Sent", "Contract Out"), encoding="utf-8")
+    run_sync(settings, ["hubspot_export"], quarantine_unmapped=True)
+    catalog = rows(warehouse_url, t.stage_catalog, [t.stage_catalog.c.version])
+    assert [c["version"] for c in catalog] == [1, 2]
+    labels = {s["label"] for p in catalog[1]["catalog"]["pipelines"] for s in p["stages"]}
+    assert "Contract Out" in labels and "Contract Sent" not in labels

@@ -19,12 +19,15 @@ def sync(
     config: Path = ConfigOption,
     full: bool = typer.Option(False, "--full", help="Re-read everything, not just what changed since the last run."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any record was quarantined."),
+    quarantine_unmapped: bool = typer.Option(
+        False, "--quarantine-unmapped", help="Sync sources whose mapping misses live stages; quarantine those deals."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
     settings = settings_from(config)
     if json_out:
-        result = run_sync(settings, sources or (), full=full)
+        result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped)
         emit_json(result.as_dict())
     else:
         with Progress(
@@ -38,7 +41,7 @@ def sync(
                     tasks[source] = bar.add_task(f"syncing {source}", total=None)
                 bar.advance(tasks[source], n)
 
-            result = run_sync(settings, sources or (), full=full, progress=advance)
+            result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, progress=advance)
         render(result)
     failed = any(c.error for c in result.sources.values())
     if failed or (strict and result.quarantined):

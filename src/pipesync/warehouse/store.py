@@ -8,6 +8,7 @@ as one clean run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
-from pipesync.model import Cursor, Deal, StageChange
+from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
 # Deal fields stored as columns of `deals` (everything but the derived key).
@@ -165,6 +166,21 @@ class Warehouse:
         with self.begin() as conn:
             value = conn.scalar(select(t.sync_state.c.cursor).where(t.sync_state.c.source == source))
         return None if value is None else Cursor(value=value)
+
+    def record_catalog(self, source: str, discovery: Discovery) -> int:
+        """Stores the source's pipelines and stages as discovered; a new version only when they changed."""
+        catalog = discovery.model_dump(mode="json")
+        fingerprint = hashlib.sha256(orjson.dumps(catalog, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        c = t.stage_catalog
+        with self.begin() as conn:
+            latest = conn.execute(
+                select(c.c.version, c.c.fingerprint).where(c.c.source == source).order_by(c.c.version.desc()).limit(1)
+            ).first()
+            if latest is not None and latest.fingerprint == fingerprint:
+                return latest.version
+            version = 1 if latest is None else latest.version + 1
+            conn.execute(c.insert().values(source=source, version=version, discovered_at=now(), fingerprint=fingerprint, catalog=catalog))
+            return version
 
     # -- runs -------------------------------------------------------------------------------
 
