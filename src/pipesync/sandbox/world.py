@@ -92,6 +92,10 @@ class SeedDeal:
     is_deleted: bool = False
     deleted_at: datetime | None = None
     merged_into: str | None = None  # survivor id, for records merged away
+    closed_at: datetime | None = None  # when it was won or lost (Pipedrive's won_time/lost_time)
+    # ground truth beyond the cluster, for measuring cleanups (see docs/sandbox.md, labels file):
+    role: str = "primary"  # primary | copy (same deal, another system) | duplicate (same system)
+    anomalies: tuple[str, ...] = ()  # e.g. misplaced_zero, stale, behind
 
 
 @dataclass
@@ -108,3 +112,5 @@ class SystemData:
 class World:
     seed: int
     systems: dict[str, SystemData] = field(default_factory=dict)
+    size: int = 0  # the requested number of deal records across all systems
+    as_of: datetime | None = None  # the world's "now": ages, staleness and deletions are relative to it
