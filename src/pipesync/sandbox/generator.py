@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pipesync.model import Category, Deal
+from pipesync.parsing import domain_of
 from pipesync.sandbox import ids
 from pipesync.sandbox.lexicon import SHARED_OPEN, PipelineSpec, catalog, names
 from pipesync.sandbox.names import (
@@ -682,19 +683,11 @@ def canonical_deals(world: World, reporting_currency: str = "USD") -> Iterator[D
                 updated_at=d.updated_at,
                 stage_entered_at=d.closed_at if d.status != "open" and d.closed_at else d.history[-1].entered_at,
                 last_activity_at=d.last_activity_at, owner_email=owner.email, owner_name=owner.name,
-                account_name=account.name, account_domain=domain_of(account.website),
+                account_name=account.name, account_domain=domain_of(account.website) if account.website else None,
                 contact_emails=[emails[c] for c in d.contact_ids], lead_source=d.lead_source,
                 lost_reason=d.lost_reason, next_step=d.next_step,
                 external_refs=[d.external_ref] if d.external_ref else [], is_deleted=d.is_deleted, raw={},
             )
-
-
-def domain_of(website: str | None) -> str | None:
-    """``example.com`` from "https://www.example.com/", "www.example.com" or "example.com"."""
-    if not website:
-        return None
-    host = website.split("://", 1)[-1].split("/", 1)[0].lower()
-    return host.removeprefix("www.") or None
 
 
 def world_summary(world: World) -> dict[str, object]:
