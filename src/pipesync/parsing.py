@@ -212,9 +212,9 @@ def parse_bool(text: str) -> bool:
 _DOMAIN_RE = re.compile(r"^(?:[a-z][a-z0-9+.\-]*://)?(?:[^@/]*@)?(?:www\d?\.)?([^/:?#\s]+)", re.I)
 
 
-def domain_of(website_or_email: str) -> str | None:
-    """'https://www.Acme.com/about' → 'acme.com'; 'jo@acme.co.uk' → 'acme.co.uk'."""
-    s = website_or_email.strip().lower()
+def domain_of(website_or_email: str | None) -> str | None:
+    """'https://www.Acme.com/about' → 'acme.com'; 'jo@acme.co.uk' → 'acme.co.uk'; nothing → None."""
+    s = (website_or_email or "").strip().lower()
     if not s:
         return None
     if "@" in s and "://" not in s:

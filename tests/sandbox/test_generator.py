@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from pipesync.errors import FileErrors
 from pipesync.model import Category
-from pipesync.sandbox.generator import FX_TO_USD, LABEL_COLUMNS, canonical_deals, domain_of, generate, write_labels
+from pipesync.parsing import domain_of
+from pipesync.sandbox.generator import FX_TO_USD, LABEL_COLUMNS, canonical_deals, generate, write_labels
 from pipesync.sandbox.ids import salesforce_suffix
 from pipesync.sandbox.lexicon import DATA_DIR, SHARED_KEYS, SHARED_OPEN, Catalog
 from pipesync.sandbox.world import SYSTEMS, World

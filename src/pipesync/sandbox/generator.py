@@ -683,7 +683,7 @@ def canonical_deals(world: World, reporting_currency: str = "USD") -> Iterator[D
                 updated_at=d.updated_at,
                 stage_entered_at=d.closed_at if d.status != "open" and d.closed_at else d.history[-1].entered_at,
                 last_activity_at=d.last_activity_at, owner_email=owner.email, owner_name=owner.name,
-                account_name=account.name, account_domain=domain_of(account.website) if account.website else None,
+                account_name=account.name, account_domain=domain_of(account.website),
                 contact_emails=[emails[c] for c in d.contact_ids], lead_source=d.lead_source,
                 lost_reason=d.lost_reason, next_step=d.next_step,
                 external_refs=[d.external_ref] if d.external_ref else [], is_deleted=d.is_deleted, raw={},
