@@ -1,0 +1,84 @@
+"""``pipesync metrics``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
+from pipesync.metrics import Metrics, Period, resolve_period, run_metrics
+from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, VIEWS
+from pipesync.metrics.formatting import format_delta, format_value
+from pipesync.metrics.results import DealList
+
+_DATE = dict(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
+FromOption = typer.Option(None, "--from", help="First day of the period (default: start of this quarter).", **_DATE)
+ToOption = typer.Option(None, "--to", help="Last day of the period (default: end of this quarter).", **_DATE)
+SEGMENT_COLUMNS = ("open_pipeline_value", "weighted_pipeline", "win_rate", "avg_won_deal_size", "avg_sales_cycle_days", "velocity_per_month")
+
+
+@app.command()
+@handles_errors
+def metrics(
+    config: Path = ConfigOption,
+    start: datetime = FromOption,
+    end: datetime = ToOption,
+    by: str = typer.Option("all", "--by", help=f"View: {', '.join(VIEWS)}."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Most stuck, stale and suspicious deals listed (largest first)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Pipeline metrics for a period against the previous one; stores a snapshot."""
+    settings = settings_from(config)
+    result = run_metrics(settings, period_from(start, end), view=by, limit=limit)
+    if json_out:
+        emit_json(result.model_dump(mode="json"))
+    else:
+        render(result)
+
+
+def period_from(start: datetime | None, end: datetime | None) -> Period:
+    """The period given by --from/--to; a bound left out comes from the current quarter (UTC)."""
+    return resolve_period(start and start.date(), end and end.date(), datetime.now(timezone.utc).date())
+
+
+def render(m: Metrics) -> None:
+    cur = m.reporting_currency
+    title = f"{m.period.start} to {m.period.end} (vs {m.previous_period.start} to {m.previous_period.end}) · {m.deal_set}"
+    table = Table("metric", "value", "previous", "change", title=title, title_justify="left")
+    for d in HEADLINE:
+        f = m.total(d.key)
+        table.add_row(d.label, format_value(f.value, d.unit, cur), format_value(f.previous, d.unit, cur) if d.compared else "", format_delta(f.delta, f.delta_pct, d.unit, cur))
+    console.print(table)
+    if m.view != "all":
+        seg = Table(m.view, *(HEADLINE_BY_KEY[k].label for k in SEGMENT_COLUMNS), title=f"by {m.view}", title_justify="left")
+        for s in m.segments[1:]:
+            seg.add_row(s.segment, *(format_value(s.metrics[k].value, HEADLINE_BY_KEY[k].unit, cur) for k in SEGMENT_COLUMNS))
+        console.print(seg)
+    funnel = Table("stage", "reached", "went on", "conversion", "previous", title="funnel", title_justify="left")
+    for step in m.funnel:
+        funnel.add_row(step.label, f"{step.reached:,}", "" if step.went_on is None else f"{step.went_on:,}", format_value(step.conversion, "ratio"), format_value(step.previous_conversion, "ratio"))
+    console.print(funnel)
+    days = Table("stage", "visits", "average", "median", title="days in stage", title_justify="left")
+    for s in m.days_in_stage:
+        days.add_row(s.label, f"{s.visits:,}", format_value(s.avg_days, "days"), format_value(s.median_days, "days"))
+    console.print(days)
+    reasons = Table("lost reason", "deals", "value", title="lost reasons", title_justify="left")
+    for r in m.lost_reasons:
+        reasons.add_row(r.reason, f"{r.count:,}", format_value(r.value, "money", cur))
+    console.print(reasons)
+    leads = Table("lead source", "won", "lost", "win rate", title="win rate by lead source", title_justify="left")
+    for w in m.win_rate_by_lead_source:
+        leads.add_row(w.lead_source, f"{w.won:,}", f"{w.lost:,}", format_value(w.win_rate, "ratio"))
+    console.print(leads)
+    for name, deals in (("stuck deals", m.stuck_deals), ("stale deals", m.stale_deals), ("suspicious amounts", m.suspicious_amounts)):
+        _render_list(name, deals, cur)
+
+
+def _render_list(name: str, deals: DealList, currency: str) -> None:
+    table = Table("deal", "owner", "amount", "why", title=f"{name}: {deals.count:,} (largest {min(10, len(deals.deals))})", title_justify="left")
+    for d in deals.deals[:10]:
+        table.add_row(d.name or d.id, d.owner, format_value(d.amount, "money", currency), d.reason)
+    console.print(table)

@@ -1,0 +1,29 @@
+"""``pipesync report``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
+from pipesync.cli.metrics_cmd import FromOption, ToOption, period_from
+from pipesync.report.builder import build_report
+
+
+@app.command()
+@handles_errors
+def report(
+    config: Path = ConfigOption,
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="Where to write the HTML file."),
+    start: datetime = FromOption,
+    end: datetime = ToOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Writes a self-contained HTML pipeline report (opens offline) and stores a metrics snapshot."""
+    path = build_report(settings_from(config), out, period_from(start, end))
+    if json_out:
+        emit_json({"report": str(path.resolve())})
+    else:
+        console.print(f"report written to [bold]{path}[/]", highlight=False)

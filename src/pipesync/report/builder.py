@@ -1,0 +1,213 @@
+"""``pipesync report``: one self-contained HTML file (CSS, JS and SVG charts inline; opens offline).
+
+The page is rendered by Jinja2 with autoescaping on, so every value from the
+warehouse (deal names, owners, reasons…) is escaped; a Content-Security-Policy
+allows only this file's own script and style (by hash) and no network at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from pipesync.config import Settings
+from pipesync.errors import PipesyncError
+from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, Unit
+from pipesync.metrics.formatting import format_delta, format_value
+from pipesync.metrics.periods import Period, quarter_of
+from pipesync.metrics.results import DealList, Metrics, SegmentMetrics
+from pipesync.metrics.run import run_views
+from pipesync.metrics.snapshots import TrendPoint
+from pipesync.report import charts
+
+CARDS = ("open_pipeline_value", "weighted_pipeline", "new_pipeline_value", "win_rate", "avg_won_deal_size", "avg_sales_cycle_days", "velocity_per_month")
+BREAKDOWN = ("open_pipeline_count", "open_pipeline_value", "weighted_pipeline", "won_count", "win_rate", "avg_won_deal_size", "velocity_per_month")
+TREND = ("win_rate", "velocity_per_month")
+BREAKDOWN_VIEWS = ("owner", "source")
+BREAKDOWN_ROWS = 25
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows: the whole deal set, and the breakdowns by owner and by source."""
+
+    overall: Metrics
+    breakdowns: dict[str, Metrics]
+    trend: list[TrendPoint]
+
+
+def build_report(
+    settings: Settings,
+    out: str | Path = "report.html",
+    period: Period | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> Path:
+    """Computes the metrics (storing their snapshots) and writes the report; returns its path."""
+    return write_report(report_data(settings, period, now=now, limit=limit), settings, out)
+
+
+def report_data(settings: Settings, period: Period | None = None, *, now: datetime | None = None, limit: int = 50) -> ReportData:
+    """The metrics the report shows, computed once (and stored as snapshots)."""
+    run = run_views(settings, period, ("all", *BREAKDOWN_VIEWS), now=now, limit=limit, trend_metrics=TREND)
+    return ReportData(run.views["all"], {v: run.views[v] for v in BREAKDOWN_VIEWS}, run.trend)
+
+
+def write_report(data: ReportData, settings: Settings, out: str | Path = "report.html") -> Path:
+    return write_atomically(Path(out), render(data, settings))
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise PipesyncError(f"{path}: cannot write the report: {e.strerror}") from None
+    return path
+
+
+def _asset(name: str) -> str:
+    return resources.files("pipesync.report").joinpath(name).read_text(encoding="utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+
+
+def render(data: ReportData, settings: Settings) -> str:
+    """The report page as one HTML string."""
+    env = Environment(loader=PackageLoader("pipesync.report", "."), autoescape=select_autoescape(default=True, default_for_string=True))
+    css, js = _asset("report.css"), _asset("report.js")
+    m = data.overall
+    cur = m.reporting_currency
+    return env.get_template("report.html").render(
+        m=m,
+        # Our own files, inlined verbatim: escaping them would break them (and their CSP hashes).
+        css=Markup(css),
+        js=Markup(js),
+        csp=f"default-src 'none'; style-src '{_csp_hash(css)}'; script-src '{_csp_hash(js)}'; img-src data:; base-uri 'none'; form-action 'none'",
+        generated=m.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        cards=[_card(HEADLINE_BY_KEY[k], m, cur) for k in CARDS],
+        attention=[_card(HEADLINE_BY_KEY[k], m, cur) for k in ("stuck_deals", "stale_deals", "suspicious_amounts")],
+        funnel_svg=charts.funnel(
+            [
+                charts.FunnelBar(
+                    _short_label(s.label), s.reached,
+                    "" if s.conversion is None else f"{format_value(s.conversion, 'ratio')} went on",
+                )
+                for s in m.funnel
+            ],
+            "Funnel: deals that reached each stage",
+        ),
+        funnel=m.funnel,
+        pipeline_svg=charts.bars(
+            [charts.Bar(_short_label(s.label), s.value, f"{format_value(s.value, 'money', cur)} · {s.count:,}", s.weighted) for s in m.pipeline_by_stage],
+            "Open pipeline by stage (inner bar: weighted)",
+        ),
+        trend_svgs=_trend_charts(data.trend, m),
+        days_svg=charts.bars(
+            [charts.Bar(_short_label(s.label), s.avg_days or 0, _days_text(s.avg_days, s.median_days), s.median_days) for s in m.days_in_stage],
+            "Days in stage: average (inner bar: median)",
+        ),
+        days=m.days_in_stage,
+        breakdowns={view: _breakdown(b, cur) for view, b in data.breakdowns.items()},
+        breakdown_columns=[HEADLINE_BY_KEY[k].label for k in BREAKDOWN],
+        lost_reasons=m.lost_reasons,
+        lead_sources=m.win_rate_by_lead_source,
+        lists=[
+            ("stuck", "Stuck deals", "Open deals longer in their stage than its SLA", _deal_rows(m.stuck_deals, cur), m.stuck_deals.count),
+            ("stale", "Stale deals", f"Open deals (parked ones aside) with no activity or update for over {settings.stale_after_days} days", _deal_rows(m.stale_deals, cur), m.stale_deals.count),
+            ("suspicious", "Suspicious amounts", "Amounts far from the owner's typical deal size: a misplaced zero? Flagged only, never changed", _deal_rows(m.suspicious_amounts, cur), m.suspicious_amounts.count),
+        ],
+        fmt=format_value,
+        cur=cur,
+    )
+
+
+def _short_label(label: str) -> str:
+    """'Qualification (BANT: …)' → 'Qualification': the chart's axis has room for the name only."""
+    return label.split(" (")[0]
+
+
+def _days_text(avg: float | None, median: float | None) -> str:
+    if avg is None:
+        return "no visits ended"
+    return f"avg {avg:.1f} d · median {median:.1f} d"
+
+
+def _card(d: MetricDef, m: Metrics, cur: str) -> dict[str, Any]:
+    f = m.total(d.key)
+    # A card's label already says "/ month": the figure keeps to the amount, so it fits.
+    shown: Unit = "money" if d.unit.startswith("money") else d.unit
+    tone = "flat"
+    if f.delta:
+        tone = "good" if (f.delta > 0) == d.higher_is_better else "bad"
+    return {
+        "key": d.key,
+        "label": d.label,
+        "value": format_value(f.value, shown, cur),
+        "delta": format_delta(f.delta, f.delta_pct, shown, cur),
+        "previous": format_value(f.previous, shown, cur) if d.compared else "",
+        "tone": tone,
+    }
+
+
+def _trend_charts(trend: list[TrendPoint], m: Metrics) -> list[Any]:
+    by_period = {(p.period_start, p.period_end): dict(p.values) for p in trend}
+    # The previous period's figures are computed on every run: the trend has two points from the start.
+    previous = (m.previous_period.start, m.previous_period.end)
+    by_period.setdefault(previous, {k: m.total(k).previous for k in TREND})
+    ordered = sorted(by_period.items(), key=lambda kv: (kv[0][1], kv[0][0]))[-8:]
+    charts_out = []
+    for key in TREND:
+        d = HEADLINE_BY_KEY[key]
+        points = [(_period_label(s, e), values.get(key)) for (s, e), values in ordered]
+        charts_out.append((d.label, charts.line(points, f"{d.label} by period", lambda v, d=d: format_value(v, d.unit, m.reporting_currency).replace(" / month", ""))))
+    return charts_out
+
+
+def _period_label(start: Any, end: Any) -> str:
+    p = Period(start, end)
+    if p == quarter_of(start):
+        return f"Q{(start.month - 1) // 3 + 1} {start.year}"
+    return f"{start:%d %b %y}–{end:%d %b %y}"
+
+
+def _breakdown(b: Metrics, cur: str) -> dict[str, Any]:
+    rows = [_segment_row(s, cur) for s in b.segments[1 : 1 + BREAKDOWN_ROWS]]
+    return {"rows": rows, "more": max(0, len(b.segments) - 1 - BREAKDOWN_ROWS)}
+
+
+def _segment_row(s: SegmentMetrics, cur: str) -> dict[str, Any]:
+    return {
+        "segment": s.segment,
+        "cells": [(format_value(s.metrics[k].value, HEADLINE_BY_KEY[k].unit, cur), s.metrics[k].value) for k in BREAKDOWN],
+    }
+
+
+def _deal_rows(deals: DealList, cur: str) -> list[dict[str, Any]]:
+    rows = []
+    for d in deals.deals:
+        links = [(r.source, r.url) for r in d.records if r.url]
+        rows.append({
+            "name": d.name or d.id,
+            "owner": d.owner,
+            "stage": d.stage,
+            "amount": format_value(d.amount, "money", cur),
+            "amount_sort": d.amount,
+            "reason": d.reason,
+            "links": links,
+            "sources": sorted({r.source for r in d.records}) or [d.source],
+        })
+    return rows
