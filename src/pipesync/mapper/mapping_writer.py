@@ -11,13 +11,12 @@ them (``pipesync map --check`` reports them).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from pipesync.files import write_atomically
 from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
 from pipesync.mapping import ANY, fold
 from pipesync.yamlfile import read_yaml
@@ -132,12 +131,4 @@ def _save(path: Path, doc: CommentedMap) -> None:
     buffer = io.StringIO()
     yaml.dump(doc, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target then renamed, so a crash never leaves half a mapping file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, buffer.getvalue())

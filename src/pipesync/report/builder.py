@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -21,6 +20,7 @@ from markupsafe import Markup
 
 from pipesync.config import Settings
 from pipesync.errors import PipesyncError
+from pipesync.files import write_atomically
 from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, Unit
 from pipesync.metrics.formatting import format_delta, format_value
 from pipesync.metrics.periods import Period, quarter_of
@@ -64,17 +64,10 @@ def report_data(settings: Settings, period: Period | None = None, *, now: dateti
 
 
 def write_report(data: ReportData, settings: Settings, out: str | Path = "report.html") -> Path:
-    return write_atomically(Path(out), render(data, settings))
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        return write_atomically(out, render(data, settings))
     except OSError as e:
-        raise PipesyncError(f"{path}: cannot write the report: {e.strerror}") from None
-    return path
+        raise PipesyncError(f"{out}: cannot write the report: {e.strerror}") from None
 
 
 def _asset(name: str) -> str:
