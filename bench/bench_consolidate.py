@@ -1,0 +1,174 @@
+"""Consolidation quality and speed on the sandbox generator's labelled data.
+
+    python bench/bench_consolidate.py                      # 100,000 and 1,000,000 deals
+    python bench/bench_consolidate.py --sizes 100000 --repeat 3
+
+For each size: the generator's world (seed 42 by default) is turned into light
+records and ground-truth labels once, in a child process, and cached; then
+each measured run happens in a fresh child process, so its peak RSS is the
+consolidation's own (input records included, generator excluded). A run is the
+whole engine: normalization keys, blocking, scoring, clustering, golden ids
+and survivorship of every golden deal (not the warehouse read/write).
+
+Quality is measured on live records only (deleted and merged-away ones take no
+part): pairwise precision / recall / F1 against the truth clusters, and the
+share of true clusters reproduced exactly. Timings on a shared machine are
+noisy: the median of ``--repeat`` runs is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import pickle
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+# generated inputs are cached outside the repository: a million records is ~1 GB of pickle
+CACHE = Path(tempfile.gettempdir()) / "pipesync-bench"
+
+
+def prepare(seed: int, size: int, path: Path) -> None:
+    """Generator world → (records, truth) pickled at ``path``."""
+    from pipesync.consolidate.records import record_from_deal
+    from pipesync.sandbox.generator import canonical_deals, generate, write_labels
+
+    world = generate(seed, size)
+    labels_path = path.with_suffix(".labels.csv")
+    write_labels(world, labels_path)
+    with open(labels_path, encoding="utf-8") as f:
+        truth = {row["deal_key"]: row["truth_id"] for row in csv.DictReader(f)}
+    records = [record_from_deal(d) for d in canonical_deals(world)]
+    del world
+    with open(path, "wb") as f:
+        pickle.dump(records, f, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(path.with_suffix(".truth.pickle"), "wb") as f:
+        pickle.dump(truth, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def pairs_within(groups: list[list[str]], label: dict[str, str]) -> tuple[int, int]:
+    """(pairs predicted together, of those the pairs that are truly the same deal)."""
+    predicted = correct = 0
+    for members in groups:
+        predicted += len(members) * (len(members) - 1) // 2
+        for count in Counter(label[k] for k in members).values():
+            correct += count * (count - 1) // 2
+    return predicted, correct
+
+
+def measure(path: Path, rules_path: str | None) -> dict:
+    from pipesync.consolidate.engine import consolidate, without_gc
+    from pipesync.consolidate.rules import load_rules
+    from pipesync.pipeline import load_pipeline
+
+    with open(path, "rb") as f:
+        records = pickle.load(f)
+    rules, pipeline = load_rules(rules_path), load_pipeline()
+    gc.collect()
+    rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, cpu = time.perf_counter(), time.process_time()
+    result = consolidate(records, rules, pipeline)
+    engine_s = time.perf_counter() - started
+    survivor_started = time.perf_counter()
+    with without_gc():  # as store.write_result does
+        conflicts = sum(len(g.conflicts) for g in result.golden_deals())
+    survivorship_s = time.perf_counter() - survivor_started
+    total_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the labels are the benchmark's, not the engine's: loaded once the run is measured
+    with open(path.with_suffix(".truth.pickle"), "rb") as f:
+        truth = pickle.load(f)
+
+    live = result.records
+    clusters = result.clusters
+    keys = [r.key for r in live]
+    groups = [[keys[i] for i in clusters.members(c)] for c in range(len(clusters))]
+    true_groups: dict[str, list[str]] = {}
+    for k in keys:
+        true_groups.setdefault(truth[k], []).append(k)
+    predicted, correct = pairs_within(groups, truth)
+    true_pairs = sum(len(m) * (len(m) - 1) // 2 for m in true_groups.values())
+    precision = correct / predicted if predicted else 1.0
+    recall = correct / true_pairs if true_pairs else 1.0
+    found = {tuple(sorted(g)) for g in groups}
+    exact = sum(tuple(sorted(m)) in found for m in true_groups.values())
+    multi = [m for m in true_groups.values() if len(m) > 1]
+    exact_multi = sum(tuple(sorted(m)) in found for m in multi)
+    degree = Counter(result.candidates.left.tolist()) + Counter(result.candidates.right.tolist())
+    return {
+        "deals": len(live), "records_in": len(records), "golden_deals": len(clusters),
+        "true_deals": len(true_groups), "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "exact_cluster_rate": exact / len(true_groups), "exact_multi_cluster_rate": exact_multi / max(1, len(multi)),
+        "true_multi_clusters": len(multi), "candidate_pairs": len(result.candidates),
+        "pairs_per_deal": len(result.candidates) / max(1, len(live)),
+        "max_pairs_of_a_deal": max(degree.values(), default=0), "hard_links": result.hard_pairs,
+        "conflicts": conflicts, "seconds": total_s, "engine_seconds": engine_s,
+        "survivorship_seconds": survivorship_s, "cpu_seconds": cpu_s, "deals_per_second": len(live) / total_s,
+        "peak_rss_mb": peak, "rss_after_input_mb": rss_input, "stages": result.timings,
+    }
+
+
+def child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is printed")
+    parser.add_argument("--rules", help="a match rules file (default: the built-in rules)")
+    parser.add_argument("--_prepare", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._prepare:
+        prepare(args.seed, int(args._prepare[0]), Path(args._prepare[1]))
+        print("{}")
+        return
+    if args._measure:
+        print(json.dumps(measure(Path(args._measure), args.rules)))
+        return
+    CACHE.mkdir(exist_ok=True)
+    for size in args.sizes:
+        path = CACHE / f"deals-{args.seed}-{size}.pickle"
+        if not path.with_suffix(".truth.pickle").exists():
+            started = time.perf_counter()
+            child(["--seed", str(args.seed), "--_prepare", str(size), str(path)])
+            print(f"[prepared {size:,} generator records in {time.perf_counter() - started:.0f}s → {path.name}]")
+        extra = ["--rules", args.rules] if args.rules else []
+        runs = [child(["--_measure", str(path), *extra]) for _ in range(args.repeat)]
+        report(size, runs)
+
+
+def report(size: int, runs: list[dict]) -> None:
+    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+    r = runs[0]  # quality is deterministic; only timings vary between runs
+    print(f"\n== {size:,} generator records (seed-fixed), {r['deals']:,} live deals, {len(runs)} run(s), medians ==")
+    print(f"pairwise   precision {r['precision']:.4f}   recall {r['recall']:.4f}   F1 {r['f1']:.4f}")
+    print(f"clusters   {r['golden_deals']:,} golden deals for {r['true_deals']:,} real deals; "
+          f"exact cluster match {r['exact_cluster_rate']:.4f} (all), {r['exact_multi_cluster_rate']:.4f} "
+          f"(the {r['true_multi_clusters']:,} real deals with 2+ records)")
+    print(f"candidates {r['candidate_pairs']:,} pairs, {r['pairs_per_deal']:.2f} per deal "
+          f"(max {r['max_pairs_of_a_deal']} for one deal); {r['hard_links']:,} external-id links; "
+          f"{r['conflicts']:,} field conflicts")
+    print(f"speed      {med('seconds'):.2f} s wall ({med('engine_seconds'):.2f} matching+clustering, "
+          f"{med('survivorship_seconds'):.2f} survivorship), {med('cpu_seconds'):.2f} s CPU, "
+          f"{med('deals_per_second'):,.0f} deals/s")
+    stages = ", ".join(f"{k} {statistics.median(x['stages'][k] for x in runs):.2f}" for k in r["stages"])
+    print(f"stages     {stages} (s)")
+    print(f"memory     peak RSS {med('peak_rss_mb'):,.0f} MB (input records alone {med('rss_after_input_mb'):,.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``pipesync consolidate``: duplicates merged into golden deals; ``--explain KEY`` says why."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
+from pipesync.consolidate.explain import Explanation, explain
+from pipesync.consolidate.store import ConsolidationSummary, rules_for, run_consolidation
+from pipesync.warehouse.store import Warehouse
+
+
+@app.command()
+@handles_errors
+def consolidate(
+    config: Path = ConfigOption,
+    rules: Path = typer.Option(None, "--rules", help="Match rules file (default: `consolidation:` in the config, else built-in)."),
+    explain_key: str = typer.Option(None, "--explain", metavar="KEY", help="Show why deal KEY (e.g. hubspot:123) sits in its golden deal."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Match duplicate deals within and across systems and merge them into golden deals."""
+    settings = settings_from(config)
+    if explain_key:
+        warehouse = Warehouse(settings.warehouse_url())
+        try:
+            explanation = explain(warehouse, explain_key, rules_for(settings, rules))
+        finally:
+            warehouse.close()
+        if json_out:
+            emit_json(explanation.as_dict())
+        else:
+            render_explanation(explanation)
+        return
+    # no spinner with --json: stdout carries only the JSON
+    with nullcontext() if json_out else console.status("consolidating…", spinner="dots"):
+        summary = run_consolidation(settings, rules)
+    if json_out:
+        emit_json(summary.as_dict())
+    else:
+        render_summary(summary)
+
+
+def render_summary(s: ConsolidationSummary) -> None:
+    console.print(
+        f"{s.deals} deals → {s.golden_deals} golden deals "
+        f"({s.merged_clusters} merged, {s.duplicates} duplicates folded in, {s.hard_links} external-id links); "
+        f"{s.candidate_pairs} candidate pairs compared; {s.conflicts} field conflicts recorded.",
+        highlight=False,
+    )
+    console.print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in s.seconds.items()), style="dim", highlight=False)
+
+
+def render_explanation(e: Explanation) -> None:
+    confidence = "" if e.confidence is None else f", confidence {e.confidence:.3f}"
+    console.print(f"[bold]{e.deal_key}[/] → golden deal [bold]{e.golden_id}[/]{confidence}", highlight=False)
+    members = Table(title="members")
+    for col in ("deal", "name", "linked to", "score", "rule"):
+        members.add_column(col)
+    for m in e.members:
+        members.add_row(m.deal_key, m.name, m.linked_to or "", "" if m.score is None else f"{m.score:.4f}", m.rule or "")
+    console.print(members)
+    for p in e.pairs:
+        verdict = "[green]match[/]" if p.match else "[red]no match[/]"
+        pair = Table(title=f"{p.left} ↔ {p.right}: p={p.probability:.4f} {verdict}")
+        for col in ("comparison", "level", "weight"):
+            pair.add_column(col)
+        for c in p.comparisons:
+            pair.add_row(c.comparison, c.level, f"{c.weight:+g}")
+        console.print(pair)
+    if e.fields:
+        fields = Table(title="surviving values")
+        for col in ("field", "value", "from", "rule"):
+            fields.add_column(col)
+        for name, how in e.fields.items():
+            source = how.get("deal_key") or ", ".join(how.get("deal_keys", []))
+            fields.add_row(name, str(how.get("value", "")), source, how.get("rule", ""))
+        console.print(fields)
+    for c in e.conflicts:
+        values = ", ".join(f"{k}={v}" for k, v in c["values"].items())
+        console.print(f"[yellow]conflict[/] {c['field']}: {values}", highlight=False)

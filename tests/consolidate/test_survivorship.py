@@ -1,0 +1,86 @@
+"""Survivorship: each field's winner, by its rule, with provenance and conflicts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from pipesync.consolidate.rules import FieldRule, Survivorship
+from pipesync.consolidate.survivorship import Survivor
+from tests.consolidate.conftest import make_deal, records
+
+
+def golden(pipeline, rules, *deals):
+    return Survivor(rules, pipeline).golden("gd_test", records(*deals), 0.99)
+
+
+def at(day: int) -> datetime:
+    return datetime(2025, 5, day, tzinfo=timezone.utc)
+
+
+def test_each_field_survives_by_its_rule_and_keeps_its_provenance(pipeline, rules):
+    sf = make_deal("salesforce", "1", name="Acme renewal", stage="proposal", owner_email="sf.owner@seller.example",
+                   updated_at=at(1), amount=50_000, contact_emails=["a@acme.com"])
+    hs = make_deal("hubspot", "2", name="Acme - Renewal 2025 (3 years)", stage="negotiation",
+                   owner_email="hs.owner@seller.example", updated_at=at(20), amount=51_000,
+                   contact_emails=["b@acme.com", "a@acme.com"])
+    g = golden(pipeline, rules.survivorship, sf, hs)
+    assert g.members == [hs.key, sf.key]
+    assert g.values["name"] == hs.name and g.provenance["name"] == {"deal_key": hs.key, "rule": "most_complete"}
+    assert g.values["stage"] == "negotiation" and g.provenance["stage"]["rule"] == "most_advanced"
+    assert g.values["owner_email"] == "sf.owner@seller.example"  # salesforce first in source_priority
+    assert g.provenance["owner_email"] == {"deal_key": sf.key, "rule": "source_priority"}
+    assert g.values["amount_reporting"] == Decimal(51_000)  # the most recently updated
+    assert g.values["updated_at"] == at(20)
+    assert g.values["contact_emails"] == ["a@acme.com", "b@acme.com"]
+    assert g.provenance["contact_emails"] == {"deal_keys": [hs.key, sf.key], "rule": "union"}
+
+
+def test_followers_come_from_the_member_that_won_their_leader(pipeline, rules):
+    eur = make_deal("salesforce", "1", amount=46_000, currency="EUR", updated_at=at(25))
+    usd = make_deal("hubspot", "2", amount=50_000, updated_at=at(2))
+    g = golden(pipeline, rules.survivorship, eur, usd)
+    assert (g.values["amount"], g.values["currency"]) == (Decimal(46_000), "EUR")
+    assert g.provenance["currency"] == {"deal_key": eur.key, "rule": "follows amount_reporting"}
+
+
+def test_a_closed_stage_is_more_advanced_than_any_open_one_and_parked_is_least(pipeline, rules):
+    won = make_deal("pipedrive", "1", stage="closed_won", status="won", updated_at=at(1))
+    negotiating = make_deal("salesforce", "2", stage="negotiation", updated_at=at(20))
+    parked = make_deal("hubspot", "3", stage="on_hold", updated_at=at(25))
+    g = golden(pipeline, rules.survivorship, won, negotiating, parked)
+    assert (g.values["stage"], g.values["status"]) == ("closed_won", "won")
+    g = golden(pipeline, rules.survivorship, negotiating, parked)
+    assert g.values["stage"] == "negotiation"
+
+
+def test_the_most_recent_stage_rule_takes_the_latest_update(pipeline):
+    rules = Survivorship(fields={"stage": FieldRule(rule="most_recent")})
+    older = make_deal("salesforce", "1", stage="negotiation", updated_at=at(1))
+    newer = make_deal("hubspot", "2", stage="discovery", updated_at=at(9))
+    assert golden(pipeline, rules, older, newer).values["stage"] == "discovery"
+
+
+def test_empty_values_never_win(pipeline, rules):
+    complete = make_deal("hubspot", "1", lead_source="Webinar", updated_at=at(1))
+    sparse = make_deal("salesforce", "2", lead_source=None, updated_at=at(9))
+    g = golden(pipeline, rules.survivorship, complete, sparse)
+    assert g.values["lead_source"] == "Webinar" and g.provenance["lead_source"]["deal_key"] == complete.key
+
+
+def test_disagreements_beyond_tolerance_are_conflicts_and_within_it_are_not(pipeline, rules):
+    a = make_deal("salesforce", "1", amount=50_000, close_date=date(2025, 6, 30), stage="proposal")
+    b = make_deal("hubspot", "2", amount=50_500, close_date=date(2025, 7, 5), stage="proposal")  # 1%, 5 days
+    assert golden(pipeline, rules.survivorship, a, b).conflicts == []
+    c = make_deal("hubspot", "3", amount=60_000, close_date=date(2025, 9, 30), stage="closed_lost", status="lost")
+    conflicts = {x["field"]: x["values"] for x in golden(pipeline, rules.survivorship, a, c).conflicts}
+    assert conflicts["amount_reporting"] == {a.key: "50000", c.key: "60000"}
+    assert conflicts["close_date"] == {a.key: "2025-06-30", c.key: "2025-09-30"}
+    assert conflicts["stage"] == {a.key: "proposal", c.key: "closed_lost"}
+
+
+def test_a_single_member_is_its_own_golden_deal(pipeline, rules):
+    only = make_deal("pipedrive", "5")
+    g = golden(pipeline, rules.survivorship, only)
+    assert g.members == [only.key] and g.source == "pipedrive"
+    assert g.values["name"] == only.name and g.conflicts == []
