@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, select
 from pipesync.adapters import REGISTRY
 from pipesync.adapters.base import Adapter
 from pipesync.config import Settings, SourceConfig
-from pipesync.model import Cursor, Page, RawDeal, RawStageChange
+from pipesync.model import Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal, RawStageChange
 from pipesync.sync import run_sync
 from pipesync.warehouse import schema as t
 
@@ -20,6 +20,10 @@ class HistoryCRM(Adapter):
     """A CRM that keeps stage history, with one deal whose stage moved on in the second read."""
 
     reads = 0
+
+    def discover(self):
+        stages = [DiscoveredStage(id=s, label=s) for s in ("lead", "pitch", "won")]
+        return Discovery(source=self.name, pipelines=[DiscoveredPipeline(id="*", label="*", stages=stages)])
 
     def read_deals(self, since):
         HistoryCRM.reads += 1
