@@ -98,7 +98,9 @@ class CsvAdapter(Adapter):
             raise ConfigError(f"source {self.name!r}: unknown CSV format {name!r} (known: {', '.join(presets)})")
         return presets[name]
 
-    def _text(self) -> tuple[str, str]:
+    @cached_property
+    def _content(self) -> tuple[str, str]:
+        """The file's text and digest, read once per adapter: sync discovers, then reads."""
         try:
             data = self.path.read_bytes()
         except OSError as e:
@@ -154,7 +156,7 @@ class CsvAdapter(Adapter):
         return load_model(path, Mapping).fields if path.exists() else {}
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
-        text, digest = self._text()
+        text, digest = self._content
         page_size = int(self.source.options.get("page_size", PAGE_SIZE))
         batch: list[RawDeal] = []
         name = self.path.name
@@ -178,7 +180,7 @@ class CsvAdapter(Adapter):
 
     def discover(self) -> Discovery:
         counts: Counter[tuple[str, str]] = Counter()
-        for _, values, _, _ in self._rows(self._text()[0]):
+        for _, values, _, _ in self._rows(self._content[0]):
             stage = values.get("source_stage", "").strip()
             if stage:
                 counts[(values.get("pipeline", "").strip() or ANY, stage)] += 1

@@ -1,0 +1,342 @@
+"""Pipedrive: v2 deals with cursor paging and ``updated_since``; v1 only for flow and merge.
+
+Reads run three passes, each with its own ``update_time`` watermark in the cursor:
+live deals, archived deals (``/deals/archived``, absent from ``/deals`` since 2025), and
+deleted deals (``status=deleted``, kept 30 days; older deletions are caught by a full
+read, which reports ``snapshot_complete``). Won/lost is the deal's ``status``, not its
+stage. Custom fields arrive as 40-character hash keys and option ids and are resolved
+to their names and labels through ``/dealFields``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pipesync.adapters.base import Adapter
+from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
+from pipesync.adapters.auth import oauth_store_path
+from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.pipedrive_client import IDS_MAX, PAGE_MAX, PipedriveClient
+from pipesync.adapters.policy import AmbiguousWrite
+from pipesync.adapters.watermark import Watermark
+from pipesync.adapters.values import calendar_date, chunks, decimal_or_none, domain_of, instant, wire
+from pipesync.config import Settings, SourceConfig
+from pipesync.errors import ConfigError, SourceError
+from pipesync.model import (
+    Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Owner, Page, RawDeal,
+    RawStageChange,
+)
+
+# Passes of one read: (cursor key, path, extra parameters).
+PASSES = (
+    ("live", "/api/v2/deals", {}),
+    ("archived", "/api/v2/deals/archived", {}),
+    ("deleted", "/api/v2/deals", {"status": "deleted"}),
+)
+
+# canonical field → v2 deal field, for writes
+WRITABLE = {
+    "name": "title", "amount": "value", "currency": "currency", "close_date": "expected_close_date",
+    "source_stage": "stage_id", "pipeline": "pipeline_id", "status": "status", "lost_reason": "lost_reason",
+    "probability": "probability",
+}
+INTEGER_FIELDS = {"stage_id", "pipeline_id"}
+
+
+def _field_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.casefold()).strip("_")
+
+
+class PipedriveAdapter(Adapter):
+    record_noun = "deal"
+
+    def __init__(self, source: SourceConfig, settings: Settings):
+        super().__init__(source, settings)
+        opts = source.options
+        self.page_size = min(int(opts.get("page_size", PAGE_MAX)), PAGE_MAX)
+        self.origin_field_name = opts.get("origin_field", "Pipesync origin")
+        self.create_origin_field = bool(opts.get("create_origin_field", True))
+        # Pipedrive has no standard lead-source, next-step or foreign-id fields: custom fields by name.
+        self.lead_source_field = opts.get("lead_source_field", "Lead source")
+        self.next_step_field = opts.get("next_step_field", "Next step")
+        self.external_ref_fields: dict[str, str] = dict(
+            opts.get("external_ref_fields", {"Salesforce ID": "salesforce", "HubSpot ID": "hubspot"}))
+        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
+        self.api = PipedriveClient(source, oauth_store_path(source, settings))
+        self._fields: dict[str, dict[str, Any]] | None = None
+        self._users: dict[str, dict[str, Any]] | None = None
+        self.orgs = Lookup(lambda ids: self.api.by_ids("/api/v2/organizations", ids), batch=IDS_MAX)
+        self.persons = Lookup(lambda ids: self.api.by_ids("/api/v2/persons", ids), batch=IDS_MAX)
+
+    def close(self) -> None:
+        self.api.close()
+
+    @property
+    def calls(self) -> int:
+        return self.api.policy.stats.calls
+
+    # ------------------------------------------------------------ discovery
+
+    def discover(self) -> Discovery:
+        pipelines = self.api.all("/api/v2/pipelines")
+        stages = self.api.all("/api/v2/stages")
+        result = []
+        for p in sorted(pipelines, key=lambda p: p.get("order_nr") or 0):
+            if p.get("is_deleted"):
+                continue
+            own = sorted((s for s in stages if s.get("pipeline_id") == p["id"]), key=lambda s: s.get("order_nr") or 0)
+            result.append(DiscoveredPipeline(id=str(p["id"]), label=p["name"], stages=[
+                DiscoveredStage(
+                    id=str(s["id"]), label=s["name"], order=s.get("order_nr"),
+                    probability=None if s.get("deal_probability") is None else s["deal_probability"] / 100,
+                    # Pipedrive stages are never closed: won and lost are deal statuses.
+                    is_closed=False, is_won=False, active=not s.get("is_deleted", False),
+                ) for s in own
+            ]))
+        owners = [Owner(id=str(u["id"]), name=u.get("name"), email=u.get("email")) for u in self._all_users().values()]
+        return Discovery(source=self.name, pipelines=result, owners=owners)
+
+    # ------------------------------------------------------------ reads
+
+    def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        state: dict[str, Any] = dict(since.value) if since and since.value else {}
+        full = not state
+        if full:
+            # A full read mentions most records, and lists page 5× larger than fetches by id.
+            self.orgs.prime({str(o["id"]): o for o in self.api.all("/api/v2/organizations", {"limit": PAGE_MAX})})
+            self.persons.prime({str(p["id"]): p for p in self.api.all("/api/v2/persons", {"limit": PAGE_MAX})})
+        for key, path, extra in PASSES:
+            mark = Watermark.load(state.get(key))
+            params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size, **extra}
+            if mark.stamp:
+                params["updated_since"] = mark.stamp
+            for rows in self.api.pages(path, params):
+                fresh = mark.fresh(rows, _deal_id, _updated)
+                mark = mark.advance(fresh, _deal_id, _updated, order=instant)
+                state[key] = mark.dump()
+                if key == "deleted":
+                    page = Page(deals=[], deleted_ids=[str(r["id"]) for r in fresh], cursor=Cursor(value=dict(state)))
+                else:
+                    page = Page(deals=self._raw_deals(fresh), cursor=Cursor(value=dict(state)))
+                yield page
+        # The live and archived passes of a full read listed every deal the source still has.
+        yield Page(deals=[], cursor=Cursor(value=dict(state)), snapshot_complete=full)
+
+    def _raw_deals(self, rows: list[dict[str, Any]]) -> list[RawDeal]:
+        if not rows:
+            return []
+        fields = self._deal_fields()
+        users = self._all_users()
+        orgs = self.orgs.resolve(str(r["org_id"]) for r in rows if r.get("org_id"))
+        persons = self.persons.resolve(str(r["person_id"]) for r in rows if r.get("person_id"))
+        return [self._raw_deal(r, fields, users, orgs, persons) for r in rows]
+
+    def _raw_deal(self, d: dict[str, Any], fields: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]],
+                  orgs: dict[str, dict[str, Any]], persons: dict[str, dict[str, Any]]) -> RawDeal:
+        custom = self._custom_fields(d.get("custom_fields") or {}, fields)
+        owner = users.get(str(d.get("owner_id")), {})
+        org = orgs.get(str(d.get("org_id")), {})
+        person = persons.get(str(d.get("person_id")), {})
+        updated_at = instant(d.get("update_time"))
+        emails = sorted((e for e in person.get("emails") or [] if e.get("value")),
+                        key=lambda e: not e.get("primary"))
+        status = d.get("status")
+        values = {
+            "source_id": str(d["id"]),
+            "name": d.get("title") or "",
+            "pipeline": None if d.get("pipeline_id") is None else str(d["pipeline_id"]),
+            "source_stage": None if d.get("stage_id") is None else str(d["stage_id"]),
+            "status": status,
+            "amount": decimal_or_none(d.get("value")),
+            "currency": d.get("currency"),
+            "probability": None if d.get("probability") is None else d["probability"] / 100,
+            # The expected close date is date-only; a closed deal's close_time is when it really closed.
+            "close_date": calendar_date(d.get("expected_close_date"))
+            or (calendar_date(d.get("close_time")) if status in ("won", "lost") else None),
+            "created_at": instant(d.get("add_time")),
+            "updated_at": updated_at,
+            "stage_entered_at": instant(d.get("stage_change_time")) or instant(d.get("add_time")),
+            "last_activity_at": instant(d.get("last_activity_date")),
+            "owner_email": owner.get("email"),
+            "owner_name": owner.get("name"),
+            "account_name": org.get("name"),
+            "account_domain": domain_of(org.get("website")),
+            "contact_emails": [e["value"] for e in emails],
+            "lead_source": custom.get(_field_key(self.lead_source_field)) if self.lead_source_field else None,
+            "lost_reason": d.get("lost_reason"),
+            "next_step": custom.get(_field_key(self.next_step_field)) if self.next_step_field else None,
+            "external_refs": [f"{system}:{custom[_field_key(name)]}" for name, system in self.external_ref_fields.items()
+                              if custom.get(_field_key(name))],
+            "is_deleted": bool(d.get("is_deleted")),
+        }
+        raw = {**d, "custom_fields": custom, "is_archived": bool(d.get("is_archived")),
+               **origin_marks(custom.get(_field_key(self.origin_field_name)) if self.origin_field_name else None,
+                              updated_at, self.own_write_tolerance)}
+        return RawDeal(source_id=str(d["id"]), locator=f"Pipedrive deal {d['id']}", values=values, raw=raw)
+
+    def _custom_fields(self, custom: dict[str, Any], fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """``{hash: option id}`` → ``{field name key: label}``, so mapping files stay readable."""
+        named: dict[str, Any] = {}
+        for code, value in custom.items():
+            f = fields.get(code)
+            if f is None:
+                named[code] = value
+                continue
+            options = {str(o["id"]): o.get("label") for o in f.get("options") or []}
+            if options and isinstance(value, list):
+                value = [options.get(str(v), v) for v in value]
+            elif options and value is not None:
+                value = options.get(str(value), value)
+            named[_field_key(f["field_name"])] = value
+        return named
+
+    def _deal_fields(self) -> dict[str, dict[str, Any]]:
+        if self._fields is None:
+            self._fields = {f["field_code"]: f for f in self.api.all("/api/v2/dealFields") if f.get("field_code")}
+        return self._fields
+
+    def _all_users(self) -> dict[str, dict[str, Any]]:
+        # /v1/users has no paging and no id filter: one call returns every user.
+        if self._users is None:
+            self._users = {str(u["id"]): u for u in self.api.request("GET", "/api/v1/users").get("data") or []}
+        return self._users
+
+    # ------------------------------------------------------------ history
+
+    def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
+        """Stage changes from ``/v1/deals/{id}/flow``: one call (40 tokens) per deal, so only when asked."""
+        for sid in source_ids:
+            start = 0
+            while True:
+                body = self.api.request("GET", f"/api/v1/deals/{sid}/flow",
+                                        params={"start": start, "limit": PAGE_MAX, "items": "dealChange", "all_changes": 1})
+                for item in body.get("data") or []:
+                    data = item.get("data") or {}
+                    if item.get("object") != "dealChange" or data.get("field_key") != "stage_id":
+                        continue
+                    yield RawStageChange(
+                        source_id=str(sid),
+                        from_stage=None if data.get("old_value") in (None, "") else str(data["old_value"]),
+                        to_stage=str(data["new_value"]),
+                        changed_at=instant(data.get("log_time") or item.get("timestamp")),  # type: ignore[arg-type]
+                    )
+                pagination = (body.get("additional_data") or {}).get("pagination") or {}
+                if not pagination.get("more_items_in_collection"):
+                    break
+                start = pagination.get("next_start", start + PAGE_MAX)
+
+    # ------------------------------------------------------------ writes
+
+    def write(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        return with_valid_ids(changes, self.name, str.isdigit, "Pipedrive deal", self._write)
+
+    def _write(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """One call per deal (Pipedrive has no bulk deal update), paced by the token budget."""
+        results: dict[int, ChangeResult] = {}
+        updates = [(i, c) for i, c in enumerate(changes) if c.kind is not ChangeKind.CREATE]
+        for batch in chunks(updates, IDS_MAX):
+            ids = [target_id(c, self.name) for _, c in batch]
+            current = {d.source_id: d.values for d in self._raw_deals(list(self.api.by_ids("/api/v2/deals", ids).values()))}
+            for (i, change), sid in zip(batch, ids):
+                found = conflict(change, current.get(sid), self.record_noun)
+                results[i] = found or self._apply(change, sid)
+        for i, change in enumerate(changes):
+            if change.kind is ChangeKind.CREATE:
+                results[i] = self._create(change)
+        return [results[i] for i in range(len(changes))]
+
+    def _body(self, change: Change) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        values = wanted(change)
+        if change.kind is ChangeKind.CLOSE_LOST:
+            values.setdefault("status", "lost")
+        for field, value in values.items():
+            if field not in WRITABLE:
+                raise ConfigError(f"Pipedrive: pipesync cannot write the field {field!r} (writable: {', '.join(WRITABLE)})")
+            key = WRITABLE[field]
+            if key in INTEGER_FIELDS and value is not None:
+                value = int(value)
+            elif key == "probability" and value is not None:
+                value = round(float(value) * 100)
+            elif key == "value" and value is not None:
+                value = float(value)  # v2 is strictly typed: numbers, not strings
+            body[key] = wire(value)
+        origin = self._origin_code()
+        if origin:
+            body["custom_fields"] = {origin: origin_tag()}
+        return body
+
+    def _apply(self, change: Change, sid: str) -> ChangeResult:
+        try:
+            if change.kind is ChangeKind.MERGE:
+                if not change.merge_into:
+                    return failed(change, "a merge needs the surviving deal (merge_into)")
+                survivor = target_id(Change(deal_key=change.merge_into, kind=change.kind, rule="", reason=""), self.name)
+                # v1 merge is the only merge endpoint; merging the same pair twice is refused, not duplicated.
+                self.api.request("PUT", f"/api/v1/deals/{sid}/merge", json={"merge_with_id": int(survivor)})
+                return applied(change, new_source_id=survivor)
+            body = self._body(change)
+            if not body:
+                return failed(change, "the change sets no fields")
+            self.api.request("PATCH", f"/api/v2/deals/{sid}", json=body)
+            return applied(change)
+        except (SourceError, ConfigError) as e:
+            return failed(change, str(e))
+
+    def _create(self, change: Change) -> ChangeResult:
+        """A create is not idempotent: after an unknown outcome, look for it before any resend."""
+        try:
+            body = self._body(change)
+            if "title" not in body:
+                return failed(change, "a new Pipedrive deal needs a name")
+            try:
+                created = self.api.request("POST", "/api/v2/deals", json=body, idempotent=False)
+            except AmbiguousWrite:
+                found = self._find_by_origin(body)
+                if found is not None:
+                    return applied(change, new_source_id=found)
+                created = self.api.request("POST", "/api/v2/deals", json=body, idempotent=False)
+            return applied(change, new_source_id=str(created["data"]["id"]))
+        except (SourceError, ConfigError) as e:
+            return failed(change, str(e))
+
+    def _find_by_origin(self, body: dict[str, Any]) -> str | None:
+        """The deal a lost create response made, found by its unique origin tag."""
+        origin = self._origin_code()
+        if not origin:
+            raise AmbiguousWrite("Pipedrive: a create's outcome is unknown and no origin field is configured to check it")
+        tag = body["custom_fields"][origin]
+        since = tag.split(" ", 1)[1]
+        for rows in self.api.pages("/api/v2/deals", {"updated_since": since, "sort_by": "update_time"}):
+            for r in rows:
+                if (r.get("custom_fields") or {}).get(origin) == tag:
+                    return str(r["id"])
+        return None
+
+    def _origin_code(self) -> str | None:
+        if not self.origin_field_name:
+            return None
+        key = _field_key(self.origin_field_name)
+        for code, f in self._deal_fields().items():
+            if _field_key(f.get("field_name", "")) == key:
+                return code
+        if not self.create_origin_field:
+            raise ConfigError(
+                f"Pipedrive: no deal field named {self.origin_field_name!r} to tag pipesync's writes; create a text "
+                f"deal field with that name, or set the source's origin_field option"
+            )
+        # One text field, created once, so pipesync can tell its own write-back from a user's change.
+        created = self.api.request("POST", "/api/v2/dealFields",
+                                   json={"field_name": self.origin_field_name, "field_type": "varchar"})
+        self._fields = None
+        return str(created["data"]["field_code"])
+
+
+def _deal_id(d: dict[str, Any]) -> str:
+    return str(d["id"])
+
+
+def _updated(d: dict[str, Any]) -> Any:
+    return d.get("update_time")

@@ -1,0 +1,68 @@
+"""One vendor sandbox running on loopback, with a source config pointing an adapter at it.
+
+Each system's store mutates differently; :class:`SystemEnv` gives the tests one vocabulary
+(touch, delete, merge, live ids from the generator's ground truth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipesync.adapters import open_adapter
+from pipesync.adapters.base import Adapter
+from pipesync.adapters.sandbox_sources import sandbox_source
+from pipesync.config import Settings, SourceConfig
+from pipesync.sandbox.faults import Faults
+from pipesync.sandbox.sandboxes import RunningSandbox, Sandboxes
+from pipesync.sandbox.world import SYSTEMS, World
+
+__all__ = ["SYSTEMS", "SystemEnv", "running"]
+
+
+@dataclass
+class SystemEnv:
+    sandbox: RunningSandbox
+    source: SourceConfig
+
+    @property
+    def system(self) -> str:
+        return self.sandbox.system
+
+    @property
+    def store(self) -> Any:
+        return self.sandbox.store
+
+    def adapter(self) -> Adapter:
+        return open_adapter(self.source, Settings())
+
+    def seeded_live_ids(self) -> set[str]:
+        """Ground truth: the generator's deals that are neither deleted nor merged away."""
+        return {str(d.id) for d in self.sandbox.data.deals if not d.is_deleted and not d.merged_into}
+
+    def touch(self, fraction: float) -> set[str]:
+        if self.system == "salesforce":
+            return set(self.store.modify_deals(fraction))
+        if self.system == "hubspot":
+            return set(self.store.modify_fraction(fraction))
+        return {str(i) for i in self.store.touch(fraction)}
+
+    def delete(self, source_id: str) -> None:
+        if self.system == "salesforce":
+            self.store.delete_record("Opportunity", source_id)
+        elif self.system == "hubspot":
+            self.store.archive(self.store.resolve(source_id))
+        else:
+            self.store.delete([int(source_id)])
+
+
+@contextmanager
+def running(system: str, world: World, tmp: Path, *, faults: Faults | None = None, oauth: bool = False,
+            options: dict[str, Any] | None = None) -> Iterator[SystemEnv]:
+    """The system's sandbox serving its part of ``world``; ``oauth`` picks the refreshable auth mode."""
+    with Sandboxes(world, systems=(system,), faults={system: faults or Faults()}) as boxes:
+        sandbox = boxes[system]
+        yield SystemEnv(sandbox, sandbox_source(sandbox, tmp / "secrets", oauth=oauth, options=options))
