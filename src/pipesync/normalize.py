@@ -44,6 +44,14 @@ def _text(v: Any) -> str | None:
     return None if _blank(v) else str(v).strip()
 
 
+def _strip(v: Any) -> str:
+    return str(v).strip()
+
+
+def _probability(v: Any) -> float:
+    return v if isinstance(v, float) and v <= 1 else parse_probability(str(v))
+
+
 class Normalizer:
     """Normalizes one source's records; built once per source per run."""
 
@@ -61,6 +69,17 @@ class Normalizer:
         self._default_currency = p.default_currency or fx.reporting
         self._status_words = {fold(w): Category(c) for c in ("open", "won", "lost") for w in getattr(p.status, c)}
         self._category = {s.key: s.category for s in pipeline.stages}
+        self._parsers: dict[str, Callable[[Any], Any]] = {
+            **{f: _strip for f in TEXT_FIELDS},
+            **{f: self._instant for f in INSTANT_FIELDS},
+            "probability": _probability,
+            "close_date": self._date,
+            "owner_email": lambda x: parse_email(str(x)),
+            "account_domain": lambda x: domain_of(str(x)),
+            "contact_emails": self._emails,
+            "external_refs": lambda x: list(x) if isinstance(x, (list, tuple)) else split_list(str(x)),
+            "is_deleted": lambda x: x if isinstance(x, bool) else parse_bool(str(x)),
+        }
         self._first = {c: next(s.key for s in pipeline.stages if s.category is c) for c in (Category.WON, Category.LOST)}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
@@ -177,11 +196,9 @@ class Normalizer:
             currency = self._field("currency", currency, lambda x: self.fx.check_code(str(x)))
             amount_reporting = self._field("currency", currency, lambda c: self.fx.to_reporting(amount, c))
 
-        website = _text(v.get("account_domain"))
         return Deal(
             source=self.source,
             source_id=source_id,
-            name=_text(v.get("name")) or "",
             pipeline=pipeline,
             source_stage=source_stage,
             stage=stage,
@@ -189,18 +206,20 @@ class Normalizer:
             amount=amount,
             currency=currency,
             amount_reporting=amount_reporting,
-            probability=self._field(
-                "probability", v.get("probability"), lambda x: x if isinstance(x, float) and x <= 1 else parse_probability(str(x))
-            ),
-            close_date=self._field("close_date", v.get("close_date"), self._date),
-            **{f: self._field(f, v.get(f), self._instant) for f in INSTANT_FIELDS},
-            owner_email=self._field("owner_email", v.get("owner_email"), lambda x: parse_email(str(x))),
-            account_domain=domain_of(website) if website else None,
-            contact_emails=self._field("contact_emails", v.get("contact_emails"), self._emails) or [],
-            external_refs=self._field(
-                "external_refs", v.get("external_refs"), lambda x: list(x) if isinstance(x, (list, tuple)) else split_list(str(x))
-            ) or [],
-            is_deleted=bool(self._field("is_deleted", v.get("is_deleted"), lambda x: x if isinstance(x, bool) else parse_bool(str(x)))),
             raw=raw.raw,
-            **{f: _text(v.get(f)) for f in TEXT_FIELDS if f != "name"},
+            **self._optional(v),
         )
+
+    def _optional(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Every other field the record has, parsed; blanks are left to the model's defaults."""
+        out = {}
+        parsers = self._parsers
+        for f, x in values.items():
+            parse = parsers.get(f)
+            if parse is None or _blank(x):
+                continue
+            try:
+                out[f] = parse(x)
+            except (ValueError, ArithmeticError) as e:
+                raise NormalizationError(f, str(e), x) from None
+        return out

@@ -26,6 +26,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
 }
 _SYMBOL_RE = re.compile("|".join(re.escape(s) for s in sorted(SYMBOLS, key=len, reverse=True)))
 _CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_CHARS = re.compile(r"[^0-9.,'\s\u00a0\u202f\u2009-]")
 
 
@@ -43,6 +44,8 @@ def parse_amount(text: str, decimal_separator: str | None = None, default_curren
     thousands separator (money seldom has three decimals). "(12.00)" is negative.
     """
     s = text.strip()
+    if _PLAIN_NUMBER.fullmatch(s) and decimal_separator != ",":
+        return Decimal(s), None  # the common case: what APIs and most exports write
     if not s:
         raise ValueError("empty amount")
     negative = s.startswith("(") and s.endswith(")")

@@ -28,6 +28,7 @@ def write_export(path: Path, n: int, seed: int = 7, version: int = 1) -> Path:
     """Writes ``n`` deals to ``path`` and the source's mapping beside it as ``<stem>.yaml``."""
     rng = random.Random(seed)
     start = date(2025, 1, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
