@@ -133,7 +133,7 @@ def _sync_source(
             if page.snapshot_complete:
                 write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
             write.aliases = {deal_key(source.name, a): deal_key(source.name, s) for a, s in page.aliases.items()}
-            if source.options.get("history", True):
+            if source.options.get("history", adapter.history_in_bulk):
                 changed = [r["source_id"] for r in write.inserts + write.updates]
                 write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
             wh.write_page(write)

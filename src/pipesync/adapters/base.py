@@ -23,6 +23,9 @@ class Adapter:
 
     #: the vendor's name for a deal record, used in messages ("Opportunity", "deal")
     record_noun = "record"
+    #: whether reading stage history costs about a page of calls, not a call per deal;
+    #: sync reads history by default only where it does (``options.history`` overrides)
+    history_in_bulk = True
 
     def __init__(self, source: "SourceConfig", settings: "Settings"):
         self.source = source

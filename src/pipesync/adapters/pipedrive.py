@@ -51,6 +51,7 @@ def _field_key(name: str) -> str:
 
 class PipedriveAdapter(Adapter):
     record_noun = "deal"
+    history_in_bulk = False  # /v1/deals/{id}/flow: one call per deal
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
