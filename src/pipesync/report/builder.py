@@ -64,8 +64,9 @@ def report_data(settings: Settings, period: Period | None = None, *, now: dateti
 
 
 def write_report(data: ReportData, settings: Settings, out: str | Path = "report.html") -> Path:
+    html = render(data, settings)
     try:
-        return write_atomically(out, render(data, settings))
+        return write_atomically(out, html)
     except OSError as e:
         raise PipesyncError(f"{out}: cannot write the report: {e.strerror}") from None
 
