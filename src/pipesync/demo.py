@@ -57,7 +57,10 @@ def write_project(folder: Path, sources: list[SourceConfig]) -> Settings:
     }
     with (folder / "pipesync.yaml").open("w", encoding="utf-8") as f:
         f.write("# Written by `pipesync demo`: the sandboxes' URLs are only valid while the demo runs.\n")
-        YAML(typ="safe", pure=True).dump(config, f)
+        writer = YAML(typ="safe", pure=True)
+        writer.default_flow_style = False
+        writer.width = 4096
+        writer.dump(config, f)
     return load_config(folder / "pipesync.yaml")
 
 

@@ -27,7 +27,7 @@ def sandbox_source(sandbox: RunningSandbox, secrets_dir: str | Path, *, name: st
     signs in through the OAuth password flow, so it can renew an expired session)."""
     system = sandbox.system
     directory = Path(secrets_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets live here
     creds = sandbox.credentials
     if system == "salesforce":
         opts: dict[str, Any] = {"login_url": sandbox.base_url, "ca_bundle": sandbox.ca_bundle, "auth": "password",
