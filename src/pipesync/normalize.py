@@ -81,6 +81,11 @@ class Normalizer:
             "is_deleted": lambda x: x if isinstance(x, bool) else parse_bool(str(x)),
         }
         self._first = {c: next(s.key for s in pipeline.stages if s.category is c) for c in (Category.WON, Category.LOST)}
+        # Exports repeat a handful of stages, status words and currencies across every row:
+        # each distinct value is looked up (folded, matched against the mapping) once per run.
+        self._stages: dict[tuple[str | None, str], str] = {}
+        self._statuses: dict[str, Category] = {}
+        self._currencies: dict[str, str] = {}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
         self._fingerprint = orjson.dumps(
@@ -132,6 +137,12 @@ class Normalizer:
     def _stage(self, pipeline: str | None, source_stage: str | None) -> str:
         if source_stage is None:
             raise NormalizationError("source_stage", "the record has no stage")
+        found = self._stages.get((pipeline, source_stage))
+        if found is None:
+            found = self._stages[(pipeline, source_stage)] = self._find_stage(pipeline, source_stage)
+        return found
+
+    def _find_stage(self, pipeline: str | None, source_stage: str) -> str:
         rule = self.mapping.find_stage(pipeline, source_stage)
         where = f" of pipeline {pipeline!r}" if pipeline else ""
         if rule is None:
@@ -152,10 +163,21 @@ class Normalizer:
         return None if rule is None else rule.stage
 
     def _status(self, v: Any) -> Category:
-        c = self._status_words.get(fold(str(v)))
+        text = str(v)
+        c = self._statuses.get(text)
         if c is None:
-            raise ValueError("unknown status word: add it under parse.status in the mapping file")
+            c = self._status_words.get(fold(text))
+            if c is None:
+                raise ValueError("unknown status word: add it under parse.status in the mapping file")
+            self._statuses[text] = c
         return c
+
+    def _currency(self, v: Any) -> str:
+        text = str(v)
+        code = self._currencies.get(text)
+        if code is None:
+            code = self._currencies[text] = self.fx.check_code(text)
+        return code
 
     # -- the record ---------------------------------------------------------------------------
 
@@ -187,13 +209,13 @@ class Normalizer:
                 amount, currency = self._field(
                     "amount", raw_amount, lambda x: parse_amount(str(x), self._decimal, self._default_currency)
                 )
-        explicit = self._field("currency", v.get("currency"), lambda x: self.fx.check_code(str(x)))
+        explicit = self._field("currency", v.get("currency"), self._currency)
         if explicit and currency and explicit != currency:
             raise NormalizationError("currency", f"column says {explicit} but the amount is written in {currency}")
         currency = explicit or currency or (self._default_currency if amount is not None else None)
         amount_reporting = None
         if amount is not None:
-            currency = self._field("currency", currency, lambda x: self.fx.check_code(str(x)))
+            currency = self._field("currency", currency, self._currency)
             amount_reporting = self._field("currency", currency, lambda c: self.fx.to_reporting(amount, c))
 
         return Deal(
@@ -216,7 +238,7 @@ class Normalizer:
         parsers = self._parsers
         for f, x in values.items():
             parse = parsers.get(f)
-            if parse is None or _blank(x):
+            if parse is None or x is None or (isinstance(x, str) and not x.strip()):  # _blank, inlined: hot loop
                 continue
             try:
                 out[f] = parse(x)

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 
 from pydantic import BaseModel, RootModel
@@ -83,6 +84,7 @@ def sniff_delimiter(text: str) -> str:
 
 class CsvAdapter(Adapter):
     record_noun = "row"
+    history_in_bulk = False  # an export holds no stage history: nothing to read, nothing to replace
 
     @cached_property
     def path(self) -> Path:
@@ -142,11 +144,19 @@ class CsvAdapter(Adapter):
         header = [h.strip().lstrip("\ufeff") for h in header]
         columns = self._columns(header, self._overrides)
         footers = tuple(fold(f) for f in self.preset.footers)
+        # columns always holds source_id and source_stage: picks returns a tuple
+        fields, picks = tuple(columns), itemgetter(*columns.values())
+        width = len(header)
         for cells in reader:
-            filled = [c for c in cells if c.strip()]
-            if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
-                continue
-            values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
+            # A row whose first two cells are filled is data; only the others can be blank or a footer.
+            if len(cells) < 2 or not (cells[0].strip() and cells[1].strip()):
+                filled = [c for c in cells if c.strip()]
+                if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
+                    continue
+            if len(cells) == width:
+                values = dict(zip(fields, picks(cells)))
+            else:
+                values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
             yield reader.line_num, values, header, cells
 
     @cached_property

@@ -12,60 +12,70 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, select, update
+from sqlalchemy import Column, Connection, Engine, and_, bindparam, create_engine, event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
-# Deal fields stored as columns of `deals` (everything but the derived key).
-DEAL_COLUMNS = tuple(c.name for c in t.deals.columns if c.name not in ("key", "content_hash", "synced_at"))
+# A deal as the sync hands it to the warehouse: the canonical record and its content hash.
+DealWrite = tuple[Deal, str]
 
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def deal_row(deal: Deal, content_hash: str) -> dict[str, Any]:
-    """The `deals` row for a deal (synced_at is added at write time)."""
-    row = {c: getattr(deal, c) for c in DEAL_COLUMNS}
-    row["key"] = deal.key
-    row["content_hash"] = content_hash
-    return row
-
-
 def json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-class BulkStatement:
-    """A statement compiled once and fed rows through the columns' own bind processors.
+class DealStatement:
+    """A `deals` INSERT or UPDATE compiled once and fed straight from :class:`Deal` objects.
 
-    At tens of thousands of rows per second SQLAlchemy's per-row parameter
-    handling costs more than the database itself; this keeps its type
-    conversions (JSON, UTC datetimes, numerics) and drops the rest: one
-    generated function turns a row dict into the driver's parameters.
+    At tens of thousands of rows per second, building a row dict per deal and
+    SQLAlchemy's per-row parameter handling cost more than the database itself.
+    This keeps the columns' own bind processors (JSON, UTC datetimes, numerics)
+    and drops the rest: one generated function reads the deal's attributes into
+    the driver's parameters. ``params`` names each bind parameter's column.
     """
 
-    def __init__(self, engine: Engine, stmt: Any, params: dict[str, Any]):
-        compiled = stmt.compile(dialect=engine.dialect, column_keys=list(params))
-        self.sql = str(compiled)
+    def __init__(self, engine: Engine, stmt: Any, params: dict[str, Column[Any]]):
         dialect = engine.dialect
-        procs = {name: col.type.dialect_impl(dialect).bind_processor(dialect) for name, col in params.items()}
+        compiled = stmt.compile(dialect=dialect, column_keys=list(params))
+        self.sql = str(compiled)
         names = compiled.positiontup or list(params)
-        env = {f"p{i}": procs[n] for i, n in enumerate(names) if procs[n] is not None}
-        items = [f"p{i}(r[{n!r}])" if f"p{i}" in env else f"r[{n!r}]" for i, n in enumerate(names)]
+        env: dict[str, Any] = {}
+        items = []
+        for i, name in enumerate(names):
+            column, kind = params[name].name, params[name].type
+            # synced_at is the same for a whole page: it comes in already converted (see run)
+            value = {"key": "d.key", "content_hash": "h", "synced_at": "s"}.get(column, f"d.{column}")
+            proc = kind.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None and column != "synced_at":
+                if getattr(kind, "impl_instance", kind).python_type in (date, datetime):  # UTCDateTime: its impl's
+                    # Converting a date or instant costs microseconds (UTC, then text on SQLite) and exports
+                    # repeat them a lot (close dates, import timestamps): each distinct value once.
+                    proc = lru_cache(maxsize=16384)(proc)
+                env[f"p{i}"] = proc
+                # Most optional fields are empty: a processor that keeps None as None is not called for it.
+                # (Not JSON's: it writes None as the JSON text null.)
+                value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))" if proc(None) is None else f"p{i}({value})"
+            items.append(value)
         body = "(" + ", ".join(items) + ",)" if compiled.positiontup else "{" + ", ".join(f"{n!r}: {x}" for n, x in zip(names, items)) + "}"
-        self.bind = eval("lambda r: " + body, env)  # noqa: S307 - built from column names above, no input
+        self._bind = eval("lambda d, h, s: " + body, env)  # noqa: S307 - built from column names above, no input
+        self._synced_at = t.deals.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
 
-    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            conn.exec_driver_sql(self.sql, [self.bind(r) for r in rows])
+    def run(self, conn: Connection, deals: list[DealWrite], synced_at: datetime) -> None:
+        if deals:
+            bind, stamp = self._bind, self._synced_at(synced_at)
+            conn.exec_driver_sql(self.sql, [bind(d, h, stamp) for d, h in deals])
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +102,8 @@ class PageWrite:
 
     source: str
     cursor: Cursor
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    inserts: list[DealWrite] = field(default_factory=list)
+    updates: list[DealWrite] = field(default_factory=list)
     history: list[StageChange] = field(default_factory=list)
     # deals whose history the source itself keeps: their source_history rows are replaced by these
     source_history: dict[str, list[StageChange]] = field(default_factory=dict)
@@ -123,9 +133,9 @@ class Warehouse:
             if create:
                 t.metadata.create_all(self.engine)
             columns = {c.name: c for c in t.deals.columns}
-            self._insert_deals = BulkStatement(self.engine, t.deals.insert(), columns)
+            self._insert_deals = DealStatement(self.engine, t.deals.insert(), columns)
             key = t.deals.c.key
-            self._update_deals = BulkStatement(
+            self._update_deals = DealStatement(
                 self.engine,
                 update(t.deals).where(key == bindparam("b_key")).values({c: bindparam(c) for c in columns if c != "key"}),
                 {"b_key": key, **{n: c for n, c in columns.items() if n != "key"}},
@@ -207,8 +217,8 @@ class Warehouse:
     def write_page(self, page: PageWrite) -> None:
         stamp = now()
         with self.begin() as conn:
-            self._insert_deals.run(conn, [{**r, "synced_at": stamp} for r in page.inserts])
-            self._update_deals.run(conn, [{**r, "b_key": r["key"], "synced_at": stamp} for r in page.updates])
+            self._insert_deals.run(conn, page.inserts, stamp)
+            self._update_deals.run(conn, page.updates, stamp)
             if page.deleted_keys:
                 # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
                 conn.execute(
