@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
-from pipesync.consolidate.explain import Explanation, explain
-from pipesync.consolidate.store import ConsolidationSummary, rules_for, run_consolidation
-from pipesync.warehouse.store import Warehouse
+
+if TYPE_CHECKING:  # the engine (numpy, rapidfuzz) loads when the command runs, not with every command
+    from pipesync.consolidate.explain import Explanation
+    from pipesync.consolidate.store import ConsolidationSummary
 
 
 @app.command()
@@ -23,6 +25,10 @@ def consolidate(
     json_out: bool = JsonOption,
 ) -> None:
     """Match duplicate deals within and across systems and merge them into golden deals."""
+    from pipesync.consolidate.explain import explain
+    from pipesync.consolidate.store import rules_for, run_consolidation
+    from pipesync.warehouse.store import Warehouse
+
     settings = settings_from(config)
     if explain_key:
         warehouse = Warehouse(settings.warehouse_url())
