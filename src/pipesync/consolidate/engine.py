@@ -70,7 +70,14 @@ class Consolidation:
         return self.survivor.golden(self.golden_ids[c], members, float(self.clusters.confidence[c]))
 
     def golden_deals(self) -> Iterator[GoldenDeal]:
-        return (self.golden(c) for c in range(len(self.clusters)))
+        # plain lists, not numpy scalars per cluster: most clusters are one deal and cost little else
+        records, golden = self.records, self.survivor.golden
+        order, bounds = self.clusters.order.tolist(), self.clusters.starts.tolist()
+        confidence = self.clusters.confidence.tolist()
+        for c, golden_id in enumerate(self.golden_ids):
+            a, b = bounds[c], bounds[c + 1]
+            members = [records[order[a]]] if b - a == 1 else [records[i] for i in order[a:b]]
+            yield golden(golden_id, members, confidence[c])
 
 
 @contextmanager

@@ -30,11 +30,12 @@ def _codes(values: Sequence[str | None]) -> np.ndarray:
     Codes follow first appearance; records are sorted by key before this, so
     they are deterministic. Sorting by a text key uses ``Features.sort_column``.
     """
-    code: dict[str, int] = {}
-    setdefault = code.setdefault
-    return np.fromiter(
-        (setdefault(v, len(code)) if v else MISSING for v in values), dtype=np.int64, count=len(values)
-    )
+    distinct = dict.fromkeys(values)
+    distinct.pop(None, None)
+    distinct.pop("", None)
+    code = {v: i for i, v in enumerate(distinct)}
+    code[None] = code[""] = MISSING
+    return np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _set_codes(values: Sequence[tuple[str, ...]]) -> np.ndarray:
@@ -50,6 +51,26 @@ def _set_codes(values: Sequence[tuple[str, ...]]) -> np.ndarray:
     out = np.full((len(values), width), MISSING, dtype=np.int64)
     out[rows, columns] = flat
     return out
+
+
+def _factorize(values: Sequence) -> tuple[np.ndarray, list]:
+    """(index of each value among the distinct ones, the distinct values in order of first appearance).
+
+    Accounts, websites and contact lists repeat across an account's deals; keys
+    are computed once per distinct value, and a column derived from the
+    distinct values in first-appearance order codes exactly as the full column would.
+    """
+    position = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    return np.fromiter(map(position.__getitem__, values), dtype=np.int64, count=len(values)), list(position)
+
+
+def _first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_factorize`` for integer keys, vectorized: (index of each key, row of each distinct key's first record)."""
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first, kind="stable")
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[by_appearance] = np.arange(len(distinct))
+    return rank[inverse.ravel()], first[by_appearance]
 
 
 def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: float = 90.0) -> np.ndarray:
@@ -120,77 +141,58 @@ class Features:
 
 
 def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
-    # Accounts, websites and contact lists repeat across an account's deals: each is keyed once.
-    company_of: dict[str | None, tuple[str, frozenset[str]]] = {}
-    domain_of: dict[str | None, str | None] = {}
-    contacts_of: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]] = {}
-
-    company: list[str] = []
-    names: list[str] = []
-    numbers_in_name: list[str] = []
-    account_domain: list[str | None] = []
-    domains: list[tuple[str, ...]] = []
-    contacts: list[tuple[str, ...]] = []
-    for r in records:
-        account = r.account_name
-        known = company_of.get(account)
-        if known is None:
-            tokens = lexicon.company_tokens(account)
-            known = company_of[account] = (" ".join(tokens), lexicon.name_noise(account, tokens))
-        company.append(known[0])
-        if r.name:
-            name_key, numbers = deal_name_key(r.name, known[1])
-        else:
-            name_key = numbers = ""
-        names.append(name_key)
-        numbers_in_name.append(numbers)
-
-        website = r.account_domain
-        if website in domain_of:
-            dom = domain_of[website]
-        else:
-            dom = domain_of[website] = lexicon.domain(website)
-        account_domain.append(dom)
-
-        listed = tuple(r.contact_emails)
-        people = contacts_of.get(listed)
-        if people is None:
-            emails = tuple(sorted({e.strip().lower() for e in listed if e and "@" in e}))
-            mail_domains = frozenset(d for e in emails if (d := lexicon.email_domain(e)))
-            people = contacts_of[listed] = (emails, tuple(sorted(mail_domains)), mail_domains)
-        contacts.append(people[0])
-        if not dom or dom in people[2]:
-            domains.append(people[1])
-        elif not people[2]:
-            domains.append((dom,))
-        else:
-            domains.append(tuple(sorted(people[2] | {dom})))
-
     n = len(records)
-    company_text = np.array(company, dtype=object)
-    company_codes = _codes(company)
-    statuses = [r.status if r.status != "open" else None for r in records]
+    account, accounts = _factorize([r.account_name for r in records])
+    tokens = [lexicon.company_tokens(a) for a in accounts]
+    companies = [" ".join(t) for t in tokens]
+    noise = [lexicon.name_noise(a, t) for a, t in zip(accounts, tokens)]
+    # deal names are nearly all distinct: keyed per deal
+    name_keys = [deal_name_key(name, noise[a]) if name else ("", "")
+                 for name, a in zip([r.name for r in records], account.tolist())]
+    names = [k[0] for k in name_keys]
+    numbers_in_name = [k[1] for k in name_keys]
+    del name_keys
+
+    website, websites = _factorize([r.account_domain for r in records])
+    website_domains = [lexicon.domain(w) for w in websites]
+    listed, contact_lists = _factorize([tuple(r.contact_emails) for r in records])
+    emails = [tuple(sorted({e.strip().lower() for e in people if e and "@" in e})) for people in contact_lists]
+    mail_domains = [frozenset(d for e in people if (d := lexicon.email_domain(e))) for people in emails]
+    # a deal's domains: its account's and its contacts' (one set per distinct website and contact list)
+    pair, first = _first_appearance(website * max(1, len(contact_lists)) + listed)
+    domain_sets = []
+    for w, c in zip(website[first].tolist(), listed[first].tolist()):
+        dom, mails = website_domains[w], mail_domains[c]
+        if not dom or dom in mails:
+            domain_sets.append(tuple(sorted(mails)))
+        elif not mails:
+            domain_sets.append((dom,))
+        else:
+            domain_sets.append(tuple(sorted(mails | {dom})))
+
+    owner, owners = _factorize([r.owner_email for r in records])
+    company_codes = _codes(companies)[account]
+    company_text = np.array(companies, dtype=object)[account]
     codes = {
         "company": company_codes,
         "company_group": company_groups(company_text, company_codes),
-        "outcome": _codes(statuses),
+        "outcome": _codes([r.status if r.status != "open" else None for r in records]),
         "name": _codes(names),
         "name_numbers": _codes(numbers_in_name),
-        "account_domain": _codes(account_domain),
-        "owner": _codes([r.owner_email.strip().lower() if r.owner_email else None for r in records]),
+        "account_domain": _codes(website_domains)[website],
+        "owner": _codes([o.strip().lower() if o else None for o in owners])[owner],
         "source": _codes([r.source for r in records]),
     }
+    nan = np.nan
     numbers = {
-        "amount": np.fromiter(
-            (float(r.amount_reporting) if r.amount_reporting is not None else np.nan for r in records),
-            dtype=np.float64, count=n,
+        "amount": np.array(
+            [float(a) if a is not None else nan for a in [r.amount_reporting for r in records]], dtype=np.float64
         ),
-        "close_date": np.fromiter(
-            (r.close_date.toordinal() if r.close_date is not None else np.nan for r in records),
-            dtype=np.float64, count=n,
+        "close_date": np.array(
+            [d.toordinal() if d is not None else nan for d in [r.close_date for r in records]], dtype=np.float64
         ),
-        "created_at": np.fromiter((_days(r.created_at) for r in records), dtype=np.float64, count=n),
+        "created_at": np.array([_days(r.created_at) for r in records], dtype=np.float64),
     }
-    sets = {"domains": _set_codes(domains), "contacts": _set_codes(contacts)}
+    sets = {"domains": _set_codes(domain_sets)[pair], "contacts": _set_codes(emails)[listed]}
     text = {"company": company_text, "name": np.array(names, dtype=object)}
     return Features(n=n, text=text, codes=codes, sets=sets, numbers=numbers)

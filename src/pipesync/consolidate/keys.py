@@ -33,13 +33,18 @@ _DROPPED = re.compile("[.'\u2019\u02bc\u00b7]+")
 _SEPARATORS = re.compile(r"[\W_]+")
 
 
-def fold(text: str) -> str:
-    """``text`` folded for comparison: width, case, accents, punctuation; single spaces."""
+def fold_words(text: str) -> list[str]:
+    """``text`` folded for comparison (width, case, accents, punctuation), as words."""
     if text.isascii():
-        return " ".join(text.encode().translate(_ASCII_TABLE, b".'").decode().split())
+        return text.encode().translate(_ASCII_TABLE, b".'").decode().split()
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     text = unicodedata.normalize("NFC", _ACCENTS.sub("", text))
-    return _SEPARATORS.sub(" ", _DROPPED.sub("", text)).strip()
+    return _SEPARATORS.sub(" ", _DROPPED.sub("", text)).split()
+
+
+def fold(text: str) -> str:
+    """``text`` folded for comparison: width, case, accents, punctuation; single spaces."""
+    return " ".join(fold_words(text))
 
 
 class Lexicon(BaseModel):
@@ -85,14 +90,14 @@ class Lexicon(BaseModel):
 
     def name_noise(self, account_name: str | None, company: tuple[str, ...]) -> frozenset[str]:
         """The words of a deal name that only repeat its account: company words, as spelled, and legal forms."""
-        words = frozenset(company) | frozenset(fold(account_name).split()) if account_name else frozenset()
+        words = frozenset(company) | frozenset(fold_words(account_name)) if account_name else frozenset()
         return words | self._one_word_forms
 
     def company_tokens(self, name: str | None) -> tuple[str, ...]:
         """The words that name the company, legal forms and stop words removed."""
         if not name:
             return ()
-        tokens = [t for t in fold(name).split() if t not in self._stop]
+        tokens = [t for t in fold_words(name) if t not in self._stop]
         tokens = _strip_forms(tokens, self.trailing_forms, self._leading)
         if tokens and not (tokens[0].isascii() and tokens[-1].isascii()):
             tokens = self._strip_unspaced(tokens)
@@ -181,7 +186,7 @@ def deal_name_key(name: str, ignored: frozenset[str]) -> tuple[str, str]:
     When nothing else is left the name is kept whole. Numbers (a year, a
     quantity) often are all that tells two deals of one account apart.
     """
-    tokens = fold(name).split()
+    tokens = fold_words(name)
     rest = [t for t in tokens if t not in ignored]
     numbers = [t for t in tokens if t.isdigit()]
     if len(numbers) > 1:

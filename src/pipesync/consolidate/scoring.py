@@ -28,6 +28,10 @@ _SCORERS = {
 }
 
 
+# scorers whose result does not depend on which text comes first
+_SYMMETRIC = frozenset({"ratio", "token_set_ratio", "token_sort_ratio", "QRatio"})
+
+
 @dataclass(slots=True)
 class Scores:
     weight: np.ndarray  # prior + the weights of every comparison
@@ -63,17 +67,26 @@ class _Similarities:
         found = self._cache.setdefault((key, scorer), np.full(len(self.left), np.nan, dtype=np.float32))
         wanted = pairs[np.isnan(found[pairs])]
         if len(wanted):
-            text = self.features.text[key]
             known = self.features.is_known(key)
             a, b = self.left[wanted], self.right[wanted]
             both = known[a] & known[b]
             found[wanted[~both]] = 0.0
             todo = wanted[both]
             if len(todo):
-                found[todo] = process.cpdist(
-                    text[self.left[todo]], text[self.right[todo]], scorer=_SCORERS[scorer], workers=-1
-                )
+                found[todo] = self._similarity(key, scorer, self.left[todo], self.right[todo])
         return found[pairs]
+
+    def _similarity(self, key: str, scorer: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """rapidfuzz on each distinct pair of texts once: deals of one account share a few
+        names ("Renewal", "Expansion"), so pairs repeat the same two texts over and over."""
+        codes = self.features.codes[key]
+        a, b = codes[left], codes[right]
+        if scorer in _SYMMETRIC:
+            a, b = np.minimum(a, b), np.maximum(a, b)
+        _, first, back = np.unique(a * (int(codes.max()) + 1) + b, return_index=True, return_inverse=True)
+        text = self.features.text[key]
+        similarity = process.cpdist(text[left[first]], text[right[first]], scorer=_SCORERS[scorer], workers=-1)
+        return similarity[back.ravel()]
 
 
 def _test(level: Level, features: Features, similarities: _Similarities, pairs: np.ndarray

@@ -75,7 +75,7 @@ class Survivor:
         self._rules = {name: rules.fields.get(name, default) for name in DEAL_FIELDS}
         # leaders before the fields that follow them
         ordered = sorted(DEAL_FIELDS, key=lambda f: self._rules[f].follow is not None)
-        self._plan = [(f, FIELD_INDEX[f], self._rules[f]) for f in ordered]
+        self._steps = [(f, FIELD_INDEX[f], self._rules[f].rule, self._rules[f].follow) for f in ordered]
         self._follows = {f: f"follows {f}" for f in DEAL_FIELDS}
         self._checked = [(f, FIELD_INDEX[f], r.tolerance or 0.0) for f, r in rules.fields.items() if r.conflicts]
 
@@ -115,21 +115,20 @@ class Survivor:
         values: dict[str, Any] = {}
         provenance: dict[str, dict[str, Any]] = {}
         winners: dict[str, Record | None] = {}
-        for name, i, rule in self._plan:
-            if rule.follow is not None:
-                leader = winners.get(rule.follow)
+        for name, i, how, follow in self._steps:
+            if follow is not None:
+                leader = winners.get(follow)
                 if leader is None:
                     how = self.rules.default
                     winner = self._pick(how, i, by_recency, by_priority)
                 else:
-                    winner, how = leader, self._follows[rule.follow]
-            elif rule.rule == "union":
+                    winner, how = leader, self._follows[follow]
+            elif how == "union":
                 values[name] = sorted({v for r in members for v in (r[i] or [])})
                 winners[name] = None
                 provenance[name] = {"deal_keys": sorted(r.key for r in members if r[i]), "rule": "union"}
                 continue
             else:
-                how = rule.rule
                 winner = self._pick(how, i, by_recency, by_priority)
             values[name] = None if winner is None else winner[i]
             winners[name] = winner
