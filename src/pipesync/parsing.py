@@ -137,7 +137,7 @@ def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = (
             return date(_year(a), b, c)
         if a == b:
             return date(year, a, b)
-        raise ValueError(f"ambiguous date: day and month could be swapped; set parse.date_order (DMY or MDY)")
+        raise ValueError("ambiguous date: day and month could be swapped; set parse.date_order (DMY or MDY)")
     m = _NAMED_DATE.match(s)
     if m:
         if m.group(1):
