@@ -63,9 +63,5 @@ class QuotaReserveReached(RateLimitError):
     """We stopped on purpose to leave the configured reserve of daily API calls."""
 
 
-class WriteConflict(PipesyncError):
-    """A CRM record no longer holds the value a plan expected (stale plan)."""
-
-
 class WarehouseError(PipesyncError):
     """The warehouse database could not be read or written."""
