@@ -33,7 +33,6 @@ import random
 from bisect import bisect_left, insort
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -52,7 +51,7 @@ from pipesync.sandbox.salesforce_soql import (
     format_datetime,
     parse_datetime_literal,
 )
-from pipesync.sandbox.world import PipelineDef, SeedDeal, StageDef, SystemData
+from pipesync.sandbox.world import PipelineDef, SeedDeal, StageDef, SystemData, clock_from
 
 Clock = Callable[[], datetime]
 
@@ -333,7 +332,7 @@ class SalesforceStore:
                  clock: Clock | None = None, as_of: datetime | None = None, org_number: int = 1):
         """``as_of`` (a world's "now") starts the org's clock there, running in real time; default: real now."""
         self.credentials = credentials or SalesforceCredentials()
-        self.clock: Clock = clock or _clock_from(as_of)
+        self.clock: Clock = clock or clock_from(as_of)
         self.org_id = salesforce_id("00D", org_number)
         self.schema = SCHEMA
         self.tables: dict[str, dict[str, Row]] = {name: {} for name in SCHEMA}
@@ -774,13 +773,6 @@ class SalesforceStore:
 
 
 _is_deleted = itemgetter("IsDeleted")
-
-
-def _clock_from(as_of: datetime | None) -> Clock:
-    if as_of is None:
-        return lambda: datetime.now(UTC)
-    started = time.monotonic()
-    return lambda: as_of + timedelta(seconds=time.monotonic() - started)
 
 
 def _most_common(values: list[str]) -> str | None:

@@ -8,8 +8,10 @@ quality can be measured against ground truth.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 SYSTEMS = ("salesforce", "hubspot", "pipedrive")
@@ -114,3 +116,11 @@ class World:
     systems: dict[str, SystemData] = field(default_factory=dict)
     size: int = 0  # the requested number of deal records across all systems
     as_of: datetime | None = None  # the world's "now": ages, staleness and deletions are relative to it
+
+
+def clock_from(as_of: datetime | None) -> Callable[[], datetime]:
+    """A sandbox's "now": starts at a seeded world's ``as_of`` and runs in real time (the real time without one)."""
+    if as_of is None:
+        return lambda: datetime.now(UTC)
+    started = time.monotonic()
+    return lambda: as_of + timedelta(seconds=time.monotonic() - started)

@@ -38,10 +38,9 @@ from pipesync.sandbox.pipedrive.store import (
     Deal,
     NotFound,
     PipedriveStore,
-    clock_from,
 )
 from pipesync.sandbox.pipedrive.writes import check_deal_write, check_field_create
-from pipesync.sandbox.world import SystemData
+from pipesync.sandbox.world import SystemData, clock_from
 
 MAX_CUSTOM_FIELD_KEYS = 15
 RECENT_ITEMS = ("activity", "activityType", "deal", "file", "filter", "note", "person", "organization",

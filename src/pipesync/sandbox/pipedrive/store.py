@@ -18,7 +18,6 @@ import bisect
 import hashlib
 import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,12 +42,6 @@ def utc_seconds(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(microsecond=0)
-
-
-def clock_from(start: datetime) -> Clock:
-    """A clock that reads ``start`` now and runs forward in real time (a seeded world's "as of")."""
-    started = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - started)
 
 
 def field_key(name: str) -> str:
