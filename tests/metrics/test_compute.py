@@ -11,7 +11,8 @@ from datetime import date
 
 import pytest
 
-from pipesync.metrics import Period, run_metrics
+from pipesync.metrics.periods import Period
+from pipesync.metrics.run import run_metrics
 from pipesync.metrics.definitions import DAYS_PER_MONTH
 from tests.metrics.builders import NOW
 

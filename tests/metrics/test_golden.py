@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from pipesync.metrics import Period, run_metrics
+from pipesync.metrics.periods import Period
+from pipesync.metrics.run import run_metrics
 from tests.metrics.builders import NOW, DealRow, at, write_warehouse
 
 Q4 = Period(date(2026, 10, 1), date(2026, 12, 31))

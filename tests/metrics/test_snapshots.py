@@ -6,7 +6,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import create_engine, func, select
 
-from pipesync.metrics import Period, run_metrics
+from pipesync.metrics.periods import Period
+from pipesync.metrics.run import run_metrics
 from pipesync.metrics.definitions import HEADLINE
 from pipesync.metrics.snapshots import trend
 from pipesync.warehouse import schema

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipesync.config import Settings, SourceConfig
-from pipesync.metrics import Period
+from pipesync.metrics.periods import Period
 from pipesync.report.builder import build_report
 from tests.metrics.builders import NOW, DealRow, write_warehouse
 from tests.metrics.conftest import quarter_deals

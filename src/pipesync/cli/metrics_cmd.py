@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
-from pipesync.metrics import Metrics, Period, resolve_period, run_metrics
 from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, VIEWS
 from pipesync.metrics.formatting import format_delta, format_value
-from pipesync.metrics.results import DealList
+from pipesync.metrics.periods import Period, resolve_period
+from pipesync.metrics.results import DealList, Metrics
 
 _DATE = dict(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
 FromOption = typer.Option(None, "--from", help="First day of the period (default: start of this quarter).", **_DATE)
@@ -31,6 +31,8 @@ def metrics(
     json_out: bool = JsonOption,
 ) -> None:
     """Pipeline metrics for a period against the previous one; stores a snapshot."""
+    from pipesync.metrics.run import run_metrics  # numpy and the warehouse: loaded only by the commands that need them
+
     settings = settings_from(config)
     result = run_metrics(settings, period_from(start, end), view=by, limit=limit)
     if json_out:

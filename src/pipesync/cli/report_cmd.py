@@ -9,7 +9,6 @@ import typer
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 from pipesync.cli.metrics_cmd import FromOption, ToOption, period_from
-from pipesync.report.builder import build_report
 
 
 @app.command()
@@ -22,6 +21,8 @@ def report(
     json_out: bool = JsonOption,
 ) -> None:
     """Writes a self-contained HTML pipeline report (opens offline) and stores a metrics snapshot."""
+    from pipesync.report.builder import build_report  # numpy, jinja2: loaded only when a report is built
+
     path = build_report(settings_from(config), out, period_from(start, end))
     if json_out:
         emit_json({"report": str(path.resolve())})

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from pipesync.cli.app import JsonOption, console, emit_json, handles_errors
-from pipesync.sandbox.faults import Faults
 from pipesync.sandbox.world import SYSTEMS
+
+if TYPE_CHECKING:
+    from pipesync.sandbox.faults import Faults
 
 sandbox_app = typer.Typer(
     help="Local, faithful Salesforce, HubSpot and Pipedrive APIs filled with seeded, labelled data.",
@@ -26,6 +29,8 @@ SizeOption = typer.Option(10_000, "--size", min=1, help="Deal records across the
 
 def parse_faults(specs: list[str]) -> dict[str, Faults]:
     """``["hubspot.error_rate=0.1", "salesforce.expire_token_after=50"]`` as Faults per system."""
+    from pipesync.sandbox.faults import Faults  # the emulators' web stack: loaded only by sandbox commands
+
     settings: dict[str, dict[str, float | int]] = {}
     for spec in specs:
         target, _, raw = spec.partition("=")

@@ -1,8 +1,6 @@
-"""Pipeline metrics on the consolidated truth (docs/metrics.md)."""
+"""Pipeline metrics on the consolidated truth (docs/metrics.md).
 
-from pipesync.metrics.compute import Truth, load_truth, measure
-from pipesync.metrics.periods import Period, quarter_of, resolve_period
-from pipesync.metrics.results import Metrics
-from pipesync.metrics.run import run_metrics
-
-__all__ = ["Metrics", "Period", "Truth", "load_truth", "measure", "quarter_of", "resolve_period", "run_metrics"]
+Import from the modules: ``run`` (run_metrics), ``periods`` (Period, resolve_period),
+``results`` (Metrics), ``compute`` (load_truth, measure). This package file stays
+empty so that the command line can reach the light modules without loading numpy.
+"""
