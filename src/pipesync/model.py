@@ -7,6 +7,7 @@ shift through a timezone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
@@ -162,19 +163,23 @@ RAW_FIELDS = (
 )
 
 
-class RawDeal(BaseModel):
+@dataclass(slots=True)
+class RawDeal:
     """A deal as an adapter read it, before the mapping file is applied.
 
     ``values`` holds canonical field names (``name``, ``amount``, ``close_date`` …)
     with the source's values: strings from files, typed values from APIs.
     ``locator`` says where the record came from, for error messages
     ("deals.csv row 12", "Opportunity 006…").
+
+    A plain dataclass, not a validated model: adapters build one per record read
+    (hundreds of thousands per sync) and the normalizer checks every value anyway.
     """
 
     source_id: str | None
     locator: str
     values: dict[str, Any]
-    raw: dict[str, Any] = Field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
     # Set by an adapter that can already tell the record is broken (a CSV row with
     # the wrong number of cells): (field, reason). The record is quarantined.
     problem: tuple[str, str] | None = None
@@ -188,7 +193,8 @@ class RawStageChange(BaseModel):
     changed_at: datetime
 
 
-class Page(BaseModel):
+@dataclass(slots=True)
+class Page:
     """One page of an incremental read, with the cursor that resumes after it.
 
     The warehouse commits the page and its cursor in one transaction, so a run
@@ -201,9 +207,9 @@ class Page(BaseModel):
     cursor: Cursor
     snapshot_complete: bool = False
     # ids the source reports deleted (or merged away) without a full record
-    deleted_ids: list[str] = Field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
     # merged-away id → surviving id, as the source reports merges (DESIGN: deal_aliases)
-    aliases: dict[str, str] = Field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 class DiscoveredStage(BaseModel):

@@ -10,6 +10,7 @@ changes nothing; killing the run at any point loses nothing.
 from __future__ import annotations
 
 import gc
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from pipesync.currency import FxTable
 from pipesync.errors import MappingError, NormalizationError, PipesyncError
 from pipesync.mapper.drift import unmapped_live_stages
 from pipesync.mapping import load_mapping
-from pipesync.model import RawDeal, SharedPipeline, StageChange, deal_key
+from pipesync.model import Deal, Page, RawDeal, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import Normalizer
 from pipesync.pipeline import load_pipeline
 from pipesync.warehouse.store import Known, PageWrite, QuarantineEntry, Warehouse, now
@@ -141,29 +142,48 @@ def _sync_source(
                 + f"\nFix the mapping (pipesync map {source.name}), or sync with --quarantine-unmapped "
                 "(or unmapped_stages: quarantine on the source) to quarantine those deals meanwhile."
             )
-        for page in adapter.read_deals(None if full else wh.cursor(source.name)):
-            write = PageWrite(source=source.name, cursor=page.cursor)
-            for raw in page.deals:
-                counts.read += 1
-                _apply(raw, normalizer, known, in_quarantine, seen, write, counts)
-            for sid in page.deleted_ids:
-                key = deal_key(source.name, sid)
-                if key in known and not known[key].is_deleted:
-                    write.deleted_keys.append(key)
-            if page.snapshot_complete:
-                write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
-            write.aliases = {deal_key(source.name, a): deal_key(source.name, s) for a, s in page.aliases.items()}
-            if source.options.get("history", adapter.history_in_bulk):
-                changed = [deal.source_id for deal, _ in write.inserts + write.updates]
-                write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
-            wh.write_page(write)
-            for key in write.deleted_keys:
-                known[key] = Known("", known[key].stage, True)
-            counts.deleted += len(write.deleted_keys)
-            in_quarantine.difference_update(write.released)
-            in_quarantine.update(e.record for e in write.quarantine)
-            if progress:
-                progress(source.name, len(page.deals))
+        with PageWriter(wh) as writer:
+            for page in adapter.read_deals(None if full else wh.cursor(source.name)):
+                write = _page_write(page, normalizer, known, in_quarantine, seen, counts)
+                if source.options.get("history", adapter.history_in_bulk):
+                    changed = [deal.source_id for deal, _ in write.inserts + write.updates]
+                    write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
+                writer.write(write)
+                if progress:
+                    progress(source.name, len(page.deals))
+
+
+class PageWriter:
+    """Commits pages in order on one background thread while the next page is read and normalized.
+
+    The database does its part of a write without holding the GIL, so committing page N
+    overlaps preparing page N+1. At most one page is in flight, and each commits with its
+    cursor: a write that fails surfaces at the next page, and a killed run loses nothing.
+    """
+
+    def __init__(self, warehouse: Warehouse):
+        self._warehouse = warehouse
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipesync-writer")
+        self._pending: Future[None] | None = None
+
+    def write(self, page: PageWrite) -> None:
+        self.wait()
+        self._pending = self._thread.submit(self._warehouse.write_page, page)
+
+    def wait(self) -> None:
+        """Until the page in flight is committed; raises what its write raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> PageWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[str]) -> dict[str, list[StageChange]]:
@@ -186,34 +206,74 @@ def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[s
     return out
 
 
+def _page_write(
+    page: Page,
+    normalizer: Normalizer,
+    known: dict[str, Known],
+    in_quarantine: set[str],
+    seen: set[str],
+    counts: SourceCounts,
+) -> PageWrite:
+    """What one page changes in the warehouse; ``known``, ``in_quarantine`` and ``seen`` follow along."""
+    source = normalizer.source
+    write = PageWrite(source=source, cursor=page.cursor)
+    counts.read += len(page.deals)
+    digests = [normalizer.content_hash(raw) for raw in page.deals]
+    # Unchanged records (same digest as stored) are not normalized again.
+    todo = [i for i, (raw, digest) in enumerate(zip(page.deals, digests)) if not _unchanged(raw, digest, source, known, in_quarantine)]
+    normalized = dict(zip(todo, normalizer.normalize_page([page.deals[i] for i in todo])))
+    for i, (raw, digest) in enumerate(zip(page.deals, digests)):
+        if _unchanged(raw, digest, source, known, in_quarantine):
+            seen.add(deal_key(source, raw.source_id))  # type: ignore[arg-type]
+            counts.unchanged += 1
+        else:
+            # (a record listed twice in a page may turn out changed only after its first copy is applied)
+            result = normalized[i] if i in normalized else normalizer.normalize_page([raw])[0]
+            _apply(raw, digest, result, known, in_quarantine, seen, write, counts, source)
+    for sid in page.deleted_ids:
+        key = deal_key(source, sid)
+        if key in known and not known[key].is_deleted:
+            write.deleted_keys.append(key)
+    if page.snapshot_complete:
+        write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
+    write.aliases = {deal_key(source, a): deal_key(source, s) for a, s in page.aliases.items()}
+    for key in write.deleted_keys:
+        known[key] = Known("", known[key].stage, True)
+    counts.deleted += len(write.deleted_keys)
+    in_quarantine.difference_update(write.released)
+    in_quarantine.update(e.record for e in write.quarantine)
+    return write
+
+
+def _unchanged(raw: RawDeal, digest: str, source: str, known: dict[str, Known], in_quarantine: set[str]) -> bool:
+    if raw.source_id is None:
+        return False
+    before = known.get(deal_key(source, raw.source_id))
+    return before is not None and before.content_hash == digest and raw.source_id not in in_quarantine
+
+
 def _apply(
     raw: RawDeal,
-    normalizer: Normalizer,
+    digest: str,
+    result: Deal | NormalizationError,
     known: dict[str, Known],
     in_quarantine: set[str],
     seen: set[str],
     write: PageWrite,
     counts: SourceCounts,
+    source: str,
 ) -> None:
     record = raw.source_id or raw.locator
-    digest = normalizer.content_hash(raw)
-    if raw.source_id is not None:
-        before = known.get(deal_key(normalizer.source, raw.source_id))
-        if before is not None and before.content_hash == digest and record not in in_quarantine:
-            seen.add(deal_key(normalizer.source, raw.source_id))
-            counts.unchanged += 1
-            return
-    try:
-        deal = normalizer.normalize(raw)
-    except NormalizationError as e:
+    if isinstance(result, NormalizationError):
         counts.quarantined += 1
         write.quarantine.append(
-            QuarantineEntry(record=record, locator=raw.locator, field=e.field, reason=f"{raw.locator}: {e}", raw=raw.raw)
+            QuarantineEntry(record=record, locator=raw.locator, field=result.field, reason=f"{raw.locator}: {result}", raw=raw.raw)
         )
         if raw.source_id:
             # A record we can't read now is still there: don't mark it deleted at the end of a snapshot.
-            seen.add(deal_key(normalizer.source, raw.source_id))
+            seen.add(deal_key(source, raw.source_id))
         return
+    deal = result
     key = deal.key
     seen.add(key)
     if record in in_quarantine:

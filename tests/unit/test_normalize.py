@@ -2,13 +2,14 @@
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping
-from pipesync.model import Category, RawDeal
+from pipesync.model import Category, Deal, RawDeal
 from pipesync.normalize import Normalizer
 from pipesync.pipeline import load_pipeline
 
@@ -106,3 +107,40 @@ def test_unreadable_records_name_the_field_and_reason(values, field, reason):
 def test_a_record_without_id_is_refused():
     with pytest.raises(NormalizationError, match="source_id"):
         normalizer().normalize(RawDeal(source_id=None, locator="x row 3", values={"source_stage": "Negotiation"}))
+
+
+def test_a_page_gives_each_record_its_deal_or_its_error_in_order():
+    page = [
+        raw(source_id="1", source_stage="Negotiation", close_date="2026-01-31", amount="10"),
+        raw(source_id="2", source_stage="Negotiation", close_date="31.31.2026"),
+        raw(source_id="3", source_stage="Contract Signed"),
+        raw(source_id="4", source_stage="Negotiation", close_date="2026-01-31", name="Acme"),
+    ]
+    results = normalizer().normalize_page(page)
+    assert [r.source_id for r in (results[0], results[3])] == ["1", "4"]
+    assert (results[1].field, results[2].field) == ("close_date", "source_stage")
+    assert results[3].close_date == date(2026, 1, 31) and results[3].name == "Acme"
+    assert results[3].amount is None and results[3].contact_emails == [] and results[3].contact_emails is not results[0].contact_emails
+
+
+def test_normalized_deals_are_exactly_what_validation_would_build():
+    # The normalizer builds deals without validating them again: every value must already be what the model holds.
+    deal = normalizer(timezone="Europe/Berlin").normalize(raw(
+        name="Acme", source_stage="Negotiation", amount="10", probability=0.4, close_date=date(2026, 1, 31),
+        created_at=datetime(2026, 1, 1, 9, tzinfo=ZoneInfo("Europe/Berlin")), updated_at="2026-01-02 10:00",
+        owner_email="Jo@Acme.de", external_refs=(6, "salesforce:006A"),
+    ))
+    assert deal == Deal.model_validate(deal.model_dump())
+    assert deal.created_at == datetime(2026, 1, 1, 8, tzinfo=timezone.utc) and deal.created_at.tzinfo is timezone.utc
+    assert deal.external_refs == ["6", "salesforce:006A"]
+
+
+def test_the_normalizer_sets_every_field_of_the_model():
+    deal = normalizer().normalize(raw(source_stage="Negotiation"))
+    assert set(deal.__dict__) == set(Deal.model_fields)
+
+
+@pytest.mark.parametrize("probability", [-0.2, "150", "-5%"])
+def test_a_probability_outside_0_to_1_is_refused(probability):
+    with pytest.raises(NormalizationError, match="probability"):
+        normalizer().normalize(raw(source_stage="Negotiation", probability=probability))

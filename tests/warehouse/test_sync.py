@@ -129,3 +129,20 @@ def test_stage_catalog_is_versioned_only_when_stages_change(example_project, war
     assert [c["version"] for c in catalog] == [1, 2]
     labels = {s["label"] for p in catalog[1]["catalog"]["pipelines"] for s in p["stages"]}
     assert "Contract Out" in labels and "Contract Sent" not in labels
+
+
+def test_a_deal_listed_twice_in_one_export_ends_as_its_last_copy(example_project, warehouse_url):
+    settings = settings_for(example_project, warehouse_url)
+    export = example_project / "exports" / "hubspot_deals.csv"
+    lines = export.read_text(encoding="utf-8").splitlines(keepends=True)
+    copy = next(line for line in lines if line.startswith("9001234503,"))
+    export.write_text("".join(lines) + copy, encoding="utf-8")
+    first = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
+    assert (first.inserted, first.updated, first.unchanged) == (10, 0, 1)
+
+    # The first copy changes, the last stays as stored: records apply in file order, the last one wins.
+    export.write_text("".join(lines).replace(copy, copy.replace("Qualified To Buy", "Contract Sent")) + copy, encoding="utf-8")
+    again = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
+    assert (again.inserted, again.updated, again.unchanged) == (0, 2, 9)
+    deals = {r["key"]: r for r in rows(warehouse_url, t.deals, [t.deals.c.key])}
+    assert deals["hubspot_export:9001234503"]["stage"] == "qualification"

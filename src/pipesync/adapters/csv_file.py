@@ -134,30 +134,29 @@ class CsvAdapter(Adapter):
                 )
         return columns
 
-    def _rows(self, text: str) -> Iterator[tuple[int, dict[str, str], list[str], list[str]]]:
-        """(line number, canonical values, header, cells) for each data row; footers and blank rows skipped."""
+    def _table(self, text: str) -> tuple[list[str], dict[str, int], Iterator[tuple[int, list[str]]]]:
+        """(header, canonical field → column index, each data row's line number and cells).
+
+        Footers and blank rows are skipped.
+        """
         delimiter = self.source.options.get("delimiter", "auto")
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text) if delimiter == "auto" else delimiter)
         header = next(reader, None)
         if not header:
             raise SourceError(f"{self.path}: the file is empty")
         header = [h.strip().lstrip("\ufeff") for h in header]
-        columns = self._columns(header, self._overrides)
         footers = tuple(fold(f) for f in self.preset.footers)
-        # columns always holds source_id and source_stage: picks returns a tuple
-        fields, picks = tuple(columns), itemgetter(*columns.values())
-        width = len(header)
-        for cells in reader:
-            # A row whose first two cells are filled is data; only the others can be blank or a footer.
-            if len(cells) < 2 or not (cells[0].strip() and cells[1].strip()):
-                filled = [c for c in cells if c.strip()]
-                if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
-                    continue
-            if len(cells) == width:
-                values = dict(zip(fields, picks(cells)))
-            else:
-                values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
-            yield reader.line_num, values, header, cells
+
+        def data_rows() -> Iterator[tuple[int, list[str]]]:
+            for cells in reader:
+                # A row whose first two cells are filled is data; only the others can be blank or a footer.
+                if len(cells) < 2 or not (cells[0].strip() and cells[1].strip()):
+                    filled = [c for c in cells if c.strip()]
+                    if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
+                        continue
+                yield reader.line_num, cells
+
+        return header, self._columns(header, self._overrides), data_rows()
 
     @cached_property
     def _overrides(self) -> dict[str, str]:
@@ -168,12 +167,18 @@ class CsvAdapter(Adapter):
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         text, digest = self._content
         page_size = int(self.source.options.get("page_size", PAGE_SIZE))
+        header, columns, rows = self._table(text)
+        # columns always holds source_id and source_stage: picks returns a tuple
+        fields, picks, width = tuple(columns), itemgetter(*columns.values()), len(header)
         batch: list[RawDeal] = []
         name = self.path.name
-        for line, values, header, cells in self._rows(text):
+        for line, cells in rows:
             problem = None
-            if len(cells) != len(header):
-                problem = ("row", f"{len(cells)} cells where the header has {len(header)} (a stray delimiter or quote?)")
+            if len(cells) == width:
+                values = dict(zip(fields, picks(cells)))
+            else:
+                values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
+                problem = ("row", f"{len(cells)} cells where the header has {width} (a stray delimiter or quote?)")
             batch.append(
                 RawDeal(
                     source_id=values.get("source_id", "").strip() or None,
@@ -189,11 +194,14 @@ class CsvAdapter(Adapter):
         yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
 
     def discover(self) -> Discovery:
+        _, columns, rows = self._table(self._content[0])
+        stage_at, pipeline_at = columns["source_stage"], columns.get("pipeline")
         counts: Counter[tuple[str, str]] = Counter()
-        for _, values, _, _ in self._rows(self._content[0]):
-            stage = values.get("source_stage", "").strip()
+        for _, cells in rows:
+            stage = cells[stage_at].strip() if stage_at < len(cells) else ""
             if stage:
-                counts[(values.get("pipeline", "").strip() or ANY, stage)] += 1
+                pipeline = cells[pipeline_at].strip() if pipeline_at is not None and pipeline_at < len(cells) else ""
+                counts[(pipeline or ANY, stage)] += 1
         pipelines: dict[str, list[DiscoveredStage]] = {}
         for (pipeline, stage), n in counts.items():
             pipelines.setdefault(pipeline, []).append(DiscoveredStage(id=stage, label=stage, deal_count=n))

@@ -9,15 +9,16 @@ as one clean run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Engine, and_, bindparam, create_engine, event, select, update
+from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create_engine, event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
@@ -42,40 +43,62 @@ class DealStatement:
     At tens of thousands of rows per second, building a row dict per deal and
     SQLAlchemy's per-row parameter handling cost more than the database itself.
     This keeps the columns' own bind processors (JSON, UTC datetimes, numerics)
-    and drops the rest: one generated function reads the deal's attributes into
-    the driver's parameters. ``params`` names each bind parameter's column.
+    and drops the rest. A page is bound column by column: one C-level pass reads
+    every deal's fields, each column that needs converting is converted as a
+    list, and the driver's rows are zipped back together. ``params`` names each
+    bind parameter's column.
     """
 
     def __init__(self, engine: Engine, stmt: Any, params: dict[str, Column[Any]]):
         dialect = engine.dialect
         compiled = stmt.compile(dialect=dialect, column_keys=list(params))
         self.sql = str(compiled)
+        # positional drivers (SQLite) take tuples; named ones (psycopg) take dicts
+        self._named = None if compiled.positiontup else list(params)
         names = compiled.positiontup or list(params)
-        env: dict[str, Any] = {}
-        items = []
-        for i, name in enumerate(names):
+        self._columns = [params[name].name for name in names]
+        self._fields = [c for c in self._columns if c not in ("key", "content_hash", "synced_at")]
+        self._read = itemgetter(*self._fields)
+        self._convert: dict[str, Callable[[list[Any]], list[Any]]] = {}
+        for name in names:
             column, kind = params[name].name, params[name].type
-            # synced_at is the same for a whole page: it comes in already converted (see run)
-            value = {"key": "d.key", "content_hash": "h", "synced_at": "s"}.get(column, f"d.{column}")
             proc = kind.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None and column != "synced_at":
-                if getattr(kind, "impl_instance", kind).python_type in (date, datetime):  # UTCDateTime: its impl's
-                    # Converting a date or instant costs microseconds (UTC, then text on SQLite) and exports
-                    # repeat them a lot (close dates, import timestamps): each distinct value once.
-                    proc = lru_cache(maxsize=16384)(proc)
-                env[f"p{i}"] = proc
-                # Most optional fields are empty: a processor that keeps None as None is not called for it.
-                # (Not JSON's: it writes None as the JSON text null.)
-                value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))" if proc(None) is None else f"p{i}({value})"
-            items.append(value)
-        body = "(" + ", ".join(items) + ",)" if compiled.positiontup else "{" + ", ".join(f"{n!r}: {x}" for n, x in zip(names, items)) + "}"
-        self._bind = eval("lambda d, h, s: " + body, env)  # noqa: S307 - built from column names above, no input
+            if proc is not None and column in self._fields:
+                self._convert[column] = _column_converter(kind, proc)
         self._synced_at = t.deals.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
 
     def run(self, conn: Connection, deals: list[DealWrite], synced_at: datetime) -> None:
-        if deals:
-            bind, stamp = self._bind, self._synced_at(synced_at)
-            conn.exec_driver_sql(self.sql, [bind(d, h, stamp) for d, h in deals])
+        if not deals:
+            return
+        read = self._read
+        fields = dict(zip(self._fields, zip(*[read(d.__dict__) for d, _ in deals])))
+        for column, convert in self._convert.items():
+            fields[column] = convert(fields[column])  # type: ignore[assignment]
+        fields["key"] = [d.key for d, _ in deals]  # type: ignore[assignment]
+        fields["content_hash"] = [h for _, h in deals]  # type: ignore[assignment]
+        fields["synced_at"] = [self._synced_at(synced_at)] * len(deals)  # type: ignore[assignment]
+        rows = zip(*[fields[c] for c in self._columns])
+        if self._named is not None:
+            named = self._named
+            conn.exec_driver_sql(self.sql, [dict(zip(named, row)) for row in rows])
+        else:
+            conn.exec_driver_sql(self.sql, list(rows))
+
+
+def _column_converter(kind: Any, proc: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """Applies a column's bind processor to a whole column of values."""
+    if getattr(kind, "impl_instance", kind).python_type in (date, datetime):  # UTCDateTime: its impl's
+        # Converting a date or instant costs microseconds (UTC, then text on SQLite) and exports
+        # repeat them a lot (close dates, import timestamps): each distinct value once.
+        proc = lru_cache(maxsize=16384)(proc)
+    if proc(None) is None:
+        # Most optional fields are empty: a processor that keeps None as None is not called for it.
+        return lambda values: [None if v is None else proc(v) for v in values]
+    if isinstance(kind, JSON):
+        # JSON writes None as the text null; most deals' list columns (contacts, refs) are empty.
+        empty = proc([])
+        return lambda values: [empty if v == [] else proc(v) for v in values]
+    return lambda values: [proc(v) for v in values]
 
 
 @dataclass(frozen=True, slots=True)
