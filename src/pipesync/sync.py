@@ -10,7 +10,6 @@ changes nothing; killing the run at any point loses nothing.
 from __future__ import annotations
 
 import gc
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -142,48 +141,14 @@ def _sync_source(
                 + f"\nFix the mapping (pipesync map {source.name}), or sync with --quarantine-unmapped "
                 "(or unmapped_stages: quarantine on the source) to quarantine those deals meanwhile."
             )
-        with PageWriter(wh) as writer:
-            for page in adapter.read_deals(None if full else wh.cursor(source.name)):
-                write = _page_write(page, normalizer, known, in_quarantine, seen, counts)
-                if source.options.get("history", adapter.history_in_bulk):
-                    changed = [deal.source_id for deal, _ in write.inserts + write.updates]
-                    write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
-                writer.write(write)
-                if progress:
-                    progress(source.name, len(page.deals))
-
-
-class PageWriter:
-    """Commits pages in order on one background thread while the next page is read and normalized.
-
-    The database does its part of a write without holding the GIL, so committing page N
-    overlaps preparing page N+1. At most one page is in flight, and each commits with its
-    cursor: a write that fails surfaces at the next page, and a killed run loses nothing.
-    """
-
-    def __init__(self, warehouse: Warehouse):
-        self._warehouse = warehouse
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipesync-writer")
-        self._pending: Future[None] | None = None
-
-    def write(self, page: PageWrite) -> None:
-        self.wait()
-        self._pending = self._thread.submit(self._warehouse.write_page, page)
-
-    def wait(self) -> None:
-        """Until the page in flight is committed; raises what its write raised."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> PageWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.wait()
-        finally:
-            self._thread.shutdown(wait=True)
+        for page in adapter.read_deals(None if full else wh.cursor(source.name)):
+            write = _page_write(page, normalizer, known, in_quarantine, seen, counts)
+            if source.options.get("history", adapter.history_in_bulk):
+                changed = [deal.source_id for deal, _ in write.inserts + write.updates]
+                write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
+            wh.write_page(write)
+            if progress:
+                progress(source.name, len(page.deals))
 
 
 def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[str]) -> dict[str, list[StageChange]]:
@@ -218,18 +183,24 @@ def _page_write(
     source = normalizer.source
     write = PageWrite(source=source, cursor=page.cursor)
     counts.read += len(page.deals)
+    keys = [None if raw.source_id is None else deal_key(source, raw.source_id) for raw in page.deals]
     digests = [normalizer.content_hash(raw) for raw in page.deals]
+
+    def unchanged(i: int) -> bool:
+        before = known.get(keys[i])  # type: ignore[arg-type]
+        return before is not None and before.content_hash == digests[i] and page.deals[i].source_id not in in_quarantine
+
     # Unchanged records (same digest as stored) are not normalized again.
-    todo = [i for i, (raw, digest) in enumerate(zip(page.deals, digests)) if not _unchanged(raw, digest, source, known, in_quarantine)]
+    todo = [i for i in range(len(page.deals)) if not unchanged(i)]
     normalized = dict(zip(todo, normalizer.normalize_page([page.deals[i] for i in todo])))
-    for i, (raw, digest) in enumerate(zip(page.deals, digests)):
-        if _unchanged(raw, digest, source, known, in_quarantine):
-            seen.add(deal_key(source, raw.source_id))  # type: ignore[arg-type]
+    for i, raw in enumerate(page.deals):
+        if unchanged(i):
+            seen.add(keys[i])  # type: ignore[arg-type]
             counts.unchanged += 1
         else:
             # (a record listed twice in a page may turn out changed only after its first copy is applied)
             result = normalized[i] if i in normalized else normalizer.normalize_page([raw])[0]
-            _apply(raw, digest, result, known, in_quarantine, seen, write, counts, source)
+            _apply(raw, digests[i], result, known, in_quarantine, seen, write, counts, source)
     for sid in page.deleted_ids:
         key = deal_key(source, sid)
         if key in known and not known[key].is_deleted:
@@ -243,13 +214,6 @@ def _page_write(
     in_quarantine.difference_update(write.released)
     in_quarantine.update(e.record for e in write.quarantine)
     return write
-
-
-def _unchanged(raw: RawDeal, digest: str, source: str, known: dict[str, Known], in_quarantine: set[str]) -> bool:
-    if raw.source_id is None:
-        return False
-    before = known.get(deal_key(source, raw.source_id))
-    return before is not None and before.content_hash == digest and raw.source_id not in in_quarantine
 
 
 def _apply(
