@@ -3,12 +3,15 @@
     python bench/bench_consolidate.py                      # 100,000 and 1,000,000 deals
     python bench/bench_consolidate.py --sizes 100000 --repeat 3
 
-For each size: the generator's world (seed 42 by default) is turned into light
-records and ground-truth labels once, in a child process, and cached; then
+For each size: the generator's world (seed 42 by default) is turned into
+record rows and ground-truth labels once, in a child process, and cached; then
 each measured run happens in a fresh child process, so its peak RSS is the
-consolidation's own (input records included, generator excluded). A run is the
-whole engine: normalization keys, blocking, scoring, clustering, golden ids
-and survivorship of every golden deal (not the warehouse read/write).
+consolidation's own (input records included, generator excluded). The run reads
+the rows into records as ``pipesync consolidate`` reads the warehouse
+(``records.pooled_records``), so the input is held as it is for real; then
+comes the measured part, the whole engine: normalization keys, blocking,
+scoring, clustering, golden ids and survivorship of every golden deal (not the
+warehouse read/write).
 
 Quality is measured on live records only (deleted and merged-away ones take no
 part): pairwise precision / recall / F1 against the truth clusters, and the
@@ -30,28 +33,47 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
-# generated inputs are cached outside the repository: a million records is ~1 GB of pickle
+# generated inputs are cached outside the repository: a million records is ~300 MB of pickle
 CACHE = Path(tempfile.gettempdir()) / "pipesync-bench"
+ROWS_PER_PICKLE = 50_000
 
 
-def prepare(seed: int, size: int, path: Path) -> None:
-    """Generator world → (records, truth) pickled at ``path``."""
+def cached(seed: int, size: int, what: str) -> Path:
+    """deals-SEED-SIZE.rows.pickle (record rows), .truth.pickle (deal key → truth id), .labels.csv"""
+    return CACHE / f"deals-{seed}-{size}.{what}"
+
+
+def prepare(seed: int, size: int) -> None:
+    """Generator world → record rows and truth, cached; rows are pickled in batches, read back as a stream."""
     from pipesync.consolidate.records import record_from_deal
     from pipesync.sandbox.generator import canonical_deals, generate, write_labels
 
     world = generate(seed, size)
-    labels_path = path.with_suffix(".labels.csv")
+    labels_path = cached(seed, size, "labels.csv")
     write_labels(world, labels_path)
     with open(labels_path, encoding="utf-8") as f:
         truth = {row["deal_key"]: row["truth_id"] for row in csv.DictReader(f)}
-    records = [record_from_deal(d) for d in canonical_deals(world)]
+    rows = [tuple(record_from_deal(d)) for d in canonical_deals(world)]
     del world
-    with open(path, "wb") as f:
-        pickle.dump(records, f, protocol=pickle.HIGHEST_PROTOCOL)
-    with open(path.with_suffix(".truth.pickle"), "wb") as f:
+    partial = cached(seed, size, "rows.pickle.partial")
+    with open(partial, "wb") as f:
+        for start in range(0, len(rows), ROWS_PER_PICKLE):
+            pickle.dump(rows[start:start + ROWS_PER_PICKLE], f, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(cached(seed, size, "rows.pickle"))
+    with open(cached(seed, size, "truth.pickle"), "wb") as f:
         pickle.dump(truth, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_rows(path: Path) -> Iterator[tuple]:
+    with open(path, "rb") as f:
+        while True:
+            try:
+                yield from pickle.load(f)
+            except EOFError:
+                return
 
 
 def pairs_within(groups: list[list[str]], label: dict[str, str]) -> tuple[int, int]:
@@ -64,13 +86,14 @@ def pairs_within(groups: list[list[str]], label: dict[str, str]) -> tuple[int, i
     return predicted, correct
 
 
-def measure(path: Path, rules_path: str | None) -> dict:
+def measure(seed: int, size: int, rules_path: str | None) -> dict:
     from pipesync.consolidate.engine import consolidate, without_gc
+    from pipesync.consolidate.records import pooled_records
     from pipesync.consolidate.rules import load_rules
     from pipesync.pipeline import load_pipeline
 
-    with open(path, "rb") as f:
-        records = pickle.load(f)
+    with without_gc():  # as store.read_records reads
+        records = pooled_records(read_rows(cached(seed, size, "rows.pickle")))
     rules, pipeline = load_rules(rules_path), load_pipeline()
     gc.collect()
     rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -85,7 +108,7 @@ def measure(path: Path, rules_path: str | None) -> dict:
     cpu_s = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # the labels are the benchmark's, not the engine's: loaded once the run is measured
-    with open(path.with_suffix(".truth.pickle"), "rb") as f:
+    with open(cached(seed, size, "truth.pickle"), "rb") as f:
         truth = pickle.load(f)
 
     live = result.records
@@ -129,25 +152,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is printed")
     parser.add_argument("--rules", help="a match rules file (default: the built-in rules)")
-    parser.add_argument("--_prepare", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--_measure", help=argparse.SUPPRESS)
+    parser.add_argument("--_prepare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._prepare:
-        prepare(args.seed, int(args._prepare[0]), Path(args._prepare[1]))
+        prepare(args.seed, args._prepare)
         print("{}")
         return
     if args._measure:
-        print(json.dumps(measure(Path(args._measure), args.rules)))
+        print(json.dumps(measure(args.seed, args._measure, args.rules)))
         return
     CACHE.mkdir(exist_ok=True)
     for size in args.sizes:
-        path = CACHE / f"deals-{args.seed}-{size}.pickle"
-        if not path.with_suffix(".truth.pickle").exists():
+        seed = ["--seed", str(args.seed)]
+        if not (cached(args.seed, size, "rows.pickle").exists() and cached(args.seed, size, "truth.pickle").exists()):
             started = time.perf_counter()
-            child(["--seed", str(args.seed), "--_prepare", str(size), str(path)])
-            print(f"[prepared {size:,} generator records in {time.perf_counter() - started:.0f}s → {path.name}]")
+            child([*seed, "--_prepare", str(size)])
+            print(f"[prepared {size:,} generator records in {time.perf_counter() - started:.0f}s → "
+                  f"{cached(args.seed, size, 'rows.pickle').name}]")
         extra = ["--rules", args.rules] if args.rules else []
-        runs = [child(["--_measure", str(path), *extra]) for _ in range(args.repeat)]
+        runs = [child([*seed, "--_measure", str(size), *extra]) for _ in range(args.repeat)]
         report(size, runs)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from pipesync.consolidate.explain import explain_pairs
 from tests.consolidate.conftest import clusters_of, make_deal, records
 
@@ -104,20 +106,40 @@ def test_no_deal_gets_more_candidate_pairs_than_the_rules_allow(run, rules):
     assert len(result.candidates) < 40 * 39 // 2  # never all pairs
 
 
-def test_agreeing_on_a_common_deal_name_weighs_less_than_on_a_rare_one(rules):
-    common = [make_deal("salesforce", str(i), name="Acme - New Business", amount=1000 * (i + 1),
+def test_agreeing_on_a_common_subject_weighs_less_than_on_a_rare_one(rules):
+    common = [make_deal("salesforce", str(i), name="Acme - Team Plan", amount=1000 * (i + 1),
                         close_date=date(2025, 1 + i, 1)) for i in range(6)]
     rare = [make_deal("hubspot", f"r{i}", name="Acme - Fleet telematics pilot", amount=777_000 + i)
             for i in range(2)]
     pairs = {(p.left, p.right): p for p in explain_pairs(records(*common, *rare), rules)}
 
-    def name_weight(a, b):
+    def subject(a, b):
         pair = pairs[tuple(sorted((a.key, b.key)))]
-        return next(c for c in pair.comparisons if c.comparison == "deal name")
+        return next(c for c in pair.comparisons if c.comparison == "subject")
 
-    same_common, same_rare = name_weight(common[0], common[1]), name_weight(rare[0], rare[1])
-    assert same_common.level == same_rare.level == "same name"
+    same_common, same_rare = subject(common[0], common[1]), subject(rare[0], rare[1])
+    assert same_common.level == same_rare.level == "same subject"
     assert same_common.weight < same_rare.weight
+
+
+# One account's deals entered the same week, in two systems, with the usual drift
+# (amount re-typed, close date moved): only what the names say tells them apart.
+@pytest.mark.parametrize(
+    ("salesforce_name", "hubspot_name", "one_deal"),
+    [
+        pytest.param("Acme - Renewal FY25", "ACME Vertragsverlängerung", True, id="renamed copy, same kind"),
+        pytest.param("Acme - Renewal FY25", "Acme proof of concept", False, id="a renewal is not a pilot"),
+        pytest.param("Acme – Team Plan (25 seats)", "ACME Team Plan deal", True, id="renamed copy, same product"),
+        pytest.param("Acme – Team Plan (25 seats)", "Acme Analytics Suite", False, id="another product"),
+    ],
+)
+def test_what_a_name_says_joins_renamed_copies_and_keeps_an_accounts_other_deals_apart(
+    run, salesforce_name, hubspot_name, one_deal
+):
+    sf = make_deal("salesforce", "1", name=salesforce_name, amount=50_000, close_date=date(2025, 6, 30))
+    hs = make_deal("hubspot", "2", name=hubspot_name, amount=54_000, close_date=date(2025, 7, 28), days=3)
+    expected = {frozenset({sf.key, hs.key})} if one_deal else {frozenset({sf.key}), frozenset({hs.key})}
+    assert clusters_of(run(sf, hs)) == expected
 
 
 def test_nothing_to_consolidate_and_deals_without_keys_are_fine(run):

@@ -11,7 +11,7 @@ from pipesync.errors import FileErrors
 def test_the_default_rules_load_and_cap_candidate_pairs_at_ten_per_deal():
     rules = load_rules()
     assert rules.max_pairs_per_deal == 10
-    assert {c.name for c in rules.comparisons} >= {"account", "deal name", "amount", "close date"}
+    assert {c.name for c in rules.comparisons} >= {"account", "deal type", "subject", "amount", "close date"}
 
 
 def test_a_broken_rules_file_names_each_problem_with_its_line(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import numpy as np
+
 from pipesync.consolidate.rules import FieldRule, Survivorship
 from pipesync.consolidate.survivorship import Survivor
 from tests.consolidate.conftest import make_deal, records
@@ -84,3 +86,28 @@ def test_a_single_member_is_its_own_golden_deal(pipeline, rules):
     g = golden(pipeline, rules.survivorship, only)
     assert g.members == [only.key] and g.source == "pipedrive"
     assert g.values["name"] == only.name and g.conflicts == []
+
+
+def test_many_clusters_at_once_survive_as_each_would_alone(pipeline, rules):
+    # each rule ranks the members of every cluster at once: no cluster may sway another
+    deals = [
+        make_deal("salesforce", "1", stage="negotiation", updated_at=at(3), amount=50_000, lead_source=None),
+        make_deal("hubspot", "2", stage="proposal", updated_at=at(9), amount=61_000, lead_source="Web"),
+        make_deal("pipedrive", "3", name="Globex", account_name="Globex", updated_at=at(5)),
+        make_deal("hubspot", "4", name="Globex - Pilot", stage="closed_won", status="won", updated_at=at(1),
+                  contact_emails=[], close_date=date(2025, 8, 1)),
+        make_deal("salesforce", "5", name="Globex pilot", updated_at=None, created_at=at(2), amount=None),
+        make_deal("pipedrive", "6", name="Initech", account_name="Initech", updated_at=at(9)),
+    ]
+    members = sorted(records(*deals), key=lambda r: r.key)
+    at_key = {r.key: i for i, r in enumerate(members)}
+    clusters = [sorted(at_key[d.key] for d in group) for group in (deals[:2], deals[2:3], deals[3:5], deals[5:])]
+    clusters.sort()
+    ids = [f"gd_{c}" for c in range(len(clusters))]
+    survivor = Survivor(rules.survivorship, pipeline)
+    order = np.array([i for cluster in clusters for i in cluster])
+    starts = np.cumsum([0] + [len(cluster) for cluster in clusters])
+    together = list(survivor.goldens(members, order, starts, ids, [0.9] * len(clusters)))
+    alone = [survivor.golden(ids[c], [members[i] for i in cluster], 0.9) for c, cluster in enumerate(clusters)]
+    assert together == alone
+    assert [len(g.members) for g in together] == [len(cluster) for cluster in clusters]

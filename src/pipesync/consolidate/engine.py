@@ -52,32 +52,25 @@ class Consolidation:
     survivor: Survivor
     timings: dict[str, float] = field(default_factory=dict)
 
-    def link(self, i: int) -> DealLink:
-        c = self.clusters
-        golden_id = self.golden_ids[int(c.cluster_of[i])]
-        partner = int(c.partner[i])
-        if partner < 0:
-            return DealLink(self.records[i].key, golden_id, None, NO_MATCH_RULE, None)
-        kind = int(c.kind[i])
-        rule = EXTERNAL_REF_RULE if kind == HARD else f"match:{self.rules.blocking[kind].name}"
-        return DealLink(self.records[i].key, golden_id, float(c.probability[i]), rule, self.records[partner].key)
-
     def links(self) -> Iterator[DealLink]:
-        return (self.link(i) for i in range(len(self.records)))
+        c = self.clusters
+        keys = [r.key for r in self.records]
+        rules = {HARD: EXTERNAL_REF_RULE} | {kind: f"match:{b.name}" for kind, b in enumerate(self.rules.blocking)}
+        for key, cluster, partner, probability, kind in zip(
+            keys, c.cluster_of.tolist(), c.partner.tolist(), c.probability.tolist(), c.kind.tolist()
+        ):
+            if partner < 0:
+                yield DealLink(key, self.golden_ids[cluster], None, NO_MATCH_RULE, None)
+            else:
+                yield DealLink(key, self.golden_ids[cluster], probability, rules[kind], keys[partner])
 
     def golden(self, c: int) -> GoldenDeal:
         members = [self.records[i] for i in self.clusters.members(c)]
         return self.survivor.golden(self.golden_ids[c], members, float(self.clusters.confidence[c]))
 
     def golden_deals(self) -> Iterator[GoldenDeal]:
-        # plain lists, not numpy scalars per cluster: most clusters are one deal and cost little else
-        records, golden = self.records, self.survivor.golden
-        order, bounds = self.clusters.order.tolist(), self.clusters.starts.tolist()
-        confidence = self.clusters.confidence.tolist()
-        for c, golden_id in enumerate(self.golden_ids):
-            a, b = bounds[c], bounds[c + 1]
-            members = [records[order[a]]] if b - a == 1 else [records[i] for i in order[a:b]]
-            yield golden(golden_id, members, confidence[c])
+        c = self.clusters
+        return self.survivor.goldens(self.records, c.order, c.starts, self.golden_ids, c.confidence.tolist())
 
 
 @contextmanager
@@ -127,7 +120,8 @@ def _consolidate(
     lexicon = load_lexicon(rules.lexicon)
     features = compute_features(live, lexicon)
     lap("keys")
-    hard = hard_links([r.key for r in live], [r.external_refs for r in live])
+    keys = [r.key for r in live]
+    hard = hard_links(keys, [r.external_refs for r in live])
     candidates = candidate_pairs(features, rules)
     lap("blocking")
     scores = score_pairs(features, rules, candidates.left, candidates.right)
@@ -137,7 +131,7 @@ def _consolidate(
         scores.probability, candidates.blocking, rules.clustering,
     )
     lap("clustering")
-    golden_ids = assign_golden_ids(_cluster_keys(live, clusters), previous or {})
+    golden_ids = assign_golden_ids(_cluster_keys(keys, clusters), previous or {})
     lap("ids")
     survivor = Survivor(rules.survivorship, pipeline)
     return Consolidation(
@@ -145,7 +139,7 @@ def _consolidate(
     )
 
 
-def _cluster_keys(records: list[Record], clusters: Clusters) -> list[list[str]]:
-    keys = [records[i].key for i in clusters.order.tolist()]
+def _cluster_keys(keys: list[str], clusters: Clusters) -> list[list[str]]:
+    ordered = [keys[i] for i in clusters.order.tolist()]
     bounds = clusters.starts.tolist()
-    return [keys[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [ordered[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

@@ -6,15 +6,16 @@ keys, differences of amounts and dates, rapidfuzz on text, all vectorized.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from pipesync.consolidate.clustering import components
-from pipesync.consolidate.keys import Lexicon, deal_name_key
+from pipesync.consolidate.deal_names import DealNameReader
+from pipesync.consolidate.keys import Lexicon, fold_words, name_numbers
 from pipesync.consolidate.records import Record
 from pipesync.consolidate.rules import DAY_KEYS, NUMBER_KEYS, SET_KEYS
 
@@ -53,15 +54,22 @@ def _set_codes(values: Sequence[tuple[str, ...]]) -> np.ndarray:
     return out
 
 
-def _factorize(values: Sequence) -> tuple[np.ndarray, list]:
+def _factorize(values: Sequence, key: Callable[[Any], Any] | None = None) -> tuple[np.ndarray, list]:
     """(index of each value among the distinct ones, the distinct values in order of first appearance).
 
     Accounts, websites and contact lists repeat across an account's deals; keys
     are computed once per distinct value, and a column derived from the
     distinct values in first-appearance order codes exactly as the full column would.
+    Values are told apart as objects first, vectorized: records hold each
+    repeating value once (``records.pooled_records``), so only the distinct
+    objects are compared by content — by ``key(value)`` if given (lists: ``tuple``).
     """
-    position = {v: i for i, v in enumerate(dict.fromkeys(values))}
-    return np.fromiter(map(position.__getitem__, values), dtype=np.int64, count=len(values)), list(position)
+    by_object, first = _first_appearance(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
+    objects = [values[i] for i in first.tolist()]
+    position: dict[Any, int] = {}
+    add = position.setdefault
+    index = [add(v, len(position)) for v in (objects if key is None else map(key, objects))]
+    return np.array(index, dtype=np.int64)[by_object], list(position)
 
 
 def _first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,10 +107,6 @@ def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: flo
             rights.append(b[keep])
     group = components(count, np.concatenate(lefts), np.concatenate(rights))[codes]
     return np.where(codes == MISSING, MISSING, group)
-
-
-def _days(value: datetime | None) -> float:
-    return value.timestamp() / _SECONDS_PER_DAY if value is not None else np.nan
 
 
 @dataclass(slots=True)
@@ -143,19 +147,28 @@ class Features:
 def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
     n = len(records)
     account, accounts = _factorize([r.account_name for r in records])
-    tokens = [lexicon.company_tokens(a) for a in accounts]
+    account_words = [fold_words(a) if a else [] for a in accounts]
+    tokens = [lexicon.company_words(words) for words in account_words]
     companies = [" ".join(t) for t in tokens]
-    noise = [lexicon.name_noise(a, t) for a, t in zip(accounts, tokens)]
-    # deal names are nearly all distinct: keyed per deal
-    name_keys = [deal_name_key(name, noise[a]) if name else ("", "")
-                 for name, a in zip([r.name for r in records], account.tolist())]
-    names = [k[0] for k in name_keys]
-    numbers_in_name = [k[1] for k in name_keys]
-    del name_keys
+    noise = [lexicon.name_noise(words, t) for words, t in zip(account_words, tokens)]
+    del account_words
+    # a name key depends on the name and its account: each distinct name is folded once, then keyed
+    # once per distinct account it appears with
+    name, distinct_names = _factorize([r.name for r in records])
+    name_words = [fold_words(n) if n else [] for n in distinct_names]
+    name_pair, first = _first_appearance(name * len(accounts) + account)
+    names = [lexicon.name_key(name_words[n], noise[a]) for n, a in zip(name[first].tolist(), account[first].tolist())]
+    numbers_in_name = [name_numbers(words) for words in name_words]
+    del name_words
+    # what a name key says beyond the account: the deal type and the subject (deal_names.py)
+    reader = DealNameReader(lexicon, {word for company in companies for word in company.split()})
+    name_key, distinct_keys = _factorize(names)
+    types, subjects = zip(*[reader.read(k) for k in distinct_keys]) if distinct_keys else ((), ())
+    name_key = name_key[name_pair]
 
     website, websites = _factorize([r.account_domain for r in records])
     website_domains = [lexicon.domain(w) for w in websites]
-    listed, contact_lists = _factorize([tuple(r.contact_emails) for r in records])
+    listed, contact_lists = _factorize([r.contact_emails for r in records], key=tuple)
     emails = [tuple(sorted({e.strip().lower() for e in people if e and "@" in e})) for people in contact_lists]
     mail_domains = [frozenset(d for e in people if (d := lexicon.email_domain(e))) for people in emails]
     # a deal's domains: its account's and its contacts' (one set per distinct website and contact list)
@@ -171,17 +184,20 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
             domain_sets.append(tuple(sorted(mails | {dom})))
 
     owner, owners = _factorize([r.owner_email for r in records])
+    status, statuses = _factorize([r.status for r in records])
+    source, sources = _factorize([r.source for r in records])
     company_codes = _codes(companies)[account]
     company_text = np.array(companies, dtype=object)[account]
     codes = {
         "company": company_codes,
         "company_group": company_groups(company_text, company_codes),
-        "outcome": _codes([r.status if r.status != "open" else None for r in records]),
-        "name": _codes(names),
-        "name_numbers": _codes(numbers_in_name),
+        "outcome": _codes([s if s != "open" else None for s in statuses])[status],
+        "name": _codes(distinct_keys)[name_key],
+        "name_numbers": _codes(numbers_in_name)[name],
+        "subject": _codes(subjects)[name_key],
         "account_domain": _codes(website_domains)[website],
         "owner": _codes([o.strip().lower() if o else None for o in owners])[owner],
-        "source": _codes([r.source for r in records]),
+        "source": _codes(sources)[source],
     }
     nan = np.nan
     numbers = {
@@ -191,8 +207,12 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
         "close_date": np.array(
             [d.toordinal() if d is not None else nan for d in [r.close_date for r in records]], dtype=np.float64
         ),
-        "created_at": np.array([_days(r.created_at) for r in records], dtype=np.float64),
+        "created_at": np.array(
+            [t.timestamp() if t is not None else nan for t in [r.created_at for r in records]], dtype=np.float64
+        ) / _SECONDS_PER_DAY,
     }
-    sets = {"domains": _set_codes(domain_sets)[pair], "contacts": _set_codes(emails)[listed]}
-    text = {"company": company_text, "name": np.array(names, dtype=object)}
+    sets = {"domains": _set_codes(domain_sets)[pair], "contacts": _set_codes(emails)[listed],
+            "deal_type": _set_codes(types)[name_key]}
+    text = {"company": company_text, "name": np.array(names, dtype=object)[name_pair],
+            "subject": np.array(subjects, dtype=object)[name_key]}
     return Features(n=n, text=text, codes=codes, sets=sets, numbers=numbers)

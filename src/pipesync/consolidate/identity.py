@@ -28,6 +28,10 @@ def assign_golden_ids(clusters: Sequence[Sequence[str]], previous: Mapping[str, 
         # the largest share of a previous cluster keeps its id; ties to the smaller member key
         bids = []
         for c, keys in enumerate(clusters):
+            if len(keys) == 1:  # most clusters: no count needed
+                if (gid := previous.get(keys[0])) is not None:
+                    bids.append((-1, keys[0], gid, c))
+                continue
             counts = Counter(previous[k] for k in keys if k in previous)
             bids.extend((-count, keys[0], gid, c) for gid, count in counts.items())
         bids.sort()

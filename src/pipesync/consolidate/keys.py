@@ -35,6 +35,12 @@ _SEPARATORS = re.compile(r"[\W_]+")
 
 def fold_words(text: str) -> list[str]:
     """``text`` folded for comparison (width, case, accents, punctuation), as words."""
+    if not text.isascii():
+        # office software types dashes and apostrophes as "–", "—", "’": written as the ASCII
+        # ones, which fold alike, the plain text around them takes the fast path
+        plain = text.replace("\u2013", "-").replace("\u2014", "-").replace("\u2019", "'")
+        if plain.isascii() and plain.isprintable():  # (ASCII control characters fold differently)
+            text = plain
     if text.isascii():
         return text.encode().translate(_ASCII_TABLE, b".'").decode().split()
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
@@ -58,6 +64,9 @@ class Lexicon(BaseModel):
     stop_words: list[str] = Field(default_factory=list)
     free_mail_domains: list[str] = Field(default_factory=list)
     multi_label_suffixes: list[str] = Field(default_factory=list)
+    # what deal names say beyond the account (deal_names.py): deal type → its words, and filler words
+    deal_types: dict[str, list[str]] = Field(default_factory=dict)
+    deal_name_filler: list[str] = Field(default_factory=list)
 
     @cached_property
     def trailing_forms(self) -> frozenset[tuple[str, ...]]:
@@ -88,16 +97,40 @@ class Lexicon(BaseModel):
     def _one_word_forms(self) -> frozenset[str]:
         return frozenset(form[0] for form in self.trailing_forms if len(form) == 1)
 
-    def name_noise(self, account_name: str | None, company: tuple[str, ...]) -> frozenset[str]:
-        """The words of a deal name that only repeat its account: company words, as spelled, and legal forms."""
-        words = frozenset(company) | frozenset(fold_words(account_name)) if account_name else frozenset()
-        return words | self._one_word_forms
+    def name_noise(self, account_words: list[str], company: tuple[str, ...]) -> frozenset[str]:
+        """The words of a deal name that only repeat its account: company words, and the account's as spelled
+        (``account_words``: its name folded).
+
+        (Legal forms are noise too: ``name_key`` drops them itself, rather than
+        every account's set holding a copy of them.)
+        """
+        return frozenset(company) | frozenset(account_words)
+
+    def deal_name_key(self, name: str, noise: frozenset[str]) -> tuple[str, str]:
+        """A deal name's words without its company's words, and the numbers it mentions.
+
+        ("Acme Inc – Renewal 2025, 40 seats" → "renewal 2025 40 seats", "2025 40".)
+        Deal names usually repeat the account (in whatever spelling the system
+        holds), which says nothing about *which* deal of that account it is;
+        ``noise`` is the account's words (``name_noise``); legal forms go too.
+        When nothing else is left the name is kept whole. Numbers (a year, a
+        quantity) often are all that tells two deals of one account apart.
+        """
+        words = fold_words(name)
+        return self.name_key(words, noise), name_numbers(words)
+
+    def name_key(self, words: list[str], noise: frozenset[str]) -> str:
+        """The key of a deal name already folded into ``words`` (``deal_name_key``)."""
+        forms = self._one_word_forms
+        return " ".join([t for t in words if t not in noise and t not in forms] or words)
 
     def company_tokens(self, name: str | None) -> tuple[str, ...]:
         """The words that name the company, legal forms and stop words removed."""
-        if not name:
-            return ()
-        tokens = [t for t in fold_words(name) if t not in self._stop]
+        return self.company_words(fold_words(name)) if name else ()
+
+    def company_words(self, words: list[str]) -> tuple[str, ...]:
+        """``company_tokens`` of a name already folded into ``words``."""
+        tokens = [t for t in words if t not in self._stop]
         tokens = _strip_forms(tokens, self.trailing_forms, self._leading)
         if tokens and not (tokens[0].isascii() and tokens[-1].isascii()):
             tokens = self._strip_unspaced(tokens)
@@ -176,19 +209,9 @@ def load_lexicon(path: str | None = None) -> Lexicon:
     return load_model(path or default_lexicon_path(), Lexicon)
 
 
-def deal_name_key(name: str, ignored: frozenset[str]) -> tuple[str, str]:
-    """A deal name's words without its company's words, and the numbers it mentions.
-
-    ("Acme Inc – Renewal 2025, 40 seats" → "renewal 2025 40 seats", "2025 40".)
-    Deal names usually repeat the account (in whatever spelling the system
-    holds), which says nothing about *which* deal of that account it is;
-    ``ignored`` is the company's words and legal forms (``Lexicon.name_noise``).
-    When nothing else is left the name is kept whole. Numbers (a year, a
-    quantity) often are all that tells two deals of one account apart.
-    """
-    tokens = fold_words(name)
-    rest = [t for t in tokens if t not in ignored]
-    numbers = [t for t in tokens if t.isdigit()]
+def name_numbers(words: list[str]) -> str:
+    """The numbers among a folded deal name's ``words``, sorted (``Lexicon.deal_name_key``)."""
+    numbers = [t for t in words if t.isdigit()]
     if len(numbers) > 1:
         numbers.sort()
-    return " ".join(rest or tokens), " ".join(numbers)
+    return " ".join(numbers)

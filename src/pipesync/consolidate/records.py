@@ -2,15 +2,18 @@
 
 A million pydantic ``Deal`` objects cost seconds to build and gigabytes to
 hold; the engine only needs the columns, so the warehouse is read straight
-into these tuples (``store.py``) and tests build them from Deals.
+into these tuples (``store.py``, through ``pooled_records``) and tests build
+them from Deals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from itertools import islice
+from types import UnionType
+from typing import Any, NamedTuple, get_args, get_origin, get_type_hints
 
 from pipesync.model import Deal, Status
 
@@ -48,6 +51,12 @@ class Record(NamedTuple):
 # The deal fields a golden record carries (everything but the identity columns).
 DEAL_FIELDS: tuple[str, ...] = Record._fields[3:]
 FIELD_INDEX = {f: i for i, f in enumerate(Record._fields)}
+_TYPES = get_type_hints(Record)
+TEXT_FIELDS = frozenset(
+    name for name, kind in _TYPES.items() if kind is str or (get_origin(kind) is UnionType and str in get_args(kind))
+)
+# Text and list fields: their value can be empty ("", []) as well as missing (None).
+SIZED_FIELDS = TEXT_FIELDS | {name for name, kind in _TYPES.items() if get_origin(kind) is list}
 
 
 def record_from_deal(deal: Deal) -> Record:
@@ -62,3 +71,40 @@ def record_from_deal(deal: Deal) -> Record:
 
 def records_from_deals(deals: Iterable[Deal]) -> Iterator[Record]:
     return (record_from_deal(d) for d in deals)
+
+
+# The fields whose values repeat across deals (a handful of stages and
+# currencies, an account's name, domain and contacts on each of its deals, round
+# amounts), with what tells two values apart: the value itself, or a key where
+# equal is not the same (Decimal("1.0") and Decimal("1.00"); 0.0 and -0.0;
+# lists, unhashable). Keys, ids and instants are nearly all distinct.
+_POOLED: dict[str, Any] = {
+    "source": None, "name": None, "pipeline": None, "source_stage": None, "stage": None, "status": None,
+    "amount": str, "currency": None, "amount_reporting": str, "probability": repr, "close_date": None,
+    "owner_email": None, "owner_name": None, "account_name": None, "account_domain": None,
+    "contact_emails": tuple, "lead_source": None, "lost_reason": None, "next_step": None, "external_refs": tuple,
+}
+_BATCH = 50_000
+
+
+def pooled_records(rows: Iterable[Sequence[Any]]) -> list[Record]:
+    """Rows of Record columns as Records whose repeating values are each held once.
+
+    A million deals hold a few hundred distinct stages, owners and currencies
+    and far fewer accounts, amounts and contact lists than deals: sharing them
+    takes the records from gigabytes to well under one. Records are read-only;
+    deals with equal contact lists share one list.
+    """
+    pools = {FIELD_INDEX[name]: (key, {}) for name, key in _POOLED.items()}
+    records: list[Record] = []
+    rows = iter(rows)
+    while batch := list(islice(rows, _BATCH)):
+        columns = list(zip(*batch))  # column by column: one pool lookup per value, no per-row work
+        for i, (key, pool) in pools.items():
+            add = pool.setdefault
+            if key is None:
+                columns[i] = [add(v, v) if v is not None else None for v in columns[i]]
+            else:
+                columns[i] = [add(key(v), v) if v is not None else None for v in columns[i]]
+        records.extend(map(Record._make, zip(*columns)))
+    return records

@@ -22,10 +22,10 @@ DEFAULT_RULES_FILE = "default_rules.yaml"
 # The keys computed once per deal (features.py) that rules can name.
 KeyName = Literal[
     "company", "company_group", "account_domain", "name", "name_numbers", "owner", "source", "outcome",
-    "domains", "contacts", "amount", "close_date", "created_at",
+    "domains", "contacts", "amount", "close_date", "created_at", "deal_type", "subject",
 ]
-SET_KEYS = frozenset({"domains", "contacts"})
-TEXT_KEYS = frozenset({"company", "name"})
+SET_KEYS = frozenset({"domains", "contacts", "deal_type"})
+TEXT_KEYS = frozenset({"company", "name", "subject"})
 NUMBER_KEYS = frozenset({"amount"})
 DAY_KEYS = frozenset({"close_date", "created_at"})
 Scorer = Literal["ratio", "token_set_ratio", "token_sort_ratio", "partial_ratio", "WRatio", "QRatio"]

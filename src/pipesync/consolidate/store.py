@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import delete, insert, select
 
 from pipesync.config import Settings
 from pipesync.consolidate.engine import Consolidation, consolidate, without_gc
-from pipesync.consolidate.records import DEAL_FIELDS, Record
+from pipesync.consolidate.records import DEAL_FIELDS, Record, pooled_records
 from pipesync.consolidate.rules import MatchRules, load_rules
 from pipesync.consolidate.survivorship import GoldenDeal
 from pipesync.model import SharedPipeline
@@ -51,38 +52,16 @@ def rules_for(settings: Settings, path: str | Path | None = None) -> MatchRules:
     return load_rules(path)
 
 
-# Columns whose values repeat across deals (a few stages, owners, accounts): each
-# distinct value is held once, not once per row, which matters at a million deals.
-_REPEATING = tuple(Record._fields.index(f) for f in (
-    "source", "pipeline", "source_stage", "stage", "status", "currency", "owner_email", "owner_name",
-    "account_name", "account_domain", "lead_source", "lost_reason", "next_step",
-))
-
-
-def _shared(row: Any, pool: dict[Any, Any]) -> Record:
-    values = list(row)
-    for i in _REPEATING:
-        value = values[i]
-        if value is not None:
-            values[i] = pool.setdefault(value, value)
-    return Record._make(values)
-
-
 def read_records(warehouse: Warehouse, keys: list[str] | None = None) -> list[Record]:
-    """Live deals as light records (all of them, or those with the given keys)."""
+    """Live deals as light records (all of them, or those with the given keys), repeating values pooled."""
     columns = [t.deals.c[name] for name in Record._fields]
     query = select(*columns).where(t.deals.c.is_deleted.is_(False))
-    records: list[Record] = []
-    pool: dict[Any, Any] = {}
     with warehouse.begin() as conn, without_gc():
         if keys is None:
-            for row in conn.execute(query.execution_options(yield_per=50_000)):
-                records.append(_shared(row, pool))
-        else:
-            for start in range(0, len(keys), BATCH):
-                chunk = keys[start:start + BATCH]
-                records.extend(_shared(row, pool) for row in conn.execute(query.where(t.deals.c.key.in_(chunk))))
-    return records
+            return pooled_records(conn.execute(query.execution_options(yield_per=50_000)))
+        chunks = (keys[start:start + BATCH] for start in range(0, len(keys), BATCH))
+        rows = chain.from_iterable(conn.execute(query.where(t.deals.c.key.in_(chunk))) for chunk in chunks)
+        return pooled_records(rows)
 
 
 def read_previous_ids(warehouse: Warehouse) -> dict[str, str]:

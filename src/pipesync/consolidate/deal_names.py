@@ -1,0 +1,108 @@
+"""What a deal name says beyond its account: the kind of deal, and what it is about.
+
+Copies of one deal are renamed from system to system ("Acme - Renewal FY25",
+"ACME renewal 2025"), so a name weighs little as a whole. Two parts of it
+survive a rename, and they tell the deals of one account apart:
+
+- the **deal type** it names: new business, renewal, expansion, pilot,
+  services, partner ("Acme upsell – 20 seats" is an expansion in any system;
+  an account's renewal is not its pilot);
+- the **subject**: what is left once the account, the type words, numbers and
+  filler ("deal", "seats") are gone, usually a product or project ("Team
+  Plan" is not "Analytics Suite").
+
+The vocabulary is data: ``deal_types`` and ``deal_name_filler`` in
+``lexicon.yaml``. Entries of scripts written without spaces (Chinese,
+Japanese, Korean) are found inside words ("…契約更新"); others as whole
+words or word sequences. Names are read from the name key (folded, the
+account's own words already gone), one word at a time from a cache: an
+account's deals repeat a handful of words, so a million names cost little.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pipesync.consolidate.keys import Lexicon, fold
+
+# Scripts whose words are not separated by spaces: a vocabulary entry in them is searched inside words.
+_UNSPACED = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# "海康贸易analytics" → "海康贸易 analytics": where a rep glued a Latin product to a CJK account
+_SCRIPT_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[^\x00-\x7f])|(?<=[^\x00-\x7f])(?=[a-z0-9])")
+FILLER = ""  # the "type" of a filler entry: recognised, then dropped
+
+
+class DealNameReader:
+    """Reads deal types and subjects out of name keys, caching per word."""
+
+    def __init__(self, lexicon: Lexicon, company_words: Iterable[str] = ()):
+        entries = [(fold(phrase), kind) for kind, phrases in lexicon.deal_types.items() for phrase in phrases]
+        entries += [(fold(word), FILLER) for word in lexicon.deal_name_filler]
+        self._single: dict[str, str] = {}
+        self._sequences: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        inside: dict[str, str] = {}
+        for phrase, kind in entries:
+            words = tuple(phrase.split())
+            if len(words) > 1:
+                self._sequences.setdefault(words[0], []).append((words, kind))
+            elif words and _UNSPACED.search(words[0]):
+                inside.setdefault(words[0], kind)
+            elif words:
+                self._single.setdefault(words[0], kind)
+        for sequences in self._sequences.values():
+            sequences.sort(key=lambda s: -len(s[0]))  # longest first: "proof of concept" before "proof"
+        self._inside = sorted(inside.items(), key=lambda e: -len(e[0]))  # "追加導入" before "導入"
+        self._company = frozenset(company_words)
+        self._words: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def read(self, name_key: str) -> tuple[tuple[str, ...], str]:
+        """(the deal types named, sorted; the subject) of one name key."""
+        words = name_key.split()
+        kinds: list[str] = []
+        rest: list[str] = []
+        i, count = 0, len(words)
+        while i < count:
+            word = words[i]
+            sequence = self._sequence_at(words, i) if word in self._sequences else None
+            if sequence is not None:
+                kinds.append(sequence[1])
+                i += sequence[0]
+                continue
+            word_kinds, parts = self._words.get(word) or self._word(word)
+            kinds += word_kinds
+            rest += parts
+            i += 1
+        types = tuple(sorted(set(kinds) - {FILLER})) if kinds else ()
+        return types, " ".join(dict.fromkeys(rest) if len(rest) > 1 else rest)
+
+    def _sequence_at(self, words: list[str], i: int) -> tuple[int, str] | None:
+        """(length, kind) of the vocabulary sequence starting at ``words[i]``, if one does."""
+        for sequence, kind in self._sequences[words[i]]:
+            if tuple(words[i:i + len(sequence)]) == sequence:
+                return len(sequence), kind
+        return None
+
+    def _word(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(kinds named in one word, what remains of it for the subject), cached."""
+        kinds: list[str] = []
+        parts: list[str] = []
+        for part in _SCRIPT_CHANGE.sub(" ", word).split():
+            if _UNSPACED.search(part):
+                for entry, kind in self._inside:
+                    if entry in part:
+                        kinds.append(kind)
+                        part = part.replace(entry, " ")
+                parts += part.split()
+            else:
+                parts.append(part)
+        rest = []
+        for part in parts:
+            kind = self._single.get(part)
+            if kind is not None:
+                kinds.append(kind)
+            # numbers are the numbers key's; the account's words say nothing about which deal it is
+            elif part not in self._company and not any(c.isdigit() for c in part):
+                rest.append(part)
+        known = self._words[word] = (tuple(kinds), tuple(rest))
+        return known
