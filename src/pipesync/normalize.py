@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from pydantic_core import PydanticUndefined
 
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
@@ -38,7 +39,6 @@ from pipesync.parsing import (
 
 TEXT_FIELDS = ("name", "owner_name", "account_name", "lead_source", "lost_reason", "next_step")
 INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
-LIST_FIELDS = ("contact_emails", "external_refs")
 CORE_FIELDS = (
     "source", "source_id", "pipeline", "source_stage", "stage", "status", "amount", "currency", "amount_reporting", "raw",
 )
@@ -69,6 +69,12 @@ def _refs(v: Any) -> list[str]:
 
 
 _set = object.__setattr__
+# What a blank field becomes where the model's default is not None: a fresh list for each deal, "", False.
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    name: f.default_factory or (lambda value=f.default: value)  # type: ignore[misc]
+    for name, f in Deal.model_fields.items()
+    if f.default_factory is not None or (f.default is not None and f.default is not PydanticUndefined)
+}
 
 
 def _checked_deal(values: dict[str, Any], fields_set: set[str]) -> Deal:
@@ -120,11 +126,8 @@ class Normalizer:
             f: dict(_BLANKS) for f in (*INSTANT_FIELDS, "probability", "close_date", "owner_email", "account_domain", "is_deleted")
         }
         self._first = {c: next(s.key for s in pipeline.stages if s.category is c) for c in (Category.WON, Category.LOST)}
-        # Exports repeat a handful of stages, status words and currencies across every row:
-        # each distinct value is looked up (folded, matched against the mapping) once per run.
-        self._stages: dict[tuple[str | None, str], str] = {}
-        self._statuses: dict[str, Category] = {}
-        self._currencies: dict[str, str] = {}
+        # Exports repeat a handful of (pipeline, stage, status) and currency combinations on every
+        # row: each distinct one is settled (folded, matched against the mapping) once per run.
         self._placements: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str, Category]] = {}
         self._currencies_of: dict[tuple[Any, str | None, bool], str] = {}
         # Everything besides the record that decides its canonical form: when neither the record
@@ -179,12 +182,6 @@ class Normalizer:
     def _stage(self, pipeline: str | None, source_stage: str | None) -> str:
         if source_stage is None:
             raise NormalizationError("source_stage", "the record has no stage")
-        found = self._stages.get((pipeline, source_stage))
-        if found is None:
-            found = self._stages[(pipeline, source_stage)] = self._find_stage(pipeline, source_stage)
-        return found
-
-    def _find_stage(self, pipeline: str | None, source_stage: str) -> str:
         rule = self.mapping.find_stage(pipeline, source_stage)
         where = f" of pipeline {pipeline!r}" if pipeline else ""
         if rule is None:
@@ -205,21 +202,13 @@ class Normalizer:
         return None if rule is None else rule.stage
 
     def _status(self, v: Any) -> Category:
-        text = str(v)
-        c = self._statuses.get(text)
+        c = self._status_words.get(fold(str(v)))
         if c is None:
-            c = self._status_words.get(fold(text))
-            if c is None:
-                raise ValueError("unknown status word: add it under parse.status in the mapping file")
-            self._statuses[text] = c
+            raise ValueError("unknown status word: add it under parse.status in the mapping file")
         return c
 
     def _currency(self, v: Any) -> str:
-        text = str(v)
-        code = self._currencies.get(text)
-        if code is None:
-            code = self._currencies[text] = self.fx.check_code(text)
-        return code
+        return self.fx.check_code(str(v))
 
     # -- the records ---------------------------------------------------------------------------
 
@@ -263,12 +252,9 @@ class Normalizer:
                 out = [memo[x] for x in column]  # type: ignore[index]  # every text seen before: the usual case
             except (KeyError, TypeError):
                 out = self._parse_each(field, column, parse, memo, errors)
-        if field == "name":
-            out = ["" if x is None else x for x in out]
-        elif field == "is_deleted":
-            out = [x is True for x in out]
-        elif field in LIST_FIELDS:
-            out = [[] if x is None else x for x in out]  # a fresh list for each deal
+        default = _DEFAULTS.get(field)
+        if default is not None:
+            out = [default() if x is None else x for x in out]
         return out
 
     @staticmethod
@@ -300,7 +286,6 @@ class Normalizer:
         source_id = _text(raw.source_id if raw.source_id is not None else v.get("source_id"))
         if source_id is None:
             raise NormalizationError("source_id", "the record has no id")
-        # Records repeat a few (pipeline, stage, status) and currency combinations: each is settled once.
         written = (v.get("pipeline"), v.get("source_stage"), v.get("status"))
         placed = self._placements.get(written)
         if placed is None:
