@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     mappings_dir: str = "mappings"
     pipeline: str | None = None
     stale_after_days: int = Field(default=30, gt=0)
+    # processes a sync may use to read a large file source side by side (default: one per core)
+    sync_workers: int | None = Field(default=None, gt=0)
     # match and survivorship rules for `pipesync consolidate` (default: the built-in rules)
     consolidation: str | None = None
     sources: list[SourceConfig] = Field(default_factory=list)

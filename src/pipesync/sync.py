@@ -10,7 +10,7 @@ changes nothing; killing the run at any point loses nothing.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -20,10 +20,11 @@ from pipesync.currency import FxTable
 from pipesync.errors import MappingError, NormalizationError, PipesyncError
 from pipesync.mapper.drift import unmapped_live_stages
 from pipesync.mapping import load_mapping
-from pipesync.model import Deal, Page, RawDeal, SharedPipeline, StageChange, deal_key
+from pipesync.model import Cursor, Deal, Page, RawDeal, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import Normalizer
 from pipesync.pipeline import load_pipeline
 from pipesync.warehouse.store import Known, PageWrite, QuarantineEntry, Warehouse, now
+from pipesync.workers import Send, Worker, can_fork, cpu_count
 
 
 @dataclass
@@ -35,6 +36,10 @@ class SourceCounts:
     deleted: int = 0
     quarantined: int = 0
     error: str | None = None
+
+    def add(self, other: "SourceCounts") -> None:
+        for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -62,12 +67,15 @@ def run_sync(
     quarantine_unmapped: bool = False,
     warehouse: Warehouse | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> SyncResult:
     """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
 
     A source that fails (unreachable, bad credentials, live stages its mapping cannot
     place) is reported and the others go on; the run's status is then ``partial``.
     ``quarantine_unmapped`` syncs such sources anyway, quarantining the unplaceable deals.
+    ``workers`` caps the processes that read a large file source side by side
+    (default: ``sync_workers`` in the config, else one per core).
     """
     chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
     wh = warehouse or Warehouse(settings.warehouse_url())
@@ -75,12 +83,13 @@ def run_sync(
     fx = FxTable(settings.reporting_currency, settings.fx_rates)
     run_id = wh.start_run([s.name for s in chosen])
     result = SyncResult(run_id=run_id, status="running")
+    workers = workers or settings.sync_workers or cpu_count()
     try:
         for source in chosen:
             counts = result.sources[source.name] = SourceCounts()
             try:
                 with _fewer_gc_passes():
-                    _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress)
+                    _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers)
             except PipesyncError as e:
                 counts.error = str(e)
         failed = [n for n, c in result.sources.items() if c.error]
@@ -123,13 +132,11 @@ def _sync_source(
     full: bool,
     quarantine_unmapped: bool,
     progress: Progress | None,
+    workers: int,
 ) -> None:
     mapping_path = settings.mapping_path(source)
     mapping = load_mapping(mapping_path, pipeline)
     normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name)
-    known = wh.known_deals(source.name)
-    in_quarantine = wh.quarantined(source.name)
-    seen: set[str] = set()
     with open_adapter(source, settings) as adapter:
         discovery = adapter.discover()
         wh.record_catalog(source.name, discovery)
@@ -141,14 +148,96 @@ def _sync_source(
                 + f"\nFix the mapping (pipesync map {source.name}), or sync with --quarantine-unmapped "
                 "(or unmapped_stages: quarantine on the source) to quarantine those deals meanwhile."
             )
-        for page in adapter.read_deals(None if full else wh.cursor(source.name)):
-            write = _page_write(page, normalizer, known, in_quarantine, seen, counts)
-            if source.options.get("history", adapter.history_in_bulk):
+        reading = _Reading(
+            adapter, normalizer, wh, wh.known_deals(source.name), wh.quarantined(source.name),
+            history=source.options.get("history", adapter.history_in_bulk),
+            tick=(lambda n: progress(source.name, n)) if progress else (lambda n: None),
+        )
+        since = None if full else wh.cursor(source.name)
+        parts = adapter.partitions(workers) if workers > 1 and can_fork() and wh.shared_across_processes else []
+        if len(parts) > 1:
+            _read_in_parallel(reading, since, parts, counts)
+        else:
+            reading.read(adapter.read_deals(since), counts, reading.tick)
+
+
+@dataclass
+class _ReadEnd:
+    """How a read (or a partition of one) ended: the deals it saw and its last page's cursor."""
+
+    seen: set[str]
+    cursor: Cursor | None
+    snapshot_complete: bool
+
+
+@dataclass
+class _Reading:
+    """One source's pages, normalized against what the warehouse holds and written page by page."""
+
+    adapter: Adapter
+    normalizer: Normalizer
+    wh: Warehouse
+    known: dict[str, Known]
+    in_quarantine: set[str]
+    history: bool
+    tick: Callable[[int], None]
+
+    def read(self, pages: Iterable[Page], counts: SourceCounts, tick: Callable[[int], None], *, partition: bool = False) -> _ReadEnd:
+        """Writes each page with its cursor; a partition's pages move no cursor and settle no snapshot."""
+        end = _ReadEnd(set(), None, False)
+        for page in pages:
+            write = _page_write(page, self.normalizer, self.known, self.in_quarantine, end.seen, counts, settle=not partition)
+            if self.history:
                 changed = [deal.source_id for deal, _ in write.inserts + write.updates]
-                write.source_history = _source_history(adapter, normalizer, changed) if changed else {}
-            wh.write_page(write)
-            if progress:
-                progress(source.name, len(page.deals))
+                write.source_history = _source_history(self.adapter, self.normalizer, changed) if changed else {}
+            if partition:
+                write.cursor = None
+            self.wh.write_page(write)
+            tick(len(page.deals))
+            end.cursor, end.snapshot_complete = page.cursor, page.snapshot_complete
+        return end
+
+
+def _read_in_parallel(reading: _Reading, since: Cursor | None, parts: list[object], counts: SourceCounts) -> None:
+    """Reads the first partition here and each other one in a forked worker, each writing its own pages.
+
+    The source's cursor and a snapshot's deletions wait until every partition is in:
+    a run killed before that re-reads from the old cursor, which changes nothing
+    that was written already.
+    """
+    source = reading.normalizer.source
+
+    def partition_reader(part: object) -> Callable[[Send], tuple[SourceCounts, _ReadEnd]]:
+        def read(send: Send) -> tuple[SourceCounts, _ReadEnd]:
+            own = SourceCounts()
+            return own, reading.read(reading.adapter.read_partition(since, part), own, send, partition=True)
+        return read
+
+    reading.wh.before_fork()
+    workers = [Worker(f"part {i} of {len(parts)} ({part})", partition_reader(part)) for i, part in enumerate(parts[1:], 2)]
+    try:
+
+        def tick(n: int) -> None:  # after each page of ours, the workers' progress too
+            reading.tick(n)
+            for worker in workers:
+                worker.received(reading.tick)
+
+        ends = [reading.read(reading.adapter.read_partition(since, parts[0]), counts, tick, partition=True)]
+        for worker in workers:
+            their_counts, end = worker.finish(reading.tick)
+            counts.add(their_counts)
+            ends.append(end)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    last = ends[-1]
+    write = PageWrite(source=source, cursor=last.cursor)
+    if last.snapshot_complete:
+        seen = set().union(*(end.seen for end in ends))
+        write.deleted_keys = [k for k, kn in reading.known.items() if k not in seen and not kn.is_deleted]
+        counts.deleted += len(write.deleted_keys)
+    reading.wh.write_page(write)
 
 
 def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[str]) -> dict[str, list[StageChange]]:
@@ -178,8 +267,13 @@ def _page_write(
     in_quarantine: set[str],
     seen: set[str],
     counts: SourceCounts,
+    *,
+    settle: bool = True,
 ) -> PageWrite:
-    """What one page changes in the warehouse; ``known``, ``in_quarantine`` and ``seen`` follow along."""
+    """What one page changes in the warehouse; ``known``, ``in_quarantine`` and ``seen`` follow along.
+
+    ``settle``: a page that completes a snapshot marks what the read did not see as deleted.
+    """
     source = normalizer.source
     write = PageWrite(source=source, cursor=page.cursor)
     counts.read += len(page.deals)
@@ -205,7 +299,7 @@ def _page_write(
         key = deal_key(source, sid)
         if key in known and not known[key].is_deleted:
             write.deleted_keys.append(key)
-    if page.snapshot_complete:
+    if page.snapshot_complete and settle:
         write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
     write.aliases = {deal_key(source, a): deal_key(source, s) for a, s in page.aliases.items()}
     for key in write.deleted_keys:

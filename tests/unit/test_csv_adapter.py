@@ -87,3 +87,58 @@ def test_discovery_lists_distinct_stages_with_counts(tmp_path):
 
 def test_decode_refuses_nothing_it_can_read():
     assert decode("naïve".encode("cp1252")) == "naïve"
+
+
+# -- partitions: a large file read side by side ------------------------------------------------
+
+def export_rows(n: int, *, first_id: int = 1) -> list[list[str]]:
+    header = ["Deal - ID", "Deal - Title", "Deal - Stage", "Deal - Value"]
+    # every third title spans two lines inside quotes: physical lines and rows differ
+    return [header] + [[str(first_id + i), f"Deal {i}\nsecond line" if i % 3 == 0 else f"Deal {i}", "Qualified", "5"] for i in range(n)]
+
+
+def write_csv(rows: list[list[str]]) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode()
+
+
+def read_ids(pages) -> list[str]:
+    return [d.source_id for p in pages for d in p.deals]
+
+
+def test_partitions_split_the_pages_and_read_every_row_once_in_file_order(tmp_path):
+    a = adapter(tmp_path, write_csv(export_rows(23)), page_size=5)
+    parts = a.partitions(2)
+    assert len(parts) == 2
+    pages = [list(a.read_partition(None, p)) for p in parts]
+    assert read_ids(pages[0]) + read_ids(pages[1]) == read_ids(a.read_deals(None))
+    assert [len(p.deals) for p in pages[0]] == [5, 5]  # whole pages: the same pages as a read in order
+    assert not any(p.snapshot_complete for p in pages[0])
+    assert pages[1][-1].snapshot_complete and pages[1][-1].cursor == list(a.read_deals(None))[-1].cursor
+    # locators still name the file's physical row numbers
+    first_of_second = pages[1][0].deals[0]
+    assert first_of_second.locator == next(d for p in a.read_deals(None) for d in p.deals if d.source_id == first_of_second.source_id).locator
+
+
+def test_partitions_never_exceed_what_is_asked_or_split_a_page(tmp_path):
+    a = adapter(tmp_path, write_csv(export_rows(23)), page_size=5)
+    assert len(a.partitions(8)) == 5  # 5 pages
+    assert a.partitions(1) == []
+    assert adapter(tmp_path, write_csv(export_rows(5)), page_size=5).partitions(4) == []  # one page
+
+
+def test_a_file_that_lists_an_id_twice_is_read_in_order(tmp_path):
+    rows = export_rows(20)
+    rows[15][0] = rows[2][0]
+    assert adapter(tmp_path, write_csv(rows), page_size=5).partitions(2) == []
+
+
+def test_discovery_counts_the_stages_of_every_row(tmp_path):
+    rows = export_rows(12)
+    rows[4][2] = "Lead In"
+    found = adapter(tmp_path, write_csv(rows), page_size=5).discover()
+    assert {(s.label, s.deal_count) for p in found.pipelines for s in p.stages} == {("Qualified", 11), ("Lead In", 1)}

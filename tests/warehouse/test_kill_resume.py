@@ -18,6 +18,7 @@ VOLATILE = {"synced_at", "first_seen", "last_seen", "updated_at", "id"}
 
 CONFIG = """\
 warehouse: {url}
+sync_workers: {workers}
 reporting_currency: USD
 fx_rates: {{EUR: 1.1, GBP: 1.3}}
 mappings_dir: .
@@ -53,6 +54,24 @@ app()
 """
 
 
+# Two workers (three pages: the first here, two in a forked child); the child dies inside the
+# transaction of its first page, as an out-of-memory kill would end it.
+CRASH_IN_WORKER = """\
+import os, sys
+from pipesync.warehouse import store
+from pipesync.cli import app
+parent = os.getpid()
+original = store.Warehouse._write_quarantine
+def crashing(self, conn, page, stamp):
+    if os.getpid() != parent:
+        os._exit(137)  # deals written, transaction open
+    original(self, conn, page, stamp)
+store.Warehouse._write_quarantine = crashing
+sys.argv = ["pipesync", "sync", "--config", "pipesync.yaml"]
+app()
+"""
+
+
 def snapshot(url: str) -> dict[str, list]:
     engine = create_engine(url)
     out = {}
@@ -64,10 +83,10 @@ def snapshot(url: str) -> dict[str, list]:
     return out
 
 
-def project(tmp_path: Path, name: str, url: str) -> Path:
+def project(tmp_path: Path, name: str, url: str, workers: int = 1) -> Path:
     folder = tmp_path / name
     folder.mkdir()
-    (folder / "pipesync.yaml").write_text(CONFIG.format(url=url))
+    (folder / "pipesync.yaml").write_text(CONFIG.format(url=url, workers=workers))
     write_export(folder / "crm.csv", ROWS, version=1)
     return folder
 
@@ -102,10 +121,11 @@ def test_crash_inside_or_between_page_transactions(tmp_path, clean, page, where)
     assert snapshot(url) == clean[0]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("fraction", [0.5, 0.85])
-def test_sigkill_at_an_arbitrary_moment(tmp_path, clean, fraction):
+def test_sigkill_at_an_arbitrary_moment(tmp_path, clean, fraction, workers):
     url = f"sqlite:///{tmp_path / 'killed.db'}"
-    folder = project(tmp_path, "killed", url)
+    folder = project(tmp_path, "killed", url, workers)
     assert sync(folder).returncode == 0
     write_export(folder / "crm.csv", ROWS, version=2)
     proc = subprocess.Popen([sys.executable, "-m", "pipesync", "sync", "--config", "pipesync.yaml"], cwd=folder,
@@ -115,4 +135,17 @@ def test_sigkill_at_an_arbitrary_moment(tmp_path, clean, fraction):
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert sync(folder).returncode == 0
+    assert snapshot(url) == clean[0]
+
+
+def test_a_worker_killed_inside_its_page_transaction_fails_the_run_and_a_rerun_heals(tmp_path, clean):
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    folder = project(tmp_path, "killed", url, workers=2)
+    assert sync(folder).returncode == 0
+    write_export(folder / "crm.csv", ROWS, version=2)
+    crashed = subprocess.run([sys.executable, "-c", CRASH_IN_WORKER], cwd=folder, capture_output=True, text=True)
+    assert crashed.returncode == 1
+    assert "part 2 of 2 (the rows on lines 502–end): the worker process exited with status 137" in " ".join(crashed.stdout.split())
+    rerun = sync(folder)
+    assert rerun.returncode == 0, rerun.stderr
     assert snapshot(url) == clean[0]

@@ -45,6 +45,20 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def partitions(self, most: int) -> list[object]:
+        """Up to ``most`` parts of what ``read_deals(None)`` reads, for reading side by side.
+
+        The parts hold disjoint sets of records, together all of them, in an order
+        where the last part ends the read as ``read_deals`` does (its last page
+        completes the snapshot, its cursor resumes after everything). Empty (the
+        default) when the source cannot be split: APIs page through one cursor.
+        """
+        return []
+
+    def read_partition(self, since: Cursor | None, partition: object) -> Iterator[Page]:
+        """The pages of one of :meth:`partitions`."""
+        raise NotImplementedError
+
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
         """Stage changes the source itself recorded; sources without history yield nothing."""
         return iter(())

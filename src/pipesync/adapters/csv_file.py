@@ -12,7 +12,8 @@ Options (``sources[].options`` in pipesync.yaml):
 - ``page_size``: rows committed per transaction (default 5000).
 
 A file is a full snapshot: every read reads it all, and a deal that was in the
-warehouse but is no longer in the file is marked deleted.
+warehouse but is no longer in the file is marked deleted. A large file is read
+in partitions (runs of whole pages) that sync can read in parallel.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import hashlib
 import io
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -134,27 +137,39 @@ class CsvAdapter(Adapter):
                 )
         return columns
 
-    def _table(self, text: str) -> tuple[list[str], dict[str, int], Iterator[tuple[int, list[str]]]]:
+    def _table(
+        self, text: str, rows: RowRange | None = None
+    ) -> tuple[list[str], dict[str, int], Iterator[tuple[int, list[str]]]]:
         """(header, canonical field → column index, each data row's line number and cells).
 
-        Footers and blank rows are skipped.
+        Footers and blank rows are skipped. ``rows`` limits the data rows to a part of the file.
         """
         delimiter = self.source.options.get("delimiter", "auto")
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text) if delimiter == "auto" else delimiter)
+        lines = io.StringIO(text, newline="")
+        reader = csv.reader(lines, delimiter=sniff_delimiter(text) if delimiter == "auto" else delimiter)
         header = next(reader, None)
         if not header:
             raise SourceError(f"{self.path}: the file is empty")
         header = [h.strip().lstrip("\ufeff") for h in header]
         footers = tuple(fold(f) for f in self.preset.footers)
+        skipped = 0
+        if rows is not None and rows.after > reader.line_num:
+            # the reader reads one line at a time: lines skipped here are lines it never parses
+            skipped = rows.after - reader.line_num
+            next(islice(lines, skipped, skipped), None)
+        last = rows.last if rows is not None else None
 
         def data_rows() -> Iterator[tuple[int, list[str]]]:
             for cells in reader:
+                line = reader.line_num + skipped
+                if last is not None and line > last:
+                    return
                 # A row whose first two cells are filled is data; only the others can be blank or a footer.
                 if len(cells) < 2 or not (cells[0].strip() and cells[1].strip()):
                     filled = [c for c in cells if c.strip()]
                     if not filled or (len(filled) == 1 and fold(filled[0]).startswith(footers)):
                         continue
-                yield reader.line_num, cells
+                yield line, cells
 
         return header, self._columns(header, self._overrides), data_rows()
 
@@ -164,14 +179,39 @@ class CsvAdapter(Adapter):
         path = self.settings.mapping_path(self.source)
         return load_model(path, Mapping).fields if path.exists() else {}
 
+    @property
+    def _page_size(self) -> int:
+        return int(self.source.options.get("page_size", PAGE_SIZE))
+
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        return self._read_rows(None)
+
+    def partitions(self, most: int) -> list[RowRange]:
+        """The file's pages split into up to ``most`` runs of whole pages.
+
+        A file that lists an id twice is not split: its last copy must win, as
+        it does when the file is read in order.
+        """
+        survey = self._survey
+        count = min(most, len(survey.page_ends))
+        if count < 2 or survey.repeats_ids:
+            return []
+        cuts = [survey.page_ends[len(survey.page_ends) * k // count - 1] for k in range(1, count)]
+        return [RowRange(after, last) for after, last in zip([0, *cuts], [*cuts, None])]
+
+    def read_partition(self, since: Cursor | None, partition: RowRange) -> Iterator[Page]:
+        return self._read_rows(partition)
+
+    def _read_rows(self, part: RowRange | None) -> Iterator[Page]:
+        # A file is a snapshot: every read is a full read of its rows, whatever the cursor.
         text, digest = self._content
-        page_size = int(self.source.options.get("page_size", PAGE_SIZE))
-        header, columns, rows = self._table(text)
+        page_size = self._page_size
+        header, columns, rows = self._table(text, part)
         # columns always holds source_id and source_stage: picks returns a tuple
         fields, picks, width = tuple(columns), itemgetter(*columns.values()), len(header)
         batch: list[RawDeal] = []
         name = self.path.name
+        line = 0
         for line, cells in rows:
             problem = None
             if len(cells) == width:
@@ -191,21 +231,58 @@ class CsvAdapter(Adapter):
             if len(batch) >= page_size:
                 yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
                 batch = []
-        yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
+        if part is None or part.last is None:
+            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
+        elif batch:
+            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
 
     def discover(self) -> Discovery:
-        _, columns, rows = self._table(self._content[0])
-        stage_at, pipeline_at = columns["source_stage"], columns.get("pipeline")
-        counts: Counter[tuple[str, str]] = Counter()
-        for _, cells in rows:
-            stage = cells[stage_at].strip() if stage_at < len(cells) else ""
-            if stage:
-                pipeline = cells[pipeline_at].strip() if pipeline_at is not None and pipeline_at < len(cells) else ""
-                counts[(pipeline or ANY, stage)] += 1
         pipelines: dict[str, list[DiscoveredStage]] = {}
-        for (pipeline, stage), n in counts.items():
+        for (pipeline, stage), n in self._survey.stages.items():
             pipelines.setdefault(pipeline, []).append(DiscoveredStage(id=stage, label=stage, deal_count=n))
         return Discovery(
             source=self.name,
             pipelines=[DiscoveredPipeline(id=p, label=p, stages=s) for p, s in sorted(pipelines.items())],
         )
+
+    @cached_property
+    def _survey(self) -> Survey:
+        """One pass over the file for what discovery and partitioning need (sync asks for both)."""
+        _, columns, rows = self._table(self._content[0])
+        stage_at, pipeline_at, id_at = columns["source_stage"], columns.get("pipeline"), columns["source_id"]
+        page_size = self._page_size
+        stages: Counter[tuple[str, str]] = Counter()
+        page_ends: list[int] = []
+        ids: list[str] = []
+        line = 0
+        for n, (line, cells) in enumerate(rows, 1):
+            width = len(cells)
+            stage = cells[stage_at].strip() if stage_at < width else ""
+            if stage:
+                pipeline = cells[pipeline_at].strip() if pipeline_at is not None and pipeline_at < width else ""
+                stages[(pipeline or ANY, stage)] += 1
+            ids.append(cells[id_at].strip() if id_at < width else "")
+            if n % page_size == 0:
+                page_ends.append(line)
+        if len(ids) % page_size:
+            page_ends.append(line)
+        named = [i for i in ids if i]
+        return Survey(stages=stages, page_ends=page_ends, repeats_ids=len(set(named)) < len(named))
+
+
+@dataclass(frozen=True, slots=True)
+class RowRange:
+    """A partition of a file: the data rows after physical line ``after``, up to line ``last`` (None: the end)."""
+
+    after: int
+    last: int | None
+
+    def __str__(self) -> str:
+        return f"the rows on lines {self.after + 1}–{'end' if self.last is None else self.last}"
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    stages: Counter[tuple[str, str]]  # (pipeline, stage) → rows
+    page_ends: list[int]  # the line each page's last row ends on
+    repeats_ids: bool

@@ -22,12 +22,15 @@ def sync(
     quarantine_unmapped: bool = typer.Option(
         False, "--quarantine-unmapped", help="Sync sources whose mapping misses live stages; quarantine those deals."
     ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="Processes that read a large file source side by side (default: one per core)."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
     settings = settings_from(config)
     if json_out:
-        result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped)
+        result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers)
         emit_json(result.as_dict())
     else:
         with Progress(
@@ -41,7 +44,9 @@ def sync(
                     tasks[source] = bar.add_task(f"syncing {source}", total=None)
                 bar.advance(tasks[source], n)
 
-            result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, progress=advance)
+            result = run_sync(
+                settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers, progress=advance
+            )
         render(result)
     failed = any(c.error for c in result.sources.values())
     if failed or (strict and result.quarantined):

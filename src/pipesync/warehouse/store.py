@@ -124,7 +124,8 @@ class PageWrite:
     """Everything one page changes, written atomically with the source's new cursor."""
 
     source: str
-    cursor: Cursor
+    # None: the page moves no cursor (a partition of a read: the cursor moves once all are in)
+    cursor: Cursor | None
     inserts: list[DealWrite] = field(default_factory=list)
     updates: list[DealWrite] = field(default_factory=list)
     history: list[StageChange] = field(default_factory=list)
@@ -180,6 +181,17 @@ class Warehouse:
             raise WarehouseError(f"warehouse {self.safe_url}: {e.__class__.__name__}: {getattr(e, 'orig', e)}") from None
 
     def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def shared_across_processes(self) -> bool:
+        """Whether another process opening this URL sees the same database (not an in-memory one)."""
+        url = self.engine.url
+        return url.get_backend_name() != "sqlite" or (url.database or ":memory:") != ":memory:" and "mode=memory" not in str(url)
+
+    def before_fork(self) -> None:
+        """Closes the pooled connections, so that no process forked now inherits one (a child
+        closing its copy of a server connection would end the parent's session)."""
         self.engine.dispose()
 
     # -- reads ------------------------------------------------------------------------------
@@ -255,7 +267,8 @@ class Warehouse:
             for alias, survivor in page.aliases.items():
                 conn.execute(t.deal_aliases.delete().where(t.deal_aliases.c.alias_key == alias))
                 conn.execute(t.deal_aliases.insert().values(alias_key=alias, survivor_key=survivor, recorded_at=stamp))
-            self._save_cursor(conn, page.source, page.cursor, stamp)
+            if page.cursor is not None:
+                self._save_cursor(conn, page.source, page.cursor, stamp)
 
     def _replace_source_history(self, conn: Connection, histories: dict[str, list[StageChange]]) -> None:
         """The source's own history of these deals, as read now: replacing it keeps re-reads idempotent."""
