@@ -294,22 +294,25 @@ class Normalizer:
 
         amount, currency = None, None
         raw_amount = v.get("amount")
-        if not _blank(raw_amount):
-            if isinstance(raw_amount, (Decimal, int)):
-                amount = Decimal(raw_amount)
-            elif isinstance(raw_amount, float):
-                amount = Decimal(repr(raw_amount))
-            else:
-                amount, currency = self._field(
-                    "amount", raw_amount, lambda x: parse_amount(str(x), self._decimal, self._default_currency)
-                )
+        if isinstance(raw_amount, (Decimal, int)):
+            amount = Decimal(raw_amount)
+        elif isinstance(raw_amount, float):
+            amount = Decimal(repr(raw_amount))
+        elif raw_amount is not None and not (text := str(raw_amount)).isspace() and text:
+            try:
+                amount, currency = parse_amount(text, self._decimal, self._default_currency)
+            except (ValueError, ArithmeticError) as e:
+                raise NormalizationError("amount", str(e), raw_amount) from None
         written_currency = (v.get("currency"), currency, amount is not None)
         currency = self._currencies_of.get(written_currency)
         if currency is None:
             currency = self._currencies_of[written_currency] = self._settle_currency(*written_currency)
         amount_reporting = None
         if amount is not None:
-            amount_reporting = self._field("currency", currency, lambda c: self.fx.to_reporting(amount, c))
+            try:
+                amount_reporting = self.fx.to_reporting(amount, currency)
+            except (ValueError, ArithmeticError) as e:
+                raise NormalizationError("currency", str(e), currency) from None
         return (
             self.source, source_id, pipeline, source_stage, stage, status, amount, currency or None, amount_reporting, raw.raw,
         )
