@@ -28,6 +28,9 @@ mappings_dir: mappings
 # A deal with no activity and no update for this many days counts as stale.
 stale_after_days: 30
 
+# Processes a sync may use to read a large file side by side (default: one per core).
+# sync_workers: 2
+
 sources:
   # A CSV export. format: salesforce_report | hubspot_export | pipedrive_export | generic
   - name: sf_export
