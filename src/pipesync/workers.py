@@ -89,6 +89,8 @@ class Worker:
 
 def _child(target: Callable[[Send], Any], outbox: Connection, parent: int) -> None:
     _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent handles it and stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         result = target(lambda message: outbox.send(("message", message)))
     except PipesyncError as e:

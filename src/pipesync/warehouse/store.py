@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create_engine, event, select, update
+from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create_engine, event, make_url, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
@@ -151,8 +151,13 @@ class Warehouse:
     def __init__(self, url: str, *, create: bool = True):
         self.url = url
         try:
-            self.engine: Engine = create_engine(url, json_serializer=json_text, json_deserializer=orjson.loads)
-            if self.engine.dialect.name == "sqlite":
+            sqlite = make_url(url).get_backend_name() == "sqlite"
+            self.engine: Engine = create_engine(
+                url, json_serializer=json_text, json_deserializer=orjson.loads,
+                # a sync's workers take turns at SQLite's one write lock: wait for it rather than fail
+                **({"connect_args": {"timeout": 60}} if sqlite else {}),
+            )
+            if sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             if create:
                 t.metadata.create_all(self.engine)
