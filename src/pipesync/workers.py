@@ -92,14 +92,17 @@ def _child(target: Callable[[Send], Any], outbox: Connection, parent: int) -> No
     # Ctrl-C reaches the whole process group: the parent handles it and stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        result = target(lambda message: outbox.send(("message", message)))
+        outbox.send(("result", target(lambda message: outbox.send(("message", message)))))
+        status = 0
     except PipesyncError as e:
         outbox.send(("error", str(e)))
-        sys.exit(1)
+        status = 1
     except Exception as e:  # a bug: its type and message, as the in-process run would show them
         outbox.send(("error", f"{e.__class__.__name__}: {e}"))
-        sys.exit(1)
-    outbox.send(("result", result))
+        status = 1
+    # Leave now: exiting normally flushes stdout, whose lock another of the parent's threads
+    # (a progress bar's) may have held when it forked; nothing here wrote to it.
+    os._exit(status)
 
 
 _PR_SET_PDEATHSIG = 1
