@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 
 from pipesync.consolidate.rules import FieldRule, Survivorship
-from pipesync.consolidate.survivorship import Survivor
+from pipesync.consolidate.survivorship import GoldenDeal, Survivor
 from tests.consolidate.conftest import make_deal, records
 
 
@@ -107,7 +107,15 @@ def test_many_clusters_at_once_survive_as_each_would_alone(pipeline, rules):
     survivor = Survivor(rules.survivorship, pipeline)
     order = np.array([i for cluster in clusters for i in cluster])
     starts = np.cumsum([0] + [len(cluster) for cluster in clusters])
-    together = list(survivor.goldens(members, order, starts, ids, [0.9] * len(clusters)))
-    alone = [survivor.golden(ids[c], [members[i] for i in cluster], 0.9) for c, cluster in enumerate(clusters)]
+    together = {row["golden_id"]: GoldenDeal.of_row(row)
+                for row in survivor.rows(members, order, starts, ids, [0.9] * len(clusters))}
+    alone = {ids[c]: survivor.golden(ids[c], [members[i] for i in cluster], 0.9) for c, cluster in enumerate(clusters)}
     assert together == alone
-    assert [len(g.members) for g in together] == [len(cluster) for cluster in clusters]
+    assert [len(together[ids[c]].members) for c in range(len(clusters))] == [len(cluster) for cluster in clusters]
+
+
+def test_a_golden_deal_never_leaves_its_name_or_lists_missing(pipeline, rules):
+    # no member has a name: no winner, yet the golden_deals columns take no NULL
+    unnamed = [make_deal("salesforce", "1", name="", contact_emails=[]), make_deal("hubspot", "2", name="")]
+    g = golden(pipeline, rules.survivorship, *unnamed)
+    assert (g.values["name"], g.values["external_refs"]) == ("", []) and "name" not in g.provenance

@@ -4,26 +4,34 @@ Pure: no database, no files. ``store.py`` feeds it from the warehouse and
 writes its result back; tests and the benchmark call it directly. Records are
 sorted by key first, and every later step breaks ties by record order, so the
 result is the same whatever the order of the input.
+
+A large input uses a second core (``parallel.py``): deal names are keyed
+beside the other columns, and survivorship decides which member wins each
+field while golden ids are assigned and the rows of single deals built.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 from pipesync.consolidate.blocking import Candidates, candidate_pairs, hard_links
 from pipesync.consolidate.clustering import HARD, Clusters, cluster
-from pipesync.consolidate.features import Features, compute_features
+from pipesync.consolidate.features import compute_features
 from pipesync.consolidate.identity import assign_golden_ids
 from pipesync.consolidate.keys import load_lexicon
 from pipesync.consolidate.records import Record
+from pipesync.consolidate.parallel import PARALLEL_FROM, SideJob
 from pipesync.consolidate.rules import MatchRules
-from pipesync.consolidate.scoring import Scores, score_pairs
-from pipesync.consolidate.survivorship import GoldenDeal, Survivor
+from pipesync.consolidate.scoring import score_pairs
+from pipesync.consolidate.survivorship import Decisions, GoldenDeal, Survivor
 from pipesync.model import SharedPipeline
 
 EXTERNAL_REF_RULE = "external_ref"
@@ -42,14 +50,13 @@ class DealLink:
 @dataclass
 class Consolidation:
     records: list[Record]  # live deals, sorted by key
-    features: Features
     candidates: Candidates
-    scores: Scores
     clusters: Clusters
     golden_ids: list[str]
     hard_pairs: int  # pairs joined by external_refs
     rules: MatchRules
     survivor: Survivor
+    decided: SideJob[Decisions]  # survivorship's decisions (``Survivor.decide``), maybe on another core
     timings: dict[str, float] = field(default_factory=dict)
 
     def links(self) -> Iterator[DealLink]:
@@ -64,13 +71,16 @@ class Consolidation:
             else:
                 yield DealLink(key, self.golden_ids[cluster], probability, rules[kind], keys[partner])
 
-    def golden(self, c: int) -> GoldenDeal:
-        members = [self.records[i] for i in self.clusters.members(c)]
-        return self.survivor.golden(self.golden_ids[c], members, float(self.clusters.confidence[c]))
+    def golden_rows(self) -> Iterator[dict[str, Any]]:
+        """Each cluster's golden deal as the row the golden_deals table takes (``survivorship.ROW_FIELDS``):
+        single deals first (``Survivor.rows``)."""
+        c = self.clusters
+        return self.survivor.rows(
+            self.records, c.order, c.starts, self.golden_ids, c.confidence.tolist(), self.decided.result
+        )
 
     def golden_deals(self) -> Iterator[GoldenDeal]:
-        c = self.clusters
-        return self.survivor.goldens(self.records, c.order, c.starts, self.golden_ids, c.confidence.tolist())
+        return map(GoldenDeal.of_row, self.golden_rows())
 
 
 @contextmanager
@@ -87,6 +97,21 @@ def without_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def release_freed_memory() -> None:
+    """Hands memory the process freed back to the system, where the C library keeps it (glibc).
+
+    glibc raises its threshold for allocating large blocks apart as they are
+    freed, so matching's big temporary arrays end up in the heap and stay
+    there once freed: half a gigabyte at a million deals, held through
+    survivorship (and counted again for a forked helper's copied pages).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def consolidate(
@@ -130,13 +155,17 @@ def _consolidate(
         len(live), features.codes["source"], hard, candidates.left, candidates.right,
         scores.probability, candidates.blocking, rules.clustering,
     )
+    del features, scores  # hundreds of megabytes no later step needs: returned to the system
+    release_freed_memory()
     lap("clustering")
+    survivor = Survivor(rules.survivorship, pipeline)
+    # Which member wins each field of each cluster is decided on the other core, while golden ids are
+    # assigned and the rows of single deals built (``Consolidation.golden_rows``). The child copies the
+    # memory pages of the records it reads (reference counts are written): about the records once more.
+    decided = SideJob(survivor.decide, live, clusters.order, clusters.starts, worth_it=len(live) >= PARALLEL_FROM)
     golden_ids = assign_golden_ids(_cluster_keys(keys, clusters), previous or {})
     lap("ids")
-    survivor = Survivor(rules.survivorship, pipeline)
-    return Consolidation(
-        live, features, candidates, scores, clusters, golden_ids, len(hard[0]), rules, survivor, timings
-    )
+    return Consolidation(live, candidates, clusters, golden_ids, len(hard[0]), rules, survivor, decided, timings)
 
 
 def _cluster_keys(keys: list[str], clusters: Clusters) -> list[list[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from rapidfuzz import fuzz, process
 from pipesync.consolidate.clustering import components
 from pipesync.consolidate.deal_names import DealNameReader
 from pipesync.consolidate.keys import Lexicon, fold_words, name_numbers
+from pipesync.consolidate.parallel import PARALLEL_FROM, SideJob
 from pipesync.consolidate.records import Record
 from pipesync.consolidate.rules import DAY_KEYS, NUMBER_KEYS, SET_KEYS
 
@@ -145,32 +147,82 @@ class Features:
 
 
 def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
-    n = len(records)
+    """Every key of every record (sorted by key: codes follow record order).
+
+    Deal names are keyed apart from the other columns, in a forked process for
+    a large input (``parallel.py``): they need only the accounts' keys, and
+    come back as a few arrays and the distinct name keys.
+    """
+    accounts = _account_keys(records, lexicon)
+    with SideJob(_name_keys, records, accounts, lexicon, worth_it=len(records) >= PARALLEL_FROM) as name_job:
+        codes, sets, numbers = _column_keys(records, lexicon)
+        company_codes = _codes(accounts.companies)[accounts.of_deal]
+        company_text = np.array(accounts.companies, dtype=object)[accounts.of_deal]
+        codes["company"] = company_codes
+        codes["company_group"] = company_groups(company_text, company_codes)
+        names = name_job.result()
+    key = names.key_of_deal
+    codes["name"] = _codes(names.keys)[key]
+    codes["name_numbers"] = names.numbers
+    codes["subject"] = _codes(names.subjects)[key]
+    sets["deal_type"] = names.types[key]
+    text = {"company": company_text, "name": np.array(names.keys, dtype=object)[key],
+            "subject": np.array(names.subjects, dtype=object)[key]}
+    return Features(n=len(records), text=text, codes=codes, sets=sets, numbers=numbers)
+
+
+@dataclass(slots=True)
+class _Accounts:
+    of_deal: np.ndarray  # each deal's account, an index into the lists below
+    companies: list[str]  # its company words ("" when none)
+    noise: list[frozenset[str]]  # the words its deal names repeat (``Lexicon.name_noise``)
+
+
+def _account_keys(records: Sequence[Record], lexicon: Lexicon) -> _Accounts:
     account, accounts = _factorize([r.account_name for r in records])
-    account_words = [fold_words(a) if a else [] for a in accounts]
-    tokens = [lexicon.company_words(words) for words in account_words]
-    companies = [" ".join(t) for t in tokens]
-    noise = [lexicon.name_noise(words, t) for words, t in zip(account_words, tokens)]
-    del account_words
+    words = [fold_words(a) if a else [] for a in accounts]
+    tokens = [lexicon.company_words(w) for w in words]
+    noise = [lexicon.name_noise(w, t) for w, t in zip(words, tokens)]
+    return _Accounts(account, [" ".join(t) for t in tokens], noise)
+
+
+@dataclass(slots=True)
+class _NameKeys:
+    key_of_deal: np.ndarray  # each deal's name key, an index into the lists below
+    keys: list[str]  # the distinct name keys: words beyond the account's
+    subjects: list[str]  # each name key's subject ("" when none)
+    types: np.ndarray  # each name key's deal types, coded (``_set_codes``)
+    numbers: np.ndarray  # each deal's name numbers, coded
+
+
+def _name_keys(records: Sequence[Record], accounts: _Accounts, lexicon: Lexicon) -> _NameKeys:
+    account, noise = accounts.of_deal, accounts.noise
     # a name key depends on the name and its account: each distinct name is folded once, then keyed
     # once per distinct account it appears with
     name, distinct_names = _factorize([r.name for r in records])
     name_words = [fold_words(n) if n else [] for n in distinct_names]
-    name_pair, first = _first_appearance(name * len(accounts) + account)
-    names = [lexicon.name_key(name_words[n], noise[a]) for n, a in zip(name[first].tolist(), account[first].tolist())]
+    name_pair, first = _first_appearance(name * len(noise) + account)
+    names = lexicon.name_keys(name_words, noise, zip(name[first].tolist(), account[first].tolist()))
     numbers_in_name = [name_numbers(words) for words in name_words]
     del name_words
     # what a name key says beyond the account: the deal type and the subject (deal_names.py)
-    reader = DealNameReader(lexicon, {word for company in companies for word in company.split()})
+    reader = DealNameReader(lexicon, {word for company in accounts.companies for word in company.split()})
     name_key, distinct_keys = _factorize(names)
     types, subjects = zip(*[reader.read(k) for k in distinct_keys]) if distinct_keys else ((), ())
-    name_key = name_key[name_pair]
+    return _NameKeys(name_key[name_pair], distinct_keys, list(subjects), _set_codes(types),
+                     _codes(numbers_in_name)[name])
 
+
+def _column_keys(
+    records: Sequence[Record], lexicon: Lexicon
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The codes, sets and numbers of every column but the account and deal names."""
     website, websites = _factorize([r.account_domain for r in records])
     website_domains = [lexicon.domain(w) for w in websites]
     listed, contact_lists = _factorize([r.contact_emails for r in records], key=tuple)
     emails = [tuple(sorted({e.strip().lower() for e in people if e and "@" in e})) for people in contact_lists]
-    mail_domains = [frozenset(d for e in people if (d := lexicon.email_domain(e))) for people in emails]
+    found = iter(lexicon.email_domains([e for people in emails for e in people]))
+    mail_domains = [frozenset(d for d in islice(found, len(people)) if d) for people in emails]
     # a deal's domains: its account's and its contacts' (one set per distinct website and contact list)
     pair, first = _first_appearance(website * max(1, len(contact_lists)) + listed)
     domain_sets = []
@@ -186,15 +238,8 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
     owner, owners = _factorize([r.owner_email for r in records])
     status, statuses = _factorize([r.status for r in records])
     source, sources = _factorize([r.source for r in records])
-    company_codes = _codes(companies)[account]
-    company_text = np.array(companies, dtype=object)[account]
     codes = {
-        "company": company_codes,
-        "company_group": company_groups(company_text, company_codes),
         "outcome": _codes([s if s != "open" else None for s in statuses])[status],
-        "name": _codes(distinct_keys)[name_key],
-        "name_numbers": _codes(numbers_in_name)[name],
-        "subject": _codes(subjects)[name_key],
         "account_domain": _codes(website_domains)[website],
         "owner": _codes([o.strip().lower() if o else None for o in owners])[owner],
         "source": _codes(sources)[source],
@@ -211,8 +256,5 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
             [t.timestamp() if t is not None else nan for t in [r.created_at for r in records]], dtype=np.float64
         ) / _SECONDS_PER_DAY,
     }
-    sets = {"domains": _set_codes(domain_sets)[pair], "contacts": _set_codes(emails)[listed],
-            "deal_type": _set_codes(types)[name_key]}
-    text = {"company": company_text, "name": np.array(names, dtype=object)[name_pair],
-            "subject": np.array(subjects, dtype=object)[name_key]}
-    return Features(n=n, text=text, codes=codes, sets=sets, numbers=numbers)
+    sets = {"domains": _set_codes(domain_sets)[pair], "contacts": _set_codes(emails)[listed]}
+    return codes, sets, numbers

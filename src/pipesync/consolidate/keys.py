@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -94,6 +95,11 @@ class Lexicon(BaseModel):
         return frozenset(s.lower() for s in self.multi_label_suffixes)
 
     @cached_property
+    def _form_ends(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The words trailing forms end with, and those leading forms start with: other names keep their ends."""
+        return frozenset(form[-1] for form in self.trailing_forms), frozenset(form[0] for form in self._leading)
+
+    @cached_property
     def _one_word_forms(self) -> frozenset[str]:
         return frozenset(form[0] for form in self.trailing_forms if len(form) == 1)
 
@@ -121,8 +127,18 @@ class Lexicon(BaseModel):
 
     def name_key(self, words: list[str], noise: frozenset[str]) -> str:
         """The key of a deal name already folded into ``words`` (``deal_name_key``)."""
+        return self.name_keys([words], [noise], [(0, 0)])[0]
+
+    def name_keys(
+        self, names: Sequence[list[str]], noise: Sequence[frozenset[str]], pairs: Iterable[tuple[int, int]]
+    ) -> list[str]:
+        """``name_key`` of each (name, account) pair: ``names`` folded into words, ``noise`` of each account.
+
+        Legal forms are dropped once per name, however many accounts it appears with.
+        """
         forms = self._one_word_forms
-        return " ".join([t for t in words if t not in noise and t not in forms] or words)
+        kept = [[t for t in words if t not in forms] for words in names]
+        return [" ".join([t for t in kept[n] if t not in noise[a]] or names[n]) for n, a in pairs]
 
     def company_tokens(self, name: str | None) -> tuple[str, ...]:
         """The words that name the company, legal forms and stop words removed."""
@@ -131,7 +147,7 @@ class Lexicon(BaseModel):
     def company_words(self, words: list[str]) -> tuple[str, ...]:
         """``company_tokens`` of a name already folded into ``words``."""
         tokens = [t for t in words if t not in self._stop]
-        tokens = _strip_forms(tokens, self.trailing_forms, self._leading)
+        tokens = _strip_forms(tokens, self.trailing_forms, self._leading, self._form_ends)
         if tokens and not (tokens[0].isascii() and tokens[-1].isascii()):
             tokens = self._strip_unspaced(tokens)
         return tuple(tokens)
@@ -172,9 +188,23 @@ class Lexicon(BaseModel):
 
     def email_domain(self, email: str | None) -> str | None:
         """The company domain of an email address; None for free-mail providers."""
-        if not email or "@" not in email:
-            return None
-        host = email.rsplit("@", 1)[1].strip().lower()
+        return self.email_domains([email])[0]
+
+    def email_domains(self, emails: Iterable[str | None]) -> list[str | None]:
+        """``email_domain`` of each address; each host is worked out once (a company's people share it)."""
+        hosts: dict[str, str | None] = {}
+        found = []
+        for email in emails:
+            if not email or "@" not in email:
+                found.append(None)
+                continue
+            host = email.rsplit("@", 1)[1]
+            if host not in hosts:
+                hosts[host] = self._host_domain(host.strip().lower())
+            found.append(hosts[host])
+        return found
+
+    def _host_domain(self, host: str) -> str | None:
         if host in self.free_mail:
             return None
         d = self.domain(host)
@@ -182,21 +212,24 @@ class Lexicon(BaseModel):
 
 
 def _strip_forms(
-    tokens: list[str], trailing: frozenset[tuple[str, ...]], leading: frozenset[tuple[str, ...]]
+    tokens: list[str], trailing: frozenset[tuple[str, ...]], leading: frozenset[tuple[str, ...]],
+    ends: tuple[frozenset[str], frozenset[str]],
 ) -> list[str]:
     """Removes stacked legal forms at the end and the start; never empties the name."""
+    last_words, first_words = ends
     changed = True
-    while changed and len(tokens) > 1:
+    while changed and len(tokens) > 1 and tokens[-1] in last_words:
         changed = False
         for n in (4, 3, 2, 1):
             if len(tokens) > n and tuple(tokens[-n:]) in trailing:
                 del tokens[-n:]
                 changed = True
                 break
-    for n in (2, 1):
-        if len(tokens) > n and tuple(tokens[:n]) in leading:
-            del tokens[:n]
-            break
+    if len(tokens) > 1 and tokens[0] in first_words:
+        for n in (2, 1):
+            if len(tokens) > n and tuple(tokens[:n]) in leading:
+                del tokens[:n]
+                break
     return tokens
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from pipesync.consolidate.features import MISSING, Features
+from pipesync.consolidate.parallel import PARALLEL_FROM, thread_map
 from pipesync.consolidate.rules import DAY_KEYS, SET_KEYS, Comparison, Level, MatchRules
 
 NO_LEVEL = -1
@@ -64,7 +65,9 @@ class _Similarities:
 
     def get(self, key: str, scorer: str, pairs: np.ndarray) -> np.ndarray:
         """Similarities of the pairs at positions ``pairs`` (0 where a side is missing)."""
-        found = self._cache.setdefault((key, scorer), np.full(len(self.left), np.nan, dtype=np.float32))
+        found = self._cache.get((key, scorer))
+        if found is None:
+            found = self._cache[key, scorer] = np.full(len(self.left), np.nan, dtype=np.float32)
         wanted = pairs[np.isnan(found[pairs])]
         if len(wanted):
             known = self.features.is_known(key)
@@ -142,22 +145,20 @@ def _compare(comparison: Comparison, features: Features, similarities: _Similari
     weight = np.full(m, comparison.null_weight, dtype=np.float64)
     decided = np.full(m, NO_LEVEL, dtype=np.int8)
     any_known = np.zeros(m, dtype=bool)
+    open_ = np.arange(m)  # the pairs no level has decided yet, ascending
     for index, level in enumerate(comparison.levels):
+        if len(open_) == 0:
+            break
         if level.test == "else":
-            use = (decided == NO_LEVEL) & any_known
+            chosen = open_[any_known[open_]]
         else:
-            open_ = np.flatnonzero(decided == NO_LEVEL)
-            if len(open_) == 0:
-                break
             known, hit = _test(level, features, similarities, open_)
-            any_known[open_] |= known
-            use = np.zeros(m, dtype=bool)
-            use[open_[hit]] = True
-        weight[use] = level.weight
-        if level.frequency_adjusted and use.any():
-            chosen = np.flatnonzero(use)
+            any_known[open_[known]] = True
+            chosen, open_ = open_[hit], open_[~hit]
+        weight[chosen] = level.weight
+        if level.frequency_adjusted and len(chosen):
             weight[chosen] += _frequency_adjustment(features, level.key, similarities.left[chosen])
-        decided[use] = index
+        decided[chosen] = index
     return weight, decided
 
 
@@ -168,8 +169,9 @@ def score_pairs(
     levels = np.empty((len(left), len(rules.comparisons)), dtype=np.int8)
     weights = np.empty((len(left), len(rules.comparisons))) if keep_weights else None
     similarities = _Similarities(features, left, right)
-    for c, comparison in enumerate(rules.comparisons):
-        weight, decided = _compare(comparison, features, similarities)
+    compared = thread_map(lambda comparison: _compare(comparison, features, similarities), rules.comparisons,
+                          worth_it=len(left) >= PARALLEL_FROM)
+    for c, (weight, decided) in enumerate(compared):  # summed in rule order, whichever finishes first
         total += weight
         levels[:, c] = decided
         if weights is not None:

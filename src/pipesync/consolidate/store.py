@@ -19,9 +19,8 @@ from sqlalchemy import delete, insert, select
 
 from pipesync.config import Settings
 from pipesync.consolidate.engine import Consolidation, consolidate, without_gc
-from pipesync.consolidate.records import DEAL_FIELDS, Record, pooled_records
+from pipesync.consolidate.records import Record, pooled_records
 from pipesync.consolidate.rules import MatchRules, load_rules
-from pipesync.consolidate.survivorship import GoldenDeal
 from pipesync.model import SharedPipeline
 from pipesync.pipeline import load_pipeline
 from pipesync.warehouse import schema as t
@@ -69,18 +68,6 @@ def read_previous_ids(warehouse: Warehouse) -> dict[str, str]:
         return {k: g for k, g in conn.execute(select(t.deal_links.c.deal_key, t.deal_links.c.golden_id))}
 
 
-def golden_row(golden: GoldenDeal) -> dict[str, Any]:
-    row = {name: golden.values[name] for name in DEAL_FIELDS}
-    row["contact_emails"] = list(row["contact_emails"] or [])
-    row["external_refs"] = list(row["external_refs"] or [])
-    row["name"] = row["name"] or ""
-    row.update(
-        golden_id=golden.golden_id, source=golden.source, members=golden.members, confidence=golden.confidence,
-        provenance=golden.provenance, conflicts=golden.conflicts,
-    )
-    return row
-
-
 def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for row in rows:
@@ -98,9 +85,9 @@ def write_result(warehouse: Warehouse, result: Consolidation) -> int:
 
     def goldens() -> Iterator[dict[str, Any]]:
         nonlocal conflicts
-        for golden in result.golden_deals():
-            conflicts += len(golden.conflicts)
-            yield golden_row(golden)
+        for row in result.golden_rows():
+            conflicts += len(row["conflicts"])
+            yield row
 
     links = (
         {"deal_key": link.deal_key, "golden_id": link.golden_id, "score": link.score, "rule": link.rule,

@@ -10,7 +10,12 @@ disagree beyond a field's tolerance are recorded as conflicts.
 Most clusters are one deal, whose golden deal is its record. For the others,
 each rule is applied to all clusters at once: the members' values are read
 field by field, ranked with numpy, and the winner of each field in every
-cluster is known before the first golden deal is built.
+cluster is known (``Survivor.decide``: numbers only, so the engine can have
+them worked out in another process) before the first golden deal is built.
+
+A million deals make hundreds of thousands of golden deals, so they are built
+once, as the rows the ``golden_deals`` table takes (``Survivor.rows``);
+``GoldenDeal`` reads one of them field by field.
 """
 
 from __future__ import annotations
@@ -39,8 +44,21 @@ _TZINFO = attrgetter("tzinfo")
 _FIRST_FIELD = FIELD_INDEX[DEAL_FIELDS[0]]
 
 
+# A golden row: every deal field, then these (the columns of the golden_deals table)
+ROW_FIELDS: tuple[str, ...] = (
+    *DEAL_FIELDS, "golden_id", "source", "members", "confidence", "provenance", "conflicts"
+)
+# Deal fields a golden row never leaves missing (NOT NULL columns), with their empty value (a record's
+# never are missing)
+_NOT_NULL: tuple[tuple[str, Callable[[], Any]], ...] = (
+    ("name", str), ("contact_emails", list), ("external_refs", list)
+)
+
+
 @dataclass(slots=True)
 class GoldenDeal:
+    """One golden deal: a golden row (``ROW_FIELDS``) read as fields."""
+
     golden_id: str
     source: str  # the source of the member that won the most fields
     values: dict[str, Any]  # every deal field
@@ -49,6 +67,11 @@ class GoldenDeal:
     # field → {"deal_key", "rule"} (for a union: "deal_keys")
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> GoldenDeal:
+        return cls(row["golden_id"], row["source"], {name: row[name] for name in DEAL_FIELDS}, row["members"],
+                   row["confidence"], row["provenance"], row["conflicts"])
 
 
 def stage_ranks(pipeline: SharedPipeline) -> dict[str, int]:
@@ -107,34 +130,45 @@ class Survivor:
         self._checked = [(f, FIELD_INDEX[f], r.tolerance or 0.0) for f, r in rules.fields.items() if r.conflicts]
 
     def golden(self, golden_id: str, members: Sequence[Record], confidence: float) -> GoldenDeal:
-        """The golden deal of one cluster (``goldens`` builds many at once, the same way)."""
+        """The golden deal of one cluster (``rows`` builds many at once, the same way)."""
         members = sorted(members, key=itemgetter(_KEY))
         everyone = np.arange(len(members))
-        return next(self.goldens(members, everyone, np.array([0, len(members)]), [golden_id], [confidence]))
+        return GoldenDeal.of_row(next(self.rows(members, everyone, np.array([0, len(members)]), [golden_id],
+                                                [confidence])))
 
-    def goldens(
+    def decide(self, records: Sequence[Record], order: np.ndarray, starts: np.ndarray) -> Decisions:
+        """Which member wins each field of every cluster ``order[starts[c]:starts[c + 1]]`` of two or more."""
+        sizes = np.diff(starts)
+        merged = sizes > 1
+        return _Decider(self, records, order[np.repeat(merged, sizes)], sizes[merged]).decisions()
+
+    def rows(
         self, records: Sequence[Record], order: np.ndarray, starts: np.ndarray, golden_ids: Sequence[str],
-        confidences: Sequence[float],
-    ) -> Iterator[GoldenDeal]:
-        """The golden deal of each cluster ``order[starts[c]:starts[c + 1]]`` of ``records``.
+        confidences: Sequence[float], decided: Callable[[], Decisions] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The golden row (``ROW_FIELDS``) of each cluster ``order[starts[c]:starts[c + 1]]`` of ``records``:
+        those of one deal first, then the others, each in cluster order.
 
         ``records`` are sorted by key and each cluster's members ascending, as
-        the engine holds them. Which member wins each field is decided for all
-        clusters at once, column by column.
+        the engine holds them. ``decided`` gives ``decide``'s answer, when it
+        is being worked out elsewhere (on another core, while the rows of
+        single deals are built).
         """
         sizes = np.diff(starts)
         merged = sizes > 1
-        winners = _Winners(self, records, order[np.repeat(merged, sizes)], sizes[merged])
-        merged_at = np.flatnonzero(merged).tolist()
-        merged_goldens = winners.goldens([golden_ids[c] for c in merged_at], [confidences[c] for c in merged_at])
+        single = ~merged
         order_list = order.tolist()
-        for first, golden_id, confidence, is_merged in zip(starts.tolist(), golden_ids, confidences, merged.tolist()):
-            if is_merged:
-                yield next(merged_goldens)
-            else:  # most clusters: the record is its own golden deal
-                only = records[order_list[first]]
-                values = dict(zip(DEAL_FIELDS, only[_FIRST_FIELD:]))
-                yield GoldenDeal(golden_id, only[_SOURCE], values, [only[_KEY]], confidence)
+        for c, first in zip(np.flatnonzero(single).tolist(), starts[:-1][single].tolist()):
+            # the record is its own golden deal (a record's name and lists are never None)
+            only = records[order_list[first]]
+            yield dict(zip(ROW_FIELDS, (*only[_FIRST_FIELD:], golden_ids[c], only[_SOURCE], [only[_KEY]],
+                                        confidences[c], {}, [])))
+        if not merged.any():
+            return
+        merged_at = np.flatnonzero(merged).tolist()
+        builder = _Builder(self, records, order[np.repeat(merged, sizes)], sizes[merged])
+        decisions = decided() if decided is not None else self.decide(records, order, starts)
+        yield from builder.rows(decisions, [golden_ids[c] for c in merged_at], [confidences[c] for c in merged_at])
 
 
 # Golden deals are built this many clusters at a time: column by column is
@@ -142,7 +176,23 @@ class Survivor:
 _BATCH = 512
 
 
-class _Winners:
+@dataclass(slots=True)
+class Decisions:
+    """Which member wins each field of every cluster of two or more, and where members disagree.
+
+    Worked out for all clusters at once (``_Decider``), then the golden rows
+    built from them (``_Builder``). Numbers only, cheap to pickle: the engine
+    has them worked out in another process.
+    """
+
+    picks: np.ndarray  # (clusters, steps): a member position (member layout), -1 for no winner
+    sources: np.ndarray  # per cluster, the source of the member that won the most fields (in source_names)
+    source_names: list[str]
+    # per checked field (``Survivor._checked``): the clusters whose members disagree or may, and whether surely
+    conflicts: list[tuple[np.ndarray, np.ndarray]]
+
+
+class _Decider:
     """Each field's winning member in every cluster of two or more, decided column by column.
 
     Members are laid out as given, cluster after cluster; a rule ranks each
@@ -153,11 +203,8 @@ class _Winners:
 
     def __init__(self, survivor: Survivor, records: Sequence[Record], members: np.ndarray, sizes: np.ndarray):
         self.survivor = survivor
-        self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-        self.first = self.bounds[:-1]
+        self.first = np.r_[0, np.cumsum(sizes)][:-1].astype(np.int64)
         self.cluster = np.repeat(np.arange(len(sizes)), sizes)
-        self.rows = [records[i] for i in members.tolist()]
-        self.keys = [r[_KEY] for r in self.rows]
         # The members' values, field by field (``columns``), are read in record
         # order: records sit in memory about in that order, while cluster order
         # jumps between sources. ``in_column`` is each member's position there.
@@ -165,42 +212,53 @@ class _Winners:
         self.in_column = np.empty_like(ascending)
         self.in_column[ascending] = np.arange(len(ascending))
         self.columns = list(zip(*[records[i] for i in members[ascending].tolist()])) or [()] * len(Record._fields)
-        self._presence: dict[int, tuple[list[bool], np.ndarray]] = {}
+        self._listed: dict[int, list[bool]] = {}
+        self._present: dict[int, np.ndarray] = {}
         self._timestamps: dict[int, np.ndarray] = {}
         updated = self.timestamps(_UPDATED)
         newest_first = np.where(np.isnan(updated), np.inf, -updated)
         # records are sorted by key, so the record index breaks ties as the key would
         self.by_recency = np.lexsort((members, newest_first, self.cluster))
-        self.picks = self._pick_all()  # (clusters, steps): a member position, -1 for no winner
-        self.sources = self._winning_sources()
-        self.suspects = self._suspected_conflicts()
 
-    def presence(self, i: int) -> tuple[list[bool], np.ndarray]:
+    def decisions(self) -> Decisions:
+        picks = self._pick_all()
+        conflicts = [self._differ(i, tolerance) for _, i, tolerance in self.survivor._checked]
+        return Decisions(picks.astype(np.int32), self._winning_sources(picks), self._sources,
+                         [(np.flatnonzero(differ | unsure), differ[differ | unsure]) for differ, unsure in conflicts])
+
+    def _has_value(self, i: int) -> Iterator[bool]:
         """Whether each member has a value of field ``i`` (``_present``: text and lists may be empty), in
-        column order and in the member layout."""
-        if i not in self._presence:
-            column = self.columns[i]
-            sized = Record._fields[i] in SIZED_FIELDS
-            in_column = list(map(bool, column)) if sized else list(map(is_not, column, repeat(None)))
-            self._presence[i] = in_column, np.array(in_column, dtype=bool)[self.in_column]
-        return self._presence[i]
+        column order."""
+        column = self.columns[i]
+        return map(bool, column) if Record._fields[i] in SIZED_FIELDS else map(is_not, column, repeat(None))
+
+    def listed(self, i: int) -> list[bool]:
+        """``_has_value`` as a list (only for fields whose values are read: a list per field is memory)."""
+        if i not in self._listed:
+            self._listed[i] = list(self._has_value(i))
+        return self._listed[i]
 
     def present(self, i: int) -> np.ndarray:
-        return self.presence(i)[1]
+        """``_has_value`` in the member layout."""
+        if i not in self._present:
+            has = np.fromiter(self._has_value(i), dtype=bool, count=len(self.columns[i]))
+            self._present[i] = has[self.in_column]
+        return self._present[i]
 
     def by_member(self, i: int, of_values: Callable[[Iterator[Any]], Iterator[Any]], dtype: Any = np.int64,
                   missing: Any = 0) -> np.ndarray:
         """``of_values`` (a map over the present values) of field ``i``, ``missing`` where absent; member layout."""
-        present = self.presence(i)[0]
-        out = np.full(len(present), missing, dtype=dtype)
-        out[np.array(present, dtype=bool)] = np.fromiter(of_values(compress(self.columns[i], present)), dtype=dtype)
+        listed = self.listed(i)
+        out = np.full(len(listed), missing, dtype=dtype)
+        out[np.fromiter(listed, dtype=bool, count=len(listed))] = np.fromiter(
+            of_values(compress(self.columns[i], listed)), dtype=dtype)
         return out[self.in_column]
 
     def _pick_all(self) -> np.ndarray:
         steps = self.survivor._steps
         picks = np.full((len(self.first), len(steps)), -1, dtype=np.int64)
         for s, step in enumerate(steps):
-            if self._is_union(step):
+            if _is_union(step):
                 continue  # a union has no single winner
             if step.leader is None:
                 picks[:, s] = self._pick(step.rule, step.i)
@@ -262,7 +320,7 @@ class _Winners:
             # aware instants order as their timestamps, which tell apart every microsecond up to 2**33 s from 1970
             if (np.abs(stamps[present]) < 2.0**33).all():
                 return stamps
-        having = sorted(compress(range(len(column)), self.presence(i)[0]), key=column.__getitem__)
+        having = sorted(compress(range(len(column)), self.listed(i)), key=column.__getitem__)
         ranks = np.zeros(len(column), dtype=np.int64)
         if having:
             values = [column[j] for j in having]
@@ -275,51 +333,50 @@ class _Winners:
             self._timestamps[i] = self.by_member(i, lambda values: map(datetime.timestamp, values), float, np.nan)
         return self._timestamps[i]
 
-    def _winning_sources(self) -> list[str]:
+    def _winning_sources(self, picks: np.ndarray) -> np.ndarray:
         """Per cluster, the source of the member that won the most fields (ties: the higher priority)."""
         sources = self._sources
         if not sources:
-            return []
+            return np.zeros(0, dtype=np.int64)
         code, clusters = self._source_ranks, len(self.first)
-        won = self.picks >= 0
-        cluster = np.broadcast_to(np.arange(clusters)[:, None], self.picks.shape)[won]
-        tally = np.bincount(cluster * len(sources) + code[self.picks[won]], minlength=clusters * len(sources))
+        won = picks >= 0
+        cluster = np.broadcast_to(np.arange(clusters)[:, None], picks.shape)[won]
+        tally = np.bincount(cluster * len(sources) + code[picks[won]], minlength=clusters * len(sources))
         tally = tally.reshape(clusters, len(sources))
         # no field has a winner: the most recent member's source
-        best = np.where(tally.max(axis=1) > 0, tally.argmax(axis=1), code[self.by_recency[self.first]])
-        return [sources[s] for s in best.tolist()]
+        return np.where(tally.max(axis=1) > 0, tally.argmax(axis=1), code[self.by_recency[self.first]])
 
-    def _suspected_conflicts(self) -> dict[int, list[tuple[str, int, float]]]:
-        """Per cluster, the checked fields on which its members may disagree beyond the tolerance."""
-        suspects: dict[int, list[tuple[str, int, float]]] = {}
-        for check in self.survivor._checked:
-            _, i, tolerance = check
-            for k in np.flatnonzero(~self._agree(i, tolerance)).tolist():
-                suspects.setdefault(k, []).append(check)
-        return suspects
-
-    def _agree(self, i: int, tolerance: float) -> np.ndarray:
-        """Per cluster, whether its members surely agree on field ``i``: fewer than two values, numbers or
-        dates clearly within ``tolerance`` (with a margin for floating point), or values all equal
-        (a cheap test; ``_conflict`` decides the rest)."""
+    def _differ(self, i: int, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per cluster, whether its members surely disagree on field ``i`` beyond ``tolerance``, and whether
+        that is unsure (``_conflict`` decides those). As ``_conflict`` has it: numbers and dates differ
+        beyond the tolerance (with a margin for floating point), text once folded, anything else if not all
+        equal (a cheap test)."""
         present = self.present(i)
-        agree = np.add.reduceat(present, self.first) < 2
+        several = np.add.reduceat(present, self.first) >= 2
         kinds = set(map(type, self.columns[i])) - {type(None)}
         if kinds and kinds <= {int, float, Decimal}:
             low, high = self._low_high(self.by_member(i, lambda values: map(float, values), float), present)
             scale = np.maximum(np.abs(low), np.abs(high))
             with np.errstate(invalid="ignore", over="ignore"):
-                return agree | ((high - low) + 1e-9 * scale <= tolerance * scale)
+                differ = (high - low) - 1e-9 * scale > tolerance * scale
+                agree = (high - low) + 1e-9 * scale <= tolerance * scale
+            return several & differ, several & ~differ & ~agree
         if kinds == {date}:
             low, high = self._low_high(self.by_member(i, lambda values: map(date.toordinal, values)), present)
-            return agree | (high - low <= tolerance)
-        codes: dict[Any, int] = {}
+            return several & (high - low > tolerance), np.zeros_like(several)
+        if kinds == {str}:  # equal once folded: the same code (each distinct value folded once)
+            folded: dict[str, int] = {}
+            distinct = set(compress(self.columns[i], self.listed(i)))
+            codes = {v: folded.setdefault(fold(v), len(folded)) for v in distinct}
+            low, high = self._low_high(self.by_member(i, lambda values: map(codes.__getitem__, values)), present)
+            return several & (low != high), np.zeros_like(several)
+        first_seen: dict[Any, int] = {}
         try:  # equal values, equal numbers (the count at the first of them)
-            equal = self.by_member(i, lambda values: map(codes.setdefault, values, count()))
+            equal = self.by_member(i, lambda values: map(first_seen.setdefault, values, count()))
             low, high = self._low_high(equal, present)
         except TypeError:  # unhashable values
-            return agree
-        return agree | (low == high)
+            return np.zeros_like(several), several
+        return np.zeros_like(several), several & (low != high)
 
     def _low_high(self, values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per cluster, the least and the greatest of its members' ``values`` where present."""
@@ -328,65 +385,117 @@ class _Winners:
         high = np.maximum.reduceat(np.where(present, values, limits.min), self.first)
         return low, high
 
-    def goldens(self, golden_ids: Sequence[str], confidences: Sequence[float]) -> Iterator[GoldenDeal]:
-        """The golden deals of these clusters, in order: a batch of clusters at a time, each field's values
-        and provenance for the whole batch, then each golden deal from them."""
-        names = [step.name for step in self.survivor._steps]
+
+
+class _Builder:
+    """The golden rows of clusters of two or more, from the ``Decisions`` on them."""
+
+    def __init__(self, survivor: Survivor, records: Sequence[Record], members: np.ndarray, sizes: np.ndarray):
+        self.survivor = survivor
+        self.bounds = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        self.member_records = [records[i] for i in members.tolist()]
+        self.keys = [r[_KEY] for r in self.member_records]
+        self._columns: dict[int, tuple[list[Any], list[bool]]] = {}
+        # what needs no decision is done now, while decisions may still be on their way: the values of
+        # checked fields, and unions
+        for _, i, _ in survivor._checked:
+            self.column(i)
+        self.unions = {step.i: self._union(step.i) for step in survivor._steps if _is_union(step)}
+
+    def column(self, i: int) -> tuple[list[Any], list[bool]]:
+        """The members' values of field ``i`` and whether each is present (``_present``)."""
+        if i not in self._columns:
+            values = list(map(itemgetter(i), self.member_records))
+            sized = Record._fields[i] in SIZED_FIELDS
+            self._columns[i] = values, list(map(bool, values)) if sized else list(map(is_not, values, repeat(None)))
+        return self._columns[i]
+
+    def rows(self, decisions: Decisions, golden_ids: Sequence[str], confidences: Sequence[float]
+             ) -> Iterator[dict[str, Any]]:
+        """The golden rows of these clusters, in order: a batch of clusters at a time, each field's values
+        and provenance for the whole batch, then each row from them."""
+        picks = decisions.picks
+        sources = [decisions.source_names[s] for s in decisions.sources.tolist()]
+        suspects: dict[int, list[tuple[str, int, float, bool]]] = {}  # per cluster: (field, i, tolerance, sure)
+        for (name, i, tolerance), (clusters, sure) in zip(self.survivor._checked, decisions.conflicts):
+            for k, surely in zip(clusters.tolist(), sure.tolist()):
+                suspects.setdefault(k, []).append((name, i, tolerance, surely))
+        steps = self.survivor._steps
+        names = [step.name for step in steps]
+        in_row_order = [names.index(name) for name in DEAL_FIELDS]
+        not_null = [(DEAL_FIELDS.index(name), empty) for name, empty in _NOT_NULL]
         bounds = self.bounds.tolist()
         for start in range(0, len(golden_ids), _BATCH):
             end = min(start + _BATCH, len(golden_ids))
             spans = list(zip(bounds[start:end], bounds[start + 1:end + 1]))
-            fields = [self._union(step.i, start, spans) if self._is_union(step) else self._won(s, start, end)
-                      for s, step in enumerate(self.survivor._steps)]
-            values, provenance = zip(*(field for field, _ in fields)), zip(*(how for _, how in fields))
-            for k, (a, b), row, hows in zip(range(start, end), spans, values, provenance):
-                suspected = self.suspects.get(k)
-                conflicts = [c for name, i, tolerance in suspected
-                             if (c := _conflict(name, i, tolerance, self.rows[a:b]))] if suspected else []
-                yield GoldenDeal(
-                    golden_ids[k], self.sources[k], dict(zip(names, row)), self.keys[a:b], confidences[k],
-                    dict(filter(itemgetter(1), zip(names, hows))), conflicts,  # the fields with a winner
-                )
+            fields = [self._union_of(step.i, start, end) if _is_union(step) else self._won(picks, s, start, end)
+                      for s, step in enumerate(steps)]
+            values = [fields[s][0] for s in in_row_order]
+            for s, empty in not_null:
+                values[s] = [v if v else empty() for v in values[s]]
+            provenance = [dict(filter(itemgetter(1), zip(names, hows))) for hows in zip(*(how for _, how in fields))]
+            conflicts = [self._conflicts(suspects.get(k), a, b) for k, (a, b) in zip(range(start, end), spans)]
+            members = [self.keys[a:b] for a, b in spans]
+            for row in zip(*values, golden_ids[start:end], sources[start:end], members, confidences[start:end],
+                           provenance, conflicts):
+                yield dict(zip(ROW_FIELDS, row))
 
-    @staticmethod
-    def _is_union(step: _Step) -> bool:
-        return step.rule == "union" and step.leader is None
+    def _conflicts(self, suspected: list[tuple[str, int, float, bool]] | None, a: int, b: int
+                   ) -> list[dict[str, Any]]:
+        """The conflicts of a cluster (members ``a:b``) on the ``suspected`` fields."""
+        if not suspected:
+            return []
+        conflicts = []
+        for name, i, tolerance, sure in suspected:
+            if sure:
+                values, present = self.column(i)
+                members = zip(self.keys[a:b], values[a:b], present[a:b])
+                conflicts.append({"field": name, "values": {key: _json_safe(v) for key, v, has in members if has}})
+            elif conflict := _conflict(name, i, tolerance, self.member_records[a:b]):
+                conflicts.append(conflict)
+        return conflicts
 
-    def _won(self, s: int, start: int, end: int) -> tuple[list[Any], list[dict[str, Any] | None]]:
+    def _won(self, picks: np.ndarray, s: int, start: int, end: int
+             ) -> tuple[list[Any], list[dict[str, Any] | None]]:
         """Step ``s``'s value and provenance in clusters ``start:end``."""
         step = self.survivor._steps[s]
-        column, keys = self.columns[step.i], self.keys
-        values = [column[q] if q >= 0 else None for q in self._won_in_column[start:end, s].tolist()]
-        chosen = self.picks[start:end, s].tolist()
+        chosen = picks[start:end, s].tolist()
+        # position -1 (no winner) is the blank record at the end: None
+        values = list(map(itemgetter(step.i), map(self._member_or_blank, chosen)))
+        keys = self.keys
         if step.leader is None:
-            rules = [step.rule] * len(chosen)
-        else:  # a follower whose leader had no winner was picked by the default rule
-            follows, default = f"follows {self.survivor._steps[step.leader].name}", self.survivor.rules.default
-            rules = [follows if p >= 0 else default for p in self.picks[start:end, step.leader].tolist()]
+            rule = step.rule
+            return values, [{"deal_key": keys[p], "rule": rule} if p >= 0 else None for p in chosen]
+        # a follower whose leader had no winner was picked by the default rule
+        follows, default = f"follows {self.survivor._steps[step.leader].name}", self.survivor.rules.default
+        rules = [follows if p >= 0 else default for p in picks[start:end, step.leader].tolist()]
         return values, [{"deal_key": keys[p], "rule": rule} if p >= 0 else None for p, rule in zip(chosen, rules)]
 
     @cached_property
-    def _won_in_column(self) -> np.ndarray:
-        """``picks`` as positions in ``columns``."""
-        return np.where(self.picks >= 0, self.in_column[self.picks], -1)
+    def _member_or_blank(self) -> Callable[[int], Sequence[Any]]:
+        return [*self.member_records, (None,) * len(Record._fields)].__getitem__
 
-    def _union(self, i: int, start: int, spans: list[tuple[int, int]]) -> tuple[list[Any], list[dict[str, Any]]]:
-        """The union of field ``i`` over the members of clusters ``start:`` (``spans``: their members), and
-        which members it came from."""
-        listed, any_listed = self._listed[i]
-        rows, keys = self.rows, self.keys
+    def _union(self, i: int) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The union of field ``i`` over the members of each cluster, and which members it came from."""
+        column, listed = self.column(i)
+        keys, bounds = self.keys, self.bounds.tolist()
         values, provenance = [], []
-        for (a, b), some in zip(spans, any_listed[start:start + len(spans)]):
-            values.append(sorted({v for r in rows[a:b] for v in (r[i] or [])}) if some else [])
-            provenance.append({"deal_keys": list(compress(keys[a:b], listed[a:b])) if some else [], "rule": "union"})
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if any(listed[a:b]):
+                values.append(sorted(set().union(*compress(column[a:b], listed[a:b]))))
+                provenance.append({"deal_keys": list(compress(keys[a:b], listed[a:b])), "rule": "union"})
+            else:
+                values.append([])
+                provenance.append({"deal_keys": [], "rule": "union"})
         return values, provenance
 
-    @cached_property
-    def _listed(self) -> dict[int, tuple[list[bool], list[bool]]]:
-        """Per union field: whether each member lists a value of it, and whether any member of each cluster does."""
-        listed = {step.i: self.present(step.i) for step in self.survivor._steps if self._is_union(step)}
-        return {i: (present.tolist(), np.maximum.reduceat(present, self.first).tolist() if len(present) else [])
-                for i, present in listed.items()}
+    def _union_of(self, i: int, start: int, end: int) -> tuple[list[Any], list[dict[str, Any]]]:
+        values, provenance = self.unions[i]
+        return values[start:end], provenance[start:end]
+
+
+def _is_union(step: _Step) -> bool:
+    return step.rule == "union" and step.leader is None
 
 
 def _conflict(name: str, i: int, tolerance: float, members: Sequence[Record]) -> dict[str, Any] | None:
