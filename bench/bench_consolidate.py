@@ -39,6 +39,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench_sync_csv import tree_pss_mb  # beside this script: the same memory measure for a forking run
+
 # generated inputs are cached outside the repository: a million records is ~300 MB of pickle
 CACHE = Path(tempfile.gettempdir()) / "pipesync-bench"
 ROWS_PER_PICKLE = 50_000
@@ -153,9 +155,19 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def child(args: list[str], sample_memory: bool = False) -> dict:
+    """Runs this script in a child; with ``sample_memory``, also the peak summed PSS of the child and its
+    forked helpers (shared pages split between them), sampled every half second so as not to slow it."""
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    tree = 0.0
+    while sample_memory and proc.poll() is None:
+        tree = max(tree, tree_pss_mb(proc.pid))
+        time.sleep(0.5)
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"{args}: exit {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "tree_pss_mb": tree} if sample_memory else result
 
 
 def main() -> None:
@@ -183,7 +195,7 @@ def main() -> None:
             print(f"[prepared {size:,} generator records in {time.perf_counter() - started:.0f}s → "
                   f"{cached(args.seed, size, 'rows.pickle').name}]")
         extra = ["--rules", args.rules] if args.rules else []
-        runs = [child([*seed, "--_measure", str(size), *extra]) for _ in range(args.repeat)]
+        runs = [child([*seed, "--_measure", str(size), *extra], sample_memory=True) for _ in range(args.repeat)]
         report(size, runs)
 
 
@@ -206,6 +218,7 @@ def report(size: int, runs: list[dict]) -> None:
     print(f"memory     peak RSS {med('peak_rss_mb'):,.0f} MB (input records alone "
           f"{med('rss_after_input_mb'):,.0f} MB); "
           f"forked helpers' peak RSS {med('helper_peak_rss_mb'):,.0f} MB, pages shared with the run included")
+    print(f"           the whole process tree at its peak: {med('tree_pss_mb'):,.0f} MB (summed PSS)")
 
 
 if __name__ == "__main__":
