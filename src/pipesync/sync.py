@@ -234,10 +234,14 @@ def _read_in_parallel(reading: _Reading, since: Cursor | None, parts: list[objec
     last = ends[-1]
     write = PageWrite(source=source, cursor=last.cursor)
     if last.snapshot_complete:
-        seen = set().union(*(end.seen for end in ends))
-        write.deleted_keys = [k for k, kn in reading.known.items() if k not in seen and not kn.is_deleted]
+        write.deleted_keys = _vanished(reading.known, set().union(*(end.seen for end in ends)))
         counts.deleted += len(write.deleted_keys)
     reading.wh.write_page(write)
+
+
+def _vanished(known: dict[str, Known], seen: set[str]) -> list[str]:
+    """The live deals a complete snapshot did not list: gone from the source."""
+    return [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
 
 
 def _source_history(adapter: Adapter, normalizer: Normalizer, source_ids: list[str]) -> dict[str, list[StageChange]]:
@@ -300,7 +304,7 @@ def _page_write(
         if key in known and not known[key].is_deleted:
             write.deleted_keys.append(key)
     if page.snapshot_complete and settle:
-        write.deleted_keys += [k for k, kn in known.items() if k not in seen and not kn.is_deleted]
+        write.deleted_keys += _vanished(known, seen)
     write.aliases = {deal_key(source, a): deal_key(source, s) for a, s in page.aliases.items()}
     for key in write.deleted_keys:
         known[key] = Known("", known[key].stage, True)

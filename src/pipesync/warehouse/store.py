@@ -192,7 +192,8 @@ class Warehouse:
     def shared_across_processes(self) -> bool:
         """Whether another process opening this URL sees the same database (not an in-memory one)."""
         url = self.engine.url
-        return url.get_backend_name() != "sqlite" or (url.database or ":memory:") != ":memory:" and "mode=memory" not in str(url)
+        in_memory = (url.database or ":memory:") == ":memory:" or "mode=memory" in str(url)
+        return url.get_backend_name() != "sqlite" or not in_memory
 
     def before_fork(self) -> None:
         """Closes the pooled connections, so that no process forked now inherits one (a child
