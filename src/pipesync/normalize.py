@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -44,6 +45,7 @@ CORE_FIELDS = (
 )
 MEMO_LIMIT = 100_000  # distinct texts remembered per field
 _BLANKS = {None: None, "": None}
+_NO_CORE = (None,) * len(CORE_FIELDS)  # a failed record's place among the core fields
 
 
 def _blank(v: Any) -> bool:
@@ -90,6 +92,27 @@ def _checked_deal(values: dict[str, Any], fields_set: set[str]) -> Deal:
     _set(deal, "__pydantic_extra__", None)
     _set(deal, "__pydantic_private__", None)
     return deal
+
+
+@dataclass(slots=True)
+class NormalizedPage:
+    """A page of records normalized field by field: a column of values per Deal field, and the failures.
+
+    Sync writes the columns as they are (building a Deal per record and taking it apart again
+    cost as much as normalizing it); :meth:`result` gives one record as a Deal. A failed
+    record's place in the columns holds nothing meaningful.
+    """
+
+    columns: dict[str, Sequence[Any]]  # every Deal field, in CORE_FIELDS then parser order
+    errors: dict[int, NormalizationError]  # record index → why it could not be normalized
+
+    def __len__(self) -> int:
+        return len(self.columns["source"])
+
+    def result(self, i: int) -> Deal | NormalizationError:
+        if i in self.errors:
+            return self.errors[i]
+        return _checked_deal({field: column[i] for field, column in self.columns.items()}, set(self.columns))
 
 
 class Normalizer:
@@ -214,13 +237,13 @@ class Normalizer:
 
     def normalize(self, raw: RawDeal) -> Deal:
         """One record's canonical deal; raises :class:`NormalizationError` naming the field it failed on."""
-        result = self.normalize_page([raw])[0]
+        result = self.normalize_page([raw]).result(0)
         if isinstance(result, NormalizationError):
             raise result
         return result
 
-    def normalize_page(self, raws: Sequence[RawDeal]) -> list[Deal | NormalizationError]:
-        """Each record's canonical deal, or the error of the first field it failed on."""
+    def normalize_page(self, raws: Sequence[RawDeal]) -> NormalizedPage:
+        """Each record's canonical fields, column by column, and the error of the first field each failed record failed on."""
         errors: dict[int, NormalizationError] = {}
         core = []
         for i, raw in enumerate(raws):
@@ -228,18 +251,14 @@ class Normalizer:
                 core.append(self._core(raw))
             except NormalizationError as e:
                 errors[i] = e
-                core.append(None)
+                core.append(_NO_CORE)
         present = set().union(*{tuple(raw.values) for raw in raws})  # records of one page mostly share their fields
-        columns = [
-            self._column(field, [raw.values.get(field) for raw in raws] if field in present else [None] * len(raws), parse, errors)
-            for field, parse in self._parsers.items()
-        ]
-        names = CORE_FIELDS + tuple(self._parsers)
-        fields_set = set(names)
-        return [
-            errors[i] if fields is None or i in errors else _checked_deal(dict(zip(names, fields + optional)), fields_set.copy())
-            for i, (fields, optional) in enumerate(zip(core, zip(*columns)))
-        ]
+        columns: dict[str, Sequence[Any]] = dict(zip(CORE_FIELDS, zip(*core))) if core else {f: () for f in CORE_FIELDS}
+        for field, parse in self._parsers.items():
+            columns[field] = self._column(
+                field, [raw.values.get(field) for raw in raws] if field in present else [None] * len(raws), parse, errors
+            )
+        return NormalizedPage(columns, errors)
 
     def _column(self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError]) -> list[Any]:
         """One field of every record of a page, parsed; blanks are None. Failures go to ``errors``

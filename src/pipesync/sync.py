@@ -10,6 +10,7 @@ changes nothing; killing the run at any point loses nothing.
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,10 +21,10 @@ from pipesync.currency import FxTable
 from pipesync.errors import MappingError, NormalizationError, PipesyncError
 from pipesync.mapper.drift import unmapped_live_stages
 from pipesync.mapping import load_mapping
-from pipesync.model import Cursor, Deal, Page, RawDeal, SharedPipeline, StageChange, deal_key
-from pipesync.normalize import Normalizer
+from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key
+from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
-from pipesync.warehouse.store import Known, PageWrite, QuarantineEntry, Warehouse, now
+from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now
 from pipesync.workers import Send, Worker, can_fork, cpu_count
 
 
@@ -188,7 +189,7 @@ class _Reading:
         for page in pages:
             write = _page_write(page, self.normalizer, self.known, self.in_quarantine, end.seen, counts, settle=not partition)
             if self.history:
-                changed = [deal.source_id for deal, _ in write.inserts + write.updates]
+                changed = [sid for rows in (write.inserts, write.updates) if rows for sid in rows.columns["source_id"]]
                 write.source_history = _source_history(self.adapter, self.normalizer, changed) if changed else {}
             if partition:
                 write.cursor = None
@@ -280,25 +281,61 @@ def _page_write(
     """
     source = normalizer.source
     write = PageWrite(source=source, cursor=page.cursor)
-    counts.read += len(page.deals)
-    keys = [None if raw.source_id is None else deal_key(source, raw.source_id) for raw in page.deals]
-    digests = [normalizer.content_hash(raw) for raw in page.deals]
+    raws = page.deals
+    counts.read += len(raws)
+    keys = [None if raw.source_id is None else deal_key(source, raw.source_id) for raw in raws]
+    digests = [normalizer.content_hash(raw) for raw in raws]
+    # A record listed twice in a page is decided in order: its first copy may change what the next finds.
+    repeated = {k for k, n in Counter(keys).items() if n > 1} if len(set(keys)) < len(keys) else set()
 
     def unchanged(i: int) -> bool:
         before = known.get(keys[i])  # type: ignore[arg-type]
-        return before is not None and before.content_hash == digests[i] and page.deals[i].source_id not in in_quarantine
+        return before is not None and before.content_hash == digests[i] and raws[i].source_id not in in_quarantine
 
     # Unchanged records (same digest as stored) are not normalized again.
-    todo = [i for i in range(len(page.deals)) if not unchanged(i)]
-    normalized = dict(zip(todo, normalizer.normalize_page([page.deals[i] for i in todo])))
-    for i, raw in enumerate(page.deals):
-        if unchanged(i):
+    todo = [i for i in range(len(raws)) if keys[i] in repeated or not unchanged(i)]
+    if len(todo) < len(raws):
+        counts.unchanged += len(raws) - len(todo)
+        done = set(todo)
+        seen.update(keys[i] for i in range(len(raws)) if i not in done)  # type: ignore[misc]
+    normalized = normalizer.normalize_page([raws[i] for i in todo])
+    columns, errors = normalized.columns, normalized.errors
+    ids, stages, deleted = columns["source_id"], columns["stage"], columns["is_deleted"]
+    inserts: list[int] = []
+    updates: list[int] = []
+    for j, i in enumerate(todo):
+        raw = raws[i]
+        if keys[i] in repeated and unchanged(i):
             seen.add(keys[i])  # type: ignore[arg-type]
             counts.unchanged += 1
+            continue
+        record = raw.source_id or raw.locator
+        if j in errors:
+            counts.quarantined += 1
+            error = errors[j]
+            write.quarantine.append(
+                QuarantineEntry(record=record, locator=raw.locator, field=error.field, reason=f"{raw.locator}: {error}", raw=raw.raw)
+            )
+            if raw.source_id:
+                # A record we can't read now is still there: don't mark it deleted at the end of a snapshot.
+                seen.add(deal_key(source, raw.source_id))
+            continue
+        key = deal_key(source, ids[j])
+        seen.add(key)
+        if record in in_quarantine:
+            write.released.append(record)
+        before = known.get(key)
+        if before is None:
+            inserts.append(j)
         else:
-            # (a record listed twice in a page may turn out changed only after its first copy is applied)
-            result = normalized[i] if i in normalized else normalizer.normalize_page([raw])[0]
-            _apply(raw, digests[i], result, known, in_quarantine, seen, write, counts, source)
+            updates.append(j)
+            if before.stage != stages[j]:
+                write.history.append(_observed_change(key, before.stage, normalized, j))
+        known[key] = Known(digests[i], stages[j], deleted[j])
+    counts.inserted += len(inserts)
+    counts.updated += len(updates)
+    write.inserts = _deal_rows(normalized, inserts, source, [digests[todo[j]] for j in inserts])
+    write.updates = _deal_rows(normalized, updates, source, [digests[todo[j]] for j in updates])
     for sid in page.deleted_ids:
         key = deal_key(source, sid)
         if key in known and not known[key].is_deleted:
@@ -314,47 +351,20 @@ def _page_write(
     return write
 
 
-def _apply(
-    raw: RawDeal,
-    digest: str,
-    result: Deal | NormalizationError,
-    known: dict[str, Known],
-    in_quarantine: set[str],
-    seen: set[str],
-    write: PageWrite,
-    counts: SourceCounts,
-    source: str,
-) -> None:
-    record = raw.source_id or raw.locator
-    if isinstance(result, NormalizationError):
-        counts.quarantined += 1
-        write.quarantine.append(
-            QuarantineEntry(record=record, locator=raw.locator, field=result.field, reason=f"{raw.locator}: {result}", raw=raw.raw)
-        )
-        if raw.source_id:
-            # A record we can't read now is still there: don't mark it deleted at the end of a snapshot.
-            seen.add(deal_key(source, raw.source_id))
-        return
-    deal = result
-    key = deal.key
-    seen.add(key)
-    if record in in_quarantine:
-        write.released.append(record)
-    before = known.get(key)
-    if before is None:
-        write.inserts.append((deal, digest))
-        counts.inserted += 1
-    else:
-        write.updates.append((deal, digest))
-        counts.updated += 1
-        if before.stage != deal.stage:
-            write.history.append(
-                StageChange(
-                    deal_key=key,
-                    from_stage=before.stage,
-                    to_stage=deal.stage,
-                    changed_at=deal.stage_entered_at or deal.updated_at or now(),
-                    origin="observed",
-                )
-            )
-    known[key] = Known(digest, deal.stage, deal.is_deleted)
+def _observed_change(key: str, before: str, normalized: NormalizedPage, j: int) -> StageChange:
+    columns = normalized.columns
+    return StageChange(
+        deal_key=key,
+        from_stage=before,
+        to_stage=columns["stage"][j],
+        changed_at=columns["stage_entered_at"][j] or columns["updated_at"][j] or now(),
+        origin="observed",
+    )
+
+
+def _deal_rows(normalized: NormalizedPage, chosen: list[int], source: str, hashes: list[str]) -> DealRows:
+    """The chosen records of a normalized page, as rows to write."""
+    columns = normalized.columns
+    if len(chosen) < len(normalized):
+        columns = {f: [c[j] for j in chosen] for f, c in columns.items()}
+    return DealRows(columns, [deal_key(source, sid) for sid in columns["source_id"]], hashes)

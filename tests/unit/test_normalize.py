@@ -116,7 +116,8 @@ def test_a_page_gives_each_record_its_deal_or_its_error_in_order():
         raw(source_id="3", source_stage="Contract Signed"),
         raw(source_id="4", source_stage="Negotiation", close_date="2026-01-31", name="Acme"),
     ]
-    results = normalizer().normalize_page(page)
+    normalized = normalizer().normalize_page(page)
+    results = [normalized.result(i) for i in range(len(normalized))]
     assert [r.source_id for r in (results[0], results[3])] == ["1", "4"]
     assert (results[1].field, results[2].field) == ("close_date", "source_stage")
     assert results[3].close_date == date(2026, 1, 31) and results[3].name == "Acme"

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from pipesync.model import Category, Cursor, Deal
 from pipesync.warehouse import schema as t
-from pipesync.warehouse.store import PageWrite, Warehouse
+from pipesync.warehouse.store import DealRows, PageWrite, Warehouse
 
 PARIS_SUMMER = timezone(timedelta(hours=2))
 
@@ -43,10 +43,10 @@ def expected_row(deal: Deal, content_hash: str) -> dict:
 def test_every_field_round_trips_through_insert_and_update(warehouse_url):
     wh = Warehouse(warehouse_url)
     first, bare = full_deal("1"), Deal(source="crm", source_id="2", stage="lead", status=Category.OPEN)
-    wh.write_page(PageWrite(source="crm", cursor=Cursor(), inserts=[(first, "h1"), (bare, "h2")]))
+    wh.write_page(PageWrite(source="crm", cursor=Cursor(), inserts=DealRows.of([(first, "h1"), (bare, "h2")])))
     changed = full_deal("1", amount=None, currency=None, amount_reporting=None, close_date=None,
                         created_at=datetime(2026, 1, 5, 9, 30, tzinfo=PARIS_SUMMER), contact_emails=[], is_deleted=True)
-    wh.write_page(PageWrite(source="crm", cursor=Cursor(), updates=[(changed, "h3")]))
+    wh.write_page(PageWrite(source="crm", cursor=Cursor(), updates=DealRows.of([(changed, "h3")])))
     wh.close()
 
     rows = stored(warehouse_url)

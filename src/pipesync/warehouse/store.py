@@ -9,12 +9,11 @@ as one clean run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -25,8 +24,6 @@ from pipesync.errors import WarehouseError
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
-# A deal as the sync hands it to the warehouse: the canonical record and its content hash.
-DealWrite = tuple[Deal, str]
 
 
 def now() -> datetime:
@@ -37,16 +34,35 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+@dataclass(slots=True)
+class DealRows:
+    """Deals to write, column by column as a page is normalized: each Deal field's values, each deal's
+    key and content hash (``deals.content_hash``)."""
+
+    columns: Mapping[str, Sequence[Any]]
+    keys: Sequence[str]
+    hashes: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def of(cls, deals: Sequence[tuple[Deal, str]]) -> DealRows:
+        """From whole deals, each with its content hash."""
+        return cls(
+            {f: [getattr(d, f) for d, _ in deals] for f in Deal.model_fields}, [d.key for d, _ in deals], [h for _, h in deals]
+        )
+
+
 class DealStatement:
-    """A `deals` INSERT or UPDATE compiled once and fed straight from :class:`Deal` objects.
+    """A `deals` INSERT or UPDATE compiled once and fed straight from :class:`DealRows`.
 
     At tens of thousands of rows per second, building a row dict per deal and
     SQLAlchemy's per-row parameter handling cost more than the database itself.
     This keeps the columns' own bind processors (JSON, UTC datetimes, numerics)
-    and drops the rest. A page is bound column by column: one C-level pass reads
-    every deal's fields, each column that needs converting is converted as a
-    list, and the driver's rows are zipped back together. ``params`` names each
-    bind parameter's column.
+    and drops the rest: each column that needs converting is converted as a
+    list, and the driver's rows are zipped together. ``params`` names each bind
+    parameter's column.
     """
 
     def __init__(self, engine: Engine, stmt: Any, params: dict[str, Column[Any]]):
@@ -58,7 +74,6 @@ class DealStatement:
         names = compiled.positiontup or list(params)
         self._columns = [params[name].name for name in names]
         self._fields = [c for c in self._columns if c not in ("key", "content_hash", "synced_at")]
-        self._read = itemgetter(*self._fields)
         self._convert: dict[str, Callable[[list[Any]], list[Any]]] = {}
         for name in names:
             column, kind = params[name].name, params[name].type
@@ -67,22 +82,18 @@ class DealStatement:
                 self._convert[column] = _column_converter(kind, proc)
         self._synced_at = t.deals.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
 
-    def run(self, conn: Connection, deals: list[DealWrite], synced_at: datetime) -> None:
-        if not deals:
-            return
-        read = self._read
-        fields = dict(zip(self._fields, zip(*[read(d.__dict__) for d, _ in deals])))
+    def parameters(self, deals: DealRows, synced_at: datetime) -> list[Any]:
+        """The driver's parameters for these deals: one tuple (positional drivers) or dict (named) each."""
+        fields = {c: deals.columns[c] for c in self._fields}
         for column, convert in self._convert.items():
-            fields[column] = convert(fields[column])  # type: ignore[assignment]
-        fields["key"] = [d.key for d, _ in deals]  # type: ignore[assignment]
-        fields["content_hash"] = [h for _, h in deals]  # type: ignore[assignment]
-        fields["synced_at"] = [self._synced_at(synced_at)] * len(deals)  # type: ignore[assignment]
+            fields[column] = convert(fields[column])
+        fields["key"], fields["content_hash"] = deals.keys, deals.hashes
+        fields["synced_at"] = [self._synced_at(synced_at)] * len(deals)
         rows = zip(*[fields[c] for c in self._columns])
         if self._named is not None:
             named = self._named
-            conn.exec_driver_sql(self.sql, [dict(zip(named, row)) for row in rows])
-        else:
-            conn.exec_driver_sql(self.sql, list(rows))
+            return [dict(zip(named, row)) for row in rows]
+        return list(rows)
 
 
 def _column_converter(kind: Any, proc: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
@@ -126,8 +137,8 @@ class PageWrite:
     source: str
     # None: the page moves no cursor (a partition of a read: the cursor moves once all are in)
     cursor: Cursor | None
-    inserts: list[DealWrite] = field(default_factory=list)
-    updates: list[DealWrite] = field(default_factory=list)
+    inserts: DealRows | None = None
+    updates: DealRows | None = None
     history: list[StageChange] = field(default_factory=list)
     # deals whose history the source itself keeps: their source_history rows are replaced by these
     source_history: dict[str, list[StageChange]] = field(default_factory=dict)
@@ -264,9 +275,15 @@ class Warehouse:
 
     def write_page(self, page: PageWrite) -> None:
         stamp = now()
+        # bound before the transaction: other processes of a parallel sync wait only while the database writes
+        deal_writes = [
+            (statement.sql, statement.parameters(deals, stamp))
+            for statement, deals in ((self._insert_deals, page.inserts), (self._update_deals, page.updates))
+            if deals
+        ]
         with self.begin() as conn:
-            self._insert_deals.run(conn, page.inserts, stamp)
-            self._update_deals.run(conn, page.updates, stamp)
+            for sql, parameters in deal_writes:
+                conn.exec_driver_sql(sql, parameters)
             if page.deleted_keys:
                 # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
                 conn.execute(
