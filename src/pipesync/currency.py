@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+_CENTS_OF_CENTS = Decimal("0.0001")  # the warehouse's amount scale (Numeric(20, 4))
+
 # Active ISO 4217 codes (2026), plus XAU/XAG-style funds left out on purpose: deals are not priced in them.
 ISO_4217 = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
@@ -39,4 +41,4 @@ class FxTable:
             raise ValueError(
                 f"no exchange rate from {currency} to {self.reporting}: add it under fx_rates in pipesync.yaml"
             ) from None
-        return (amount * rate).quantize(Decimal("0.0001"))
+        return (amount * rate).quantize(_CENTS_OF_CENTS)

@@ -252,12 +252,10 @@ class Normalizer:
             except NormalizationError as e:
                 errors[i] = e
                 core.append(_NO_CORE)
-        present = set().union(*{tuple(raw.values) for raw in raws})  # records of one page mostly share their fields
         columns: dict[str, Sequence[Any]] = dict(zip(CORE_FIELDS, zip(*core))) if core else {f: () for f in CORE_FIELDS}
+        values = [raw.values for raw in raws]
         for field, parse in self._parsers.items():
-            columns[field] = self._column(
-                field, [raw.values.get(field) for raw in raws] if field in present else [None] * len(raws), parse, errors
-            )
+            columns[field] = self._column(field, [v.get(field) for v in values], parse, errors)
         return NormalizedPage(columns, errors)
 
     def _column(self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError]) -> list[Any]:

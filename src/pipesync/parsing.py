@@ -35,7 +35,6 @@ def _pick(symbol: str, default_currency: str | None) -> str:
     return default_currency if default_currency in codes else codes[0]
 
 
-@lru_cache(maxsize=65536)
 def parse_amount(text: str, decimal_separator: str | None = None, default_currency: str | None = None) -> tuple[Decimal, str | None]:
     """``"$1,234.50"`` → (Decimal("1234.50"), "USD"); ``"1.234,50 €"`` → (…, "EUR").
 
@@ -43,9 +42,16 @@ def parse_amount(text: str, decimal_separator: str | None = None, default_curren
     "," when both appear, and a lone "," followed by exactly three digits is a
     thousands separator (money seldom has three decimals). "(12.00)" is negative.
     """
-    s = text.strip()
+    if decimal_separator != "," and _PLAIN_NUMBER.fullmatch(text):
+        # the common case, what APIs and most exports write: mostly distinct values, so not worth a cache
+        return Decimal(text), None
+    return _parse_written_amount(text.strip(), decimal_separator, default_currency)
+
+
+@lru_cache(maxsize=65536)
+def _parse_written_amount(s: str, decimal_separator: str | None, default_currency: str | None) -> tuple[Decimal, str | None]:
     if _PLAIN_NUMBER.fullmatch(s) and decimal_separator != ",":
-        return Decimal(s), None  # the common case: what APIs and most exports write
+        return Decimal(s), None
     if not s:
         raise ValueError("empty amount")
     negative = s.startswith("(") and s.endswith(")")

@@ -301,8 +301,7 @@ def _page_write(
     normalized = normalizer.normalize_page([raws[i] for i in todo])
     columns, errors = normalized.columns, normalized.errors
     ids, stages, deleted = columns["source_id"], columns["stage"], columns["is_deleted"]
-    inserts: list[int] = []
-    updates: list[int] = []
+    inserts, updates = _Chosen(), _Chosen()
     for j, i in enumerate(todo):
         raw = raws[i]
         if keys[i] in repeated and unchanged(i):
@@ -326,16 +325,15 @@ def _page_write(
             write.released.append(record)
         before = known.get(key)
         if before is None:
-            inserts.append(j)
+            inserts.add(j, key, digests[i])
         else:
-            updates.append(j)
+            updates.add(j, key, digests[i])
             if before.stage != stages[j]:
                 write.history.append(_observed_change(key, before.stage, normalized, j))
         known[key] = Known(digests[i], stages[j], deleted[j])
-    counts.inserted += len(inserts)
-    counts.updated += len(updates)
-    write.inserts = _deal_rows(normalized, inserts, source, [digests[todo[j]] for j in inserts])
-    write.updates = _deal_rows(normalized, updates, source, [digests[todo[j]] for j in updates])
+    counts.inserted += len(inserts.positions)
+    counts.updated += len(updates.positions)
+    write.inserts, write.updates = inserts.rows(normalized), updates.rows(normalized)
     for sid in page.deleted_ids:
         key = deal_key(source, sid)
         if key in known and not known[key].is_deleted:
@@ -362,9 +360,21 @@ def _observed_change(key: str, before: str, normalized: NormalizedPage, j: int) 
     )
 
 
-def _deal_rows(normalized: NormalizedPage, chosen: list[int], source: str, hashes: list[str]) -> DealRows:
-    """The chosen records of a normalized page, as rows to write."""
-    columns = normalized.columns
-    if len(chosen) < len(normalized):
-        columns = {f: [c[j] for j in chosen] for f, c in columns.items()}
-    return DealRows(columns, [deal_key(source, sid) for sid in columns["source_id"]], hashes)
+@dataclass
+class _Chosen:
+    """The records of a normalized page going into one statement (insert or update), with their keys and hashes."""
+
+    positions: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+
+    def add(self, position: int, key: str, digest: str) -> None:
+        self.positions.append(position)
+        self.keys.append(key)
+        self.hashes.append(digest)
+
+    def rows(self, normalized: NormalizedPage) -> DealRows:
+        columns = normalized.columns
+        if len(self.positions) < len(normalized):
+            columns = {f: [c[j] for j in self.positions] for f, c in columns.items()}
+        return DealRows(columns, self.keys, self.hashes)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create_engine, event, make_url, select, update
@@ -112,9 +112,9 @@ def _column_converter(kind: Any, proc: Callable[[Any], Any]) -> Callable[[list[A
     return lambda values: [proc(v) for v in values]
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the warehouse holds of a deal, enough to tell new / changed / unchanged."""
+class Known(NamedTuple):
+    """What the warehouse holds of a deal, enough to tell new / changed / unchanged (one per deal a sync
+    reads: a tuple is the cheapest immutable record to build)."""
 
     content_hash: str
     stage: str
