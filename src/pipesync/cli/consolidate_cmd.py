@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
@@ -61,6 +60,8 @@ def render_summary(s: ConsolidationSummary) -> None:
 
 
 def render_explanation(e: Explanation) -> None:
+    from rich.table import Table
+
     confidence = "" if e.confidence is None else f", confidence {e.confidence:.3f}"
     console.print(f"[bold]{e.deal_key}[/] → golden deal [bold]{e.golden_id}[/]{confidence}", highlight=False)
     members = Table(title="members")

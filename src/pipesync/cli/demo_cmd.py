@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from pipesync.cli.app import JsonOption, app, console, emit_json, handles_errors
 
@@ -19,6 +18,8 @@ def demo(
     json_out: bool = JsonOption,
 ) -> None:
     """Start the CRM sandboxes, seed them, and run map → sync → consolidate → metrics → report end to end."""
+    from rich.table import Table
+
     from pipesync.cli.metrics_cmd import render as render_metrics
     from pipesync.cli.sync_cmd import render as render_sync
     from pipesync.demo import run_demo

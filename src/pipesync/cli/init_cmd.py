@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from pipesync.cli.app import app, console, handles_errors
-from pipesync.init import init_project
 
 
 @app.command()
@@ -17,5 +16,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
 ) -> None:
     """Write a commented pipesync.yaml and the default mappings/ to start from."""
+    from pipesync.init import init_project
+
     for path in init_project(folder, force=force):
         console.print(f"wrote {path}")

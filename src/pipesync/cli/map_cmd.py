@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, err_console, handles_errors, settings_from
 from pipesync.errors import MappingError
-from pipesync.mapper import DEFAULT_THRESHOLD, DriftReport, Proposal, check_mapping, map_context, propose_mapping, write_mapping
-from pipesync.mapper.review import proposal_table, review, undecided_lines
+from pipesync.mapper import DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:  # the proposal engine and its lexicon load when the command runs, not with every command
+    from pipesync.mapper import DriftReport, Proposal
 
 
 def stdin_is_terminal() -> bool:
@@ -36,6 +39,9 @@ def map_command(
 
     Interactive when stdin is a terminal. With --json alone the proposal is printed and nothing is written.
     """
+    from pipesync.mapper import check_mapping, map_context, propose_mapping, write_mapping
+    from pipesync.mapper.review import review, undecided_lines
+
     ctx = map_context(settings_from(config), source)
     if check:
         if ctx.existing is None:
@@ -81,6 +87,8 @@ def map_command(
 
 
 def render_written(proposal: Proposal, path: Path, quiet: bool) -> None:
+    from pipesync.mapper.review import proposal_table
+
     if quiet:
         console.print(proposal_table(proposal))
     decided = sum(1 for _, s in proposal.stages() if s.accepted)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
-from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, VIEWS
-from pipesync.metrics.formatting import format_delta, format_value
-from pipesync.metrics.periods import Period, resolve_period
-from pipesync.metrics.results import DealList, Metrics
+from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, VIEWS  # no dependencies: cheap
+
+if TYPE_CHECKING:  # loaded when metrics are computed or shown, not with every command
+    from pipesync.metrics.periods import Period
+    from pipesync.metrics.results import DealList, Metrics
 
 _DATE = dict(formats=["%Y-%m-%d"], metavar="YYYY-MM-DD")
 FromOption = typer.Option(None, "--from", help="First day of the period (default: start of this quarter).", **_DATE)
@@ -43,10 +44,16 @@ def metrics(
 
 def period_from(start: datetime | None, end: datetime | None) -> Period:
     """The period given by --from/--to; a bound left out comes from the current quarter (UTC)."""
+    from pipesync.metrics.periods import resolve_period
+
     return resolve_period(start and start.date(), end and end.date(), datetime.now(timezone.utc).date())
 
 
 def render(m: Metrics) -> None:
+    from rich.table import Table
+
+    from pipesync.metrics.formatting import format_delta, format_value
+
     cur = m.reporting_currency
     title = f"{m.period.start} to {m.period.end} (vs {m.previous_period.start} to {m.previous_period.end}) · {m.deal_set}"
     table = Table("metric", "value", "previous", "change", title=title, title_justify="left")
@@ -80,6 +87,10 @@ def render(m: Metrics) -> None:
 
 
 def _render_list(name: str, deals: DealList, currency: str) -> None:
+    from rich.table import Table
+
+    from pipesync.metrics.formatting import format_value
+
     table = Table("deal", "owner", "amount", "why", title=f"{name}: {deals.count:,} (largest {min(10, len(deals.deals))})", title_justify="left")
     for d in deals.deals[:10]:
         table.add_row(d.name or d.id, d.owner, format_value(d.amount, "money", currency), d.reason)

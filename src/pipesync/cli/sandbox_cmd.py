@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from pipesync.cli.app import JsonOption, console, emit_json, handles_errors
-from pipesync.sandbox.world import SYSTEMS
 
 if TYPE_CHECKING:
     from pipesync.sandbox.faults import Faults
@@ -30,6 +28,7 @@ SizeOption = typer.Option(10_000, "--size", min=1, help="Deal records across the
 def parse_faults(specs: list[str]) -> dict[str, Faults]:
     """``["hubspot.error_rate=0.1", "salesforce.expire_token_after=50"]`` as Faults per system."""
     from pipesync.sandbox.faults import Faults  # the emulators' web stack: loaded only by sandbox commands
+    from pipesync.sandbox.world import SYSTEMS
 
     settings: dict[str, dict[str, float | int]] = {}
     for spec in specs:
@@ -64,6 +63,8 @@ def up(
     json_out: bool = JsonOption,
 ) -> None:
     """Start all three sandboxes, print their URLs and throwaway credentials, serve until Ctrl-C."""
+    from rich.table import Table
+
     from pipesync.sandbox.generator import generate, write_labels
     from pipesync.sandbox.sandboxes import Sandboxes
 
@@ -98,6 +99,8 @@ def seed_cmd(
     json_out: bool = JsonOption,
 ) -> None:
     """Generate a world and write its labels file (docs/sandbox.md); print what it holds."""
+    from rich.table import Table
+
     from pipesync.sandbox.generator import generate, world_summary, write_labels
 
     world = generate(seed, size)

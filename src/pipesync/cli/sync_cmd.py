@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
-from pipesync.sync import SyncResult, run_sync
+
+if TYPE_CHECKING:  # the sync engine (SQLAlchemy, the adapters) loads when the command runs, not with every command
+    from pipesync.sync import SyncResult
 
 
 @app.command()
@@ -28,11 +29,15 @@ def sync(
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
+    from pipesync.sync import run_sync
+
     settings = settings_from(config)
     if json_out:
         result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers)
         emit_json(result.as_dict())
     else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True,
@@ -54,6 +59,8 @@ def sync(
 
 
 def render(result: SyncResult) -> None:
+    from rich.table import Table
+
     table = Table(title=f"sync run {result.run_id}: {result.status}")
     for col in ("source", "read", "inserted", "updated", "unchanged", "deleted", "quarantined"):
         table.add_column(col, justify="left" if col == "source" else "right", no_wrap=True)

@@ -1,24 +1,62 @@
 """Stage mapping: propose how a source's stages map onto the shared pipeline, write it, watch it drift.
 
 ``pipesync map`` is a thin layer over these; each is usable from Python as is.
+
+The names below load their submodule on first use (PEP 562): ``pipesync sync``
+imports :mod:`pipesync.mapper.drift` alone, without the lexicon, the proposal
+engine and their dependencies.
 """
 
-from pipesync.mapper.context import MapContext, map_context
-from pipesync.mapper.drift import DriftItem, DriftReport, check_mapping, unmapped_live_stages
-from pipesync.mapper.lexicon import Lexicon, load_lexicon, normalize
-from pipesync.mapper.mapping_writer import write_mapping
-from pipesync.mapper.propose import (
-    DEFAULT_THRESHOLD,
-    Guess,
-    PipelineProposal,
-    Proposal,
-    StageProposal,
-    accept_confident,
-    propose_mapping,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipesync.mapper.context import MapContext, map_context
+    from pipesync.mapper.drift import DriftItem, DriftReport, check_mapping, unmapped_live_stages
+    from pipesync.mapper.lexicon import Lexicon, load_lexicon, normalize
+    from pipesync.mapper.mapping_writer import write_mapping
+    from pipesync.mapper.propose import (
+        Guess,
+        PipelineProposal,
+        Proposal,
+        StageProposal,
+        accept_confident,
+        propose_mapping,
+    )
+
+# Confidence at or above which a proposal is accepted. It lives here, not in propose, so that
+# `pipesync map --threshold`'s default does not load the proposal engine with every command.
+DEFAULT_THRESHOLD = 0.8
+
+_SUBMODULE_OF = {
+    "MapContext": "context", "map_context": "context",
+    "DriftItem": "drift", "DriftReport": "drift", "check_mapping": "drift", "unmapped_live_stages": "drift",
+    "Lexicon": "lexicon", "load_lexicon": "lexicon", "normalize": "lexicon",
+    "write_mapping": "mapping_writer",
+    "Guess": "propose", "PipelineProposal": "propose", "Proposal": "propose",
+    "StageProposal": "propose", "accept_confident": "propose", "propose_mapping": "propose",
+}
+# Importing the package used to load these, so ``pipesync.mapper.lexicon`` worked as an attribute without an import.
+_SUBMODULES = frozenset(_SUBMODULE_OF.values())
 
 __all__ = [
     "DEFAULT_THRESHOLD", "DriftItem", "DriftReport", "Guess", "Lexicon", "MapContext", "PipelineProposal",
     "Proposal", "StageProposal", "accept_confident", "check_mapping", "load_lexicon", "map_context",
     "normalize", "propose_mapping", "unmapped_live_stages", "write_mapping",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE_OF[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel
-from rapidfuzz import fuzz
 
 from pipesync.mapping import ANY, Mapping, PipelineRule, StageRule, fold
 from pipesync.model import DiscoveredPipeline, DiscoveredStage, Discovery
@@ -151,6 +150,11 @@ def _pair_renames(
     removed: list[tuple[PipelineRule, StageRule]],
 ) -> list[tuple[DiscoveredPipeline, DiscoveredStage, PipelineRule, StageRule]]:
     """A new label and a vanished one in the same pipeline that read alike: one stage, renamed."""
+    if not new or not removed:
+        return []
+    # Only here: `pipesync sync` checks drift on every run, and a stage both added and removed is rare.
+    from rapidfuzz import fuzz
+
     scored = []
     for dp, s in new:
         for pr, rule in removed:

@@ -23,11 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pipesync.mapper import DEFAULT_THRESHOLD
 from pipesync.mapper.lexicon import Hit, Lexicon, load_lexicon
 from pipesync.mapping import Mapping, StageRule
 from pipesync.model import Category, DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
-
-DEFAULT_THRESHOLD = 0.8
 
 # Confidence of each kind of evidence (0..1), before agreement and disagreement adjust it.
 EXACT_LABEL = 0.95
