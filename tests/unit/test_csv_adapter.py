@@ -142,3 +142,55 @@ def test_discovery_counts_the_stages_of_every_row(tmp_path):
     rows[4][2] = "Lead In"
     found = adapter(tmp_path, write_csv(rows), page_size=5).discover()
     assert {(s.label, s.deal_count) for p in found.pipelines for s in p.stages} == {("Qualified", 11), ("Lead In", 1)}
+
+
+def test_locators_and_cursors_name_the_line_each_row_ends_on(tmp_path):
+    text = (
+        "Deal - ID,Deal - Title,Deal - Stage\r\n"
+        '1,"two\r\nlines",Lead In\r\n'  # lines 2-3
+        "\r\n"  # a blank row: line 4
+        '2,"lone\rreturn and\nnewline",Lead In\r\n'  # lines 5-7
+        '3,"ends with a return\r",Lead In\r\n'  # lines 8-9: the \r inside the quotes ends a line of its own
+        ",,\r\n"  # nothing filled: line 10
+        "4,plain,Lead In\r\n"  # line 11
+    )
+    a = adapter(tmp_path, text.encode(), page_size=3)
+    pages = list(a.read_deals(None))
+    assert [d.locator for p in pages for d in p.deals] == ["export.csv row 3", "export.csv row 7", "export.csv row 9", "export.csv row 11"]
+    assert pages[0].cursor.value["row"] == 9
+    assert a._survey.page_ends == [9, 11]
+
+
+def test_blank_rows_and_footers_do_not_count_towards_pages(tmp_path):
+    rows = export_rows(12)
+    rows[3:3] = [["", "", "", ""], ["  ", "", " ", ""]]
+    a = adapter(tmp_path, write_csv(rows), page_size=5)
+    parts = a.partitions(2)
+    assert [len(p.deals) for p in a.read_deals(None)] == [5, 5, 2]
+    assert read_ids(p for part in parts for p in a.read_partition(None, part)) == read_ids(a.read_deals(None))
+
+
+def test_ids_repeated_once_trimmed_keep_the_file_in_one_piece_but_blank_ids_do_not(tmp_path):
+    rows = export_rows(20)
+    rows[15][0] = f" {rows[2][0]} "
+    assert adapter(tmp_path, write_csv(rows), page_size=5).partitions(2) == []
+    rows = export_rows(20)
+    rows[3][0] = rows[9][0] = " "
+    assert len(adapter(tmp_path, write_csv(rows), page_size=5).partitions(2)) == 2
+
+
+def test_discovery_trims_cells_and_counts_short_rows_as_blank(tmp_path):
+    text = "Deal - ID,Deal - Pipeline,Deal - Stage\n1,Sales,Won\n2, Sales , Won \n3,,Won\n4,Sales\n5,Sales,  \n"
+    found = adapter(tmp_path, text.encode()).discover()
+    assert [(p.id, [(s.label, s.deal_count) for s in p.stages]) for p in found.pipelines] == [("*", [("Won", 1)]), ("Sales", [("Won", 2)])]
+
+
+def test_a_large_file_reads_the_same_in_pages_and_in_partitions(tmp_path):
+    rows = export_rows(2500)
+    rows[700:700] = [[""], [" ", "", "", ""]]
+    rows[1500].append("extra")
+    a = adapter(tmp_path, write_csv(rows), page_size=300)
+    whole = [d for p in a.read_deals(None) for d in p.deals]
+    assert len(whole) == 2500 and sum(d.problem is not None for d in whole) == 1
+    parts = [d for part in a.partitions(2) for p in a.read_partition(None, part) for d in p.deals]
+    assert parts == whole
