@@ -13,7 +13,6 @@ most of a column is answered from the values already seen at list speed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -21,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 from pydantic_core import PydanticUndefined
 
 from pipesync.currency import FxTable
@@ -155,16 +155,15 @@ class Normalizer:
         self._currencies_of: dict[tuple[Any, str | None, bool], str] = {}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
-        # (hashed once: each record's digest continues from a copy of this state)
-        self._rules_digest = hashlib.blake2b(orjson.dumps(
+        # (hashed once: it seeds each record's hash)
+        self._rules_seed = xxh3_64_intdigest(orjson.dumps(
             [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items()))]
-        ), digest_size=16)
+        ))
 
-    def content_hash(self, raw: RawDeal) -> str:
-        """A digest of the record as read plus the rules that normalize it (``deals.content_hash``)."""
-        h = self._rules_digest.copy()
-        h.update(orjson.dumps([raw.source_id, raw.values, raw.raw, raw.problem], default=str, option=orjson.OPT_SORT_KEYS))
-        return h.hexdigest()
+    def content_hashes(self, raws: Sequence[RawDeal]) -> list[str]:
+        """A digest of each record as read plus the rules that normalize it (``deals.content_hash``)."""
+        dumps, digest, seed, sort = orjson.dumps, xxh3_128_hexdigest, self._rules_seed, orjson.OPT_SORT_KEYS
+        return [digest(dumps([r.source_id, r.values, r.raw, r.problem], default=str, option=sort), seed=seed) for r in raws]
 
     # -- one field at a time, each failure naming the field ------------------------------------
 

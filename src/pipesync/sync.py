@@ -284,7 +284,7 @@ def _page_write(
     raws = page.deals
     counts.read += len(raws)
     keys = [None if raw.source_id is None else deal_key(source, raw.source_id) for raw in raws]
-    digests = [normalizer.content_hash(raw) for raw in raws]
+    digests = normalizer.content_hashes(raws)
     # A record listed twice in a page is decided in order: its first copy may change what the next finds.
     repeated = {k for k, n in Counter(keys).items() if n > 1} if len(set(keys)) < len(keys) else set()
 
