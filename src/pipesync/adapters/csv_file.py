@@ -9,7 +9,7 @@ Options (``sources[].options`` in pipesync.yaml):
 - ``encoding``: ``auto`` (default: UTF-8 with or without BOM, UTF-16 as Excel's
   "Unicode text" writes it, else cp1252) or any Python codec name;
 - ``delimiter``: ``auto`` (sniffed among , ; tab |) or the character;
-- ``page_size``: rows committed per transaction (default 2000; with workers writing side by side,
+- ``page_size``: rows committed per transaction (default 1000; with workers writing side by side,
   shorter transactions keep each from waiting on the other).
 
 A file is a full snapshot: every read reads it all, and a deal that was in the
@@ -42,7 +42,7 @@ from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.yamlfile import load_model
 
-PAGE_SIZE = 2000
+PAGE_SIZE = 1000
 DELIMITERS = ",;\t|"
 # Rows parsed per step: rows are handled a chunk at a time (C-level maps rather than a Python
 # loop per row), and a chunk this small still sits in the CPU cache while it is worked on.
