@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
-from pipesync.errors import MappingError, NormalizationError, PipesyncError
+from pipesync.errors import MappingError, PipesyncError
 from pipesync.mapper.drift import unmapped_live_stages
 from pipesync.mapping import load_mapping
 from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key

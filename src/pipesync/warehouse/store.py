@@ -25,7 +25,6 @@ from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
 
-
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
