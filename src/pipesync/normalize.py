@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 from pydantic_core import PydanticUndefined
+from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError

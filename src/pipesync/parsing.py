@@ -50,7 +50,7 @@ def parse_amount(text: str, decimal_separator: str | None = None, default_curren
 
 @lru_cache(maxsize=65536)
 def _parse_written_amount(s: str, decimal_separator: str | None, default_currency: str | None) -> tuple[Decimal, str | None]:
-    if _PLAIN_NUMBER.fullmatch(s) and decimal_separator != ",":
+    if _PLAIN_NUMBER.fullmatch(s) and decimal_separator != ",":  # a plain number with blanks around it
         return Decimal(s), None
     if not s:
         raise ValueError("empty amount")
