@@ -115,7 +115,7 @@ def _year(y: int) -> int:
 
 @lru_cache(maxsize=65536)
 def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = ()) -> date:
-    """A calendar date from ISO, US, European, named-month and CJK forms.
+    """A calendar date from ISO, US, European, named-month and CJK forms, or a timestamp's day.
 
     An all-numeric date whose day and month could be swapped (03/04/2024) needs
     ``order`` ("DMY", "MDY" or "YMD"); without it, it is refused, never guessed.
@@ -154,6 +154,11 @@ def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = (
         if mon is None:
             raise ValueError(f"unknown month name {month!r}")
         return date(_year(int(year)), mon, int(day))
+    m = _TIME_TAIL.match(s)
+    if m:
+        # A timestamp where a date belongs (HubSpot exports close dates as "2024-05-31 14:00"):
+        # the day as written, never moved through a timezone, as the API adapters read it.
+        return parse_date(m.group(1), order, formats)
     raise ValueError("not a date")
 
 

@@ -89,6 +89,27 @@ def test_ambiguous_date_is_refused_not_guessed():
         parse_date("03/04/2026")
 
 
+@pytest.mark.parametrize(
+    ("text", "order", "expected"),
+    [
+        ("2026-12-01 10:00", None, date(2026, 12, 1)),  # HubSpot's "Close Date" column
+        ("2026-12-01T23:30:00Z", None, date(2026, 12, 1)),
+        ("2026-12-01T00:00:00.000+0000", None, date(2026, 12, 1)),
+        ("12/1/2026 11:45 PM", "MDY", date(2026, 12, 1)),
+        ("01.12.2026 10:00", "DMY", date(2026, 12, 1)),
+    ],
+)
+def test_a_timestamp_in_a_date_field_gives_the_day_as_written(text, order, expected):
+    assert parse_date(text, order) == expected
+
+
+def test_a_timestamp_keeps_the_date_rules():
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_date("03/04/2026 10:00")
+    with pytest.raises(ValueError, match="not a date"):
+        parse_date("2026-12-01 10")
+
+
 @pytest.mark.parametrize("text", ["13/45/2026", "2026-02-30", "yesterday", "31.31.2026"])
 def test_impossible_dates_are_errors(text):
     with pytest.raises(ValueError):
