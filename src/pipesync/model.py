@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -241,6 +241,20 @@ class Discovery(BaseModel):
     source: str
     pipelines: list[DiscoveredPipeline]
     owners: list[Owner] = Field(default_factory=list)
+
+
+class DateStyle(BaseModel):
+    """How a source writes all-numeric dates, as far as its values tell (files people export or type)."""
+
+    order: Literal["DMY", "MDY"] | None = Field(
+        default=None, description="the one order the values prove; None when they prove neither, or both"
+    )
+    proof: dict[str, str] = Field(default_factory=dict, description="order → the first value proving it, and where")
+    ambiguous: int = Field(default=0, description="values only a configured order can read (03/04/2026)")
+
+    @classmethod
+    def of(cls, proof: dict[str, str], ambiguous: int) -> "DateStyle":
+        return cls(order=next(iter(proof)) if len(proof) == 1 else None, proof=proof, ambiguous=ambiguous)
 
 
 class ChangeKind(StrEnum):

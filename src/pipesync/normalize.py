@@ -40,6 +40,7 @@ from pipesync.parsing import (
 
 TEXT_FIELDS = ("name", "owner_name", "account_name", "lead_source", "lost_reason", "next_step")
 INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
+DATE_FIELDS = ("close_date", *INSTANT_FIELDS)  # every field read with parse.date_order
 CORE_FIELDS = (
     "source", "source_id", "pipeline", "source_stage", "stage", "status", "amount", "currency", "amount_reporting", "raw",
 )

@@ -11,6 +11,7 @@ import re
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 # Currency symbols → ISO codes; the first code is the reading when the source's
@@ -160,6 +161,25 @@ def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = (
         # the day as written, never moved through a timezone, as the API adapters read it.
         return parse_date(m.group(1), order, formats)
     raise ValueError("not a date")
+
+
+def numeric_date_order(text: str) -> Literal["DMY", "MDY", "ambiguous"] | None:
+    """What an all-numeric date (or a timestamp's date) shows of its order.
+
+    "DMY" for 15/12/2026, "MDY" for 12/15/2026, "ambiguous" for 03/04/2026,
+    None when the order does not matter (ISO, 2024/05/07, 04/04/2026, named months).
+    """
+    s = text.strip()
+    m = _TIME_TAIL.match(s)
+    m = _NUMERIC_DATE.match(m.group(1) if m else s)
+    if m is None or len(m.group(1)) == 4:
+        return None
+    a, b = int(m.group(1)), int(m.group(2))
+    if a > 12 >= b:
+        return "DMY"
+    if b > 12 >= a:
+        return "MDY"
+    return "ambiguous" if a != b and a <= 12 and b <= 12 else None
 
 
 @lru_cache(maxsize=65536)

@@ -137,3 +137,36 @@ def test_quitting_the_review_writes_nothing(project, monkeypatch):
     assert result.exit_code == 0
     assert "Nothing written" in result.stdout
     assert not (project / "mappings").exists()
+
+
+def dated(*close_dates: str) -> str:
+    return "id,name,stage,close date\n" + "".join(f"{n},Deal {n},Qualified,{d}\n" for n, d in enumerate(close_dates, 1))
+
+
+def test_yes_writes_the_date_order_the_file_proves_beside_the_proof(project):
+    (project / "deals.csv").write_text(dated("03/04/2027", "15/04/2027", ""), encoding="utf-8")
+    result = run(project, "--yes")
+    assert result.exit_code == 0, result.output
+    written = (project / "mappings" / "sheet.yaml").read_text(encoding="utf-8")
+    assert "date_order: DMY  # '15/04/2027' in column 'close date', deals.csv row 3" in written
+    assert load_mapping(project / "mappings" / "sheet.yaml", load_pipeline()).parse.date_order == "DMY"
+    assert "dates are day first (DMY)" in result.stdout
+
+
+def test_a_configured_date_order_is_kept_and_values_against_it_are_a_warning(project):
+    (project / "deals.csv").write_text(dated("03/04/2027", "15/04/2027"), encoding="utf-8")
+    (project / "mappings").mkdir()
+    (project / "mappings" / "sheet.yaml").write_text("source: sheet\nparse: {date_order: MDY}\n", encoding="utf-8")
+    result = run(project, "--yes")
+    assert result.exit_code == 0, result.output
+    assert load_mapping(project / "mappings" / "sheet.yaml", load_pipeline()).parse.date_order == "MDY"
+    assert "parse.date_order is MDY (month first), but '15/04/2027' in column 'close date'" in result.stderr
+
+
+def test_dates_that_prove_no_order_ask_for_one(project):
+    (project / "deals.csv").write_text(dated("03/04/2027", "05/06/2027", "2027-01-31"), encoding="utf-8")
+    result = run(project, "--yes")
+    assert result.exit_code == 0, result.output
+    assert load_mapping(project / "mappings" / "sheet.yaml", load_pipeline()).parse.date_order is None
+    assert "2 date(s) read as well day first as month first" in result.stderr
+    assert "set parse.date_order (DMY or MDY)" in result.stderr

@@ -85,6 +85,22 @@ def test_discovery_lists_distinct_stages_with_counts(tmp_path):
     assert [(s.label, s.deal_count) for s in d.pipelines[0].stages] == [("Qualified", 1), ("Lead In", 1)]
 
 
+def test_date_style_names_the_first_value_that_proves_each_order(tmp_path):
+    data = (
+        "Deal - ID,Deal - Stage,Deal - Expected close date,Deal - Deal created,Deal - Title\n"
+        "1,Lead In,03/04/2027,2026-11-02 10:00,\"two\nlines\"\n"
+        "2,Lead In,15/04/2027,03/04/2026 09:00,x\n"
+        "3,Lead In,04/16/2027,,x\n"
+    ).encode()
+    style = adapter(tmp_path, data).date_style()
+    assert style.order is None  # both orders proven: no one order reads the file
+    assert style.proof == {
+        "DMY": "'15/04/2027' in column 'Deal - Expected close date', export.csv row 4",
+        "MDY": "'04/16/2027' in column 'Deal - Expected close date', export.csv row 5",
+    }
+    assert style.ambiguous == 2
+
+
 def test_decode_refuses_nothing_it_can_read():
     assert decode("naïve".encode("cp1252")) == "naïve"
 

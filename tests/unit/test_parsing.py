@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesync.parsing import domain_of, parse_amount, parse_date, parse_datetime, parse_probability
+from pipesync.parsing import domain_of, numeric_date_order, parse_amount, parse_date, parse_datetime, parse_probability
 
 
 @pytest.mark.parametrize(
@@ -108,6 +108,18 @@ def test_a_timestamp_keeps_the_date_rules():
         parse_date("03/04/2026 10:00")
     with pytest.raises(ValueError, match="not a date"):
         parse_date("2026-12-01 10")
+
+
+@pytest.mark.parametrize(
+    ("text", "shows"),
+    [
+        ("15/12/2026", "DMY"), ("31.1.27", "DMY"), ("12/15/2026", "MDY"), ("1/31/2026 3:45 PM", "MDY"),
+        ("03/04/2026", "ambiguous"), ("03-04-2026 10:00", "ambiguous"),
+        ("04/04/2026", None), ("2026-12-15", None), ("2026/12/01", None), ("Dec 15, 2026", None), ("", None),
+    ],
+)
+def test_a_numeric_date_shows_its_order_only_when_a_day_is_above_12(text, shows):
+    assert numeric_date_order(text) == shows
 
 
 @pytest.mark.parametrize("text", ["13/45/2026", "2026-02-30", "yesterday", "31.31.2026"])

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pipesync.errors import SourceError
-from pipesync.model import Change, ChangeResult, Cursor, Discovery, Page, RawStageChange
+from pipesync.model import Change, ChangeResult, Cursor, DateStyle, Discovery, Page, RawStageChange
 
 if TYPE_CHECKING:
     from pipesync.config import Settings, SourceConfig
@@ -37,6 +37,14 @@ class Adapter:
 
     def discover(self) -> Discovery:
         raise NotImplementedError
+
+    def date_style(self) -> DateStyle | None:
+        """How the source writes dates, where they are text people export or type (files).
+
+        ``pipesync map`` proposes the day/month order from it. None (the default)
+        for APIs, whose dates are ISO.
+        """
+        return None
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         """Pages of deals changed since ``since`` (everything when None), deletions included.

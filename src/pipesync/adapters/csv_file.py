@@ -39,7 +39,8 @@ from pydantic import BaseModel, RootModel
 from pipesync.adapters.base import Adapter
 from pipesync.errors import ConfigError, SourceError
 from pipesync.mapping import ANY, Mapping, fold
-from pipesync.model import Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
+from pipesync.model import Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
+from pipesync.parsing import numeric_date_order
 from pipesync.yamlfile import load_model
 
 PAGE_SIZE = 1000
@@ -256,6 +257,27 @@ class CsvAdapter(Adapter):
             source=self.name,
             pipelines=[DiscoveredPipeline(id=p, label=p, stages=s) for p, s in sorted(pipelines.items())],
         )
+
+    def date_style(self) -> DateStyle:
+        """What the file's date columns prove about day/month order, with the first proof of each."""
+        from pipesync.normalize import DATE_FIELDS
+
+        header, columns, data = self._table(self._content[0])
+        date_columns = [i for field, i in columns.items() if field in DATE_FIELDS]
+        order_of: dict[str, str | None] = {}
+        proof: dict[str, str] = {}
+        ambiguous = 0
+        while (chunk := data.take(CHUNK)) is not None:
+            for line, row in zip(*chunk):
+                for i in date_columns:
+                    cell = row[i] if i < len(row) else ""
+                    if (order := order_of.get(cell, "")) == "":
+                        order = order_of[cell] = numeric_date_order(cell)
+                    if order == "ambiguous":
+                        ambiguous += 1
+                    elif order is not None and order not in proof:
+                        proof[order] = f"{cell.strip()!r} in column {header[i]!r}, {self.path.name} row {line}"
+        return DateStyle.of(proof, ambiguous)
 
     @cached_property
     def _survey(self) -> Survey:

@@ -40,6 +40,7 @@ def map_command(
     Interactive when stdin is a terminal. With --json alone the proposal is printed and nothing is written.
     """
     from pipesync.mapper import check_mapping, map_context, propose_mapping, write_mapping
+    from pipesync.mapper.date_order import advise_date_order
     from pipesync.mapper.review import review, undecided_lines
 
     ctx = map_context(settings_from(config), source)
@@ -55,7 +56,7 @@ def map_command(
             raise typer.Exit(1)
         return
 
-    proposal = propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold)
+    proposal = propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold, dates=ctx.dates)
     if json_out and not yes:
         emit_json(proposal.model_dump())
         return
@@ -71,10 +72,14 @@ def map_command(
             return
     write_mapping(ctx.path, proposal)
     left = undecided_lines(proposal)
+    dates = advise_date_order(ctx.dates, ctx.existing.parse.date_order if ctx.existing else None)
     if json_out:
-        emit_json({"path": str(ctx.path), "undecided": left, "proposal": proposal.model_dump()})
+        emit_json({"path": str(ctx.path), "undecided": left, "dates": dates.message, "proposal": proposal.model_dump()})
     else:
         render_written(proposal, ctx.path, yes)
+        if dates.message:
+            out = err_console if dates.problem else console
+            out.print(f"{'[yellow]warning:[/] ' if dates.problem else ''}{escape(dates.message)}", highlight=False)
     if yes and left:
         err_console.print(
             f"[bold red]error:[/] {len(left)} stage(s) below confidence {threshold:g}, left undecided in "

@@ -8,7 +8,7 @@ from pathlib import Path
 from pipesync.adapters import open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.mapping import Mapping, load_mapping
-from pipesync.model import Discovery, SharedPipeline
+from pipesync.model import DateStyle, Discovery, SharedPipeline
 from pipesync.pipeline import load_pipeline
 
 
@@ -19,6 +19,7 @@ class MapContext:
     pipeline: SharedPipeline
     path: Path  # the source's mapping file (mappings/<source>.yaml unless the config says otherwise)
     existing: Mapping | None  # the file as it stands, None when there is none yet
+    dates: DateStyle | None  # how the source writes dates (files only)
 
 
 def map_context(settings: Settings, source_name: str) -> MapContext:
@@ -28,5 +29,5 @@ def map_context(settings: Settings, source_name: str) -> MapContext:
     path = settings.mapping_path(source)
     existing = load_mapping(path, pipeline) if path.exists() else None
     with open_adapter(source, settings) as adapter:
-        discovery = adapter.discover()
-    return MapContext(source, discovery, pipeline, path, existing)
+        discovery, dates = adapter.discover(), adapter.date_style()
+    return MapContext(source, discovery, pipeline, path, existing, dates)

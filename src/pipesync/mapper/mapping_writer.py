@@ -3,9 +3,10 @@
 The file is round-tripped with ruamel.yaml: on a re-run every stage that
 already has a shared stage in the file is left exactly as the user wrote it
 (value and comments), as are ``fields``, ``parse`` and anything else in it.
-Only undecided stages (null) are filled in, and stages new to the file are
-appended. Stages the source no longer has are kept: deals may still sit in
-them (``pipesync map --check`` reports them).
+Only undecided stages (null) are filled in, stages new to the file are
+appended, and ``parse.date_order`` is added where the source's dates prove it
+and the file sets none. Stages the source no longer has are kept: deals may
+still sit in them (``pipesync map --check`` reports them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from pipesync.files import write_atomically
+from pipesync.mapper.date_order import advise_date_order
 from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
 from pipesync.mapping import ANY, fold
 from pipesync.yamlfile import read_yaml
@@ -39,6 +41,7 @@ def write_mapping(path: str | Path, proposal: Proposal) -> Path:
         doc.yaml_set_start_comment(HEADER.format(source=proposal.source))
     if doc.get("source") is None:
         doc.insert(0, "source", proposal.source)
+    _write_date_order(doc, proposal)
     pipelines = doc.get("pipelines")
     if not isinstance(pipelines, CommentedSeq):
         pipelines = CommentedSeq()
@@ -54,6 +57,20 @@ def write_mapping(path: str | Path, proposal: Proposal) -> Path:
             _update_stage(node, sp)
     _save(path, doc)
     return path
+
+
+def _write_date_order(doc: CommentedMap, proposal: Proposal) -> None:
+    """``parse.date_order`` with its evidence, when the source's dates prove one and the file sets none."""
+    parse = doc.get("parse")
+    configured = parse.get("date_order") if isinstance(parse, CommentedMap) else None
+    advice = advise_date_order(proposal.dates, None if configured is None else str(configured))
+    if advice.write is None:
+        return
+    if not isinstance(parse, CommentedMap):
+        parse = CommentedMap()
+        doc.insert(list(doc).index("source") + 1, "parse", parse)
+    parse["date_order"] = advice.write
+    parse.yaml_add_eol_comment(f"{proposal.dates.proof[advice.write]} (pipesync map)", "date_order")  # type: ignore[union-attr]
 
 
 def _find_pipeline(pipelines: CommentedSeq, pp: PipelineProposal) -> CommentedMap | None:

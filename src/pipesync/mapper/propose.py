@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from pipesync.mapper import DEFAULT_THRESHOLD
 from pipesync.mapper.lexicon import Hit, Lexicon, load_lexicon
 from pipesync.mapping import Mapping, StageRule
-from pipesync.model import Category, DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
+from pipesync.model import Category, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
 
 # Confidence of each kind of evidence (0..1), before agreement and disagreement adjust it.
 EXACT_LABEL = 0.95
@@ -85,6 +85,7 @@ class Proposal(BaseModel):
     source: str
     threshold: float = DEFAULT_THRESHOLD
     pipelines: list[PipelineProposal]
+    dates: DateStyle | None = Field(default=None, description="how the source writes dates (files), for parse.date_order")
 
     def stages(self) -> Iterator[tuple[PipelineProposal, StageProposal]]:
         for p in self.pipelines:
@@ -112,13 +113,17 @@ def propose_mapping(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     lexicon: Lexicon | None = None,
+    dates: DateStyle | None = None,
 ) -> Proposal:
-    """A proposed mapping of every discovered stage onto ``pipeline``; decisions in ``existing`` are kept."""
+    """A proposed mapping of every discovered stage onto ``pipeline``; decisions in ``existing`` are kept.
+
+    ``dates`` (the adapter's :meth:`~pipesync.adapters.base.Adapter.date_style`) rides along for the writer.
+    """
     engine = _Engine(pipeline, lexicon or load_lexicon(pipeline), existing)
     pipelines = [
         PipelineProposal(id=dp.id, label=dp.label, stages=engine.propose_pipeline(dp)) for dp in discovery.pipelines
     ]
-    proposal = Proposal(source=discovery.source, threshold=threshold, pipelines=pipelines)
+    proposal = Proposal(source=discovery.source, threshold=threshold, pipelines=pipelines, dates=dates)
     engine.share_between_pipelines(proposal, threshold)
     return accept_confident(proposal, threshold)
 
