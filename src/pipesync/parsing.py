@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 # Currency symbols → ISO codes; the first code is the reading when the source's
 # default currency does not settle it ("$" is USD unless the source is CAD, AUD …).
 SYMBOLS: dict[str, tuple[str, ...]] = {
-    "US$": ("USD",), "R$": ("BRL",), "C$": ("CAD",), "A$": ("AUD",), "NZ$": ("NZD",),
-    "HK$": ("HKD",), "S$": ("SGD",), "MX$": ("MXN",), "CHF": ("CHF",), "zł": ("PLN",),
+    "US$": ("USD",), "R$": ("BRL",), "C$": ("CAD",), "CA$": ("CAD",), "A$": ("AUD",), "AU$": ("AUD",),
+    "NZ$": ("NZD",), "HK$": ("HKD",), "S$": ("SGD",), "SG$": ("SGD",), "MX$": ("MXN",), "Rs.": ("INR",),
+    "Rs": ("INR",), "CHF": ("CHF",), "zł": ("PLN",),
     "kr": ("SEK", "NOK", "DKK"), "Kč": ("CZK",), "Ft": ("HUF",), "lei": ("RON",),
     "$": ("USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"), "€": ("EUR",), "£": ("GBP",),
     "¥": ("JPY", "CNY"), "￥": ("JPY", "CNY"), "元": ("CNY",), "円": ("JPY",), "₩": ("KRW",), "원": ("KRW",),
@@ -29,6 +30,11 @@ _SYMBOL_RE = re.compile("|".join(re.escape(s) for s in sorted(SYMBOLS, key=len, 
 _CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_CHARS = re.compile(r"[^0-9.,'\s\u00a0\u202f\u2009-]")
+# Shorthand people type in sheets: 12k, $1.5M, 2bn.
+_SCALES = {"k": 3, "m": 6, "mm": 6, "mn": 6, "b": 9, "bn": 9}
+_SCALED = re.compile(r"\d\s*(k|mm|mn|m|bn|b)\.?$", re.IGNORECASE)
+_NO_CENTS = re.compile(r"([.,])[-\u2013\u2014]{1,2}$")  # "1.000,-": whole units, as German and Swiss prices write them
+_LAKH_GROUPS = re.compile(r"\d{1,2}(,\d{2})*,\d{3}(\.\d*)?")  # 1,00,000: Indian grouping (lakh, crore)
 
 
 def _pick(symbol: str, default_currency: str | None) -> str:
@@ -41,7 +47,10 @@ def parse_amount(text: str, decimal_separator: str | None = None, default_curren
 
     The decimal separator is the configured one; otherwise the last of "." and
     "," when both appear, and a lone "," followed by exactly three digits is a
-    thousands separator (money seldom has three decimals). "(12.00)" is negative.
+    thousands separator (money seldom has three decimals), as are dots when
+    there are several (1.234.567). "(12.00)", "-12", "12-" and "−12" are negative;
+    "1.000,-" is whole units; "12k", "1.5M" and "2bn" are scaled; "1,00,000" is
+    Indian grouping.
     """
     if decimal_separator != "," and _PLAIN_NUMBER.fullmatch(text):
         # the common case, what APIs and most exports write: mostly distinct values, so not worth a cache
@@ -66,24 +75,39 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
     if m:
         currency = currency or _pick(m.group(0), default_currency)
         s = s[: m.start()] + s[m.end():]
-    s = s.strip()
+    s = s.strip().replace("\u2212", "-")  # the typographic minus sign
+    scale = 0
+    m = _SCALED.search(s)
+    if m:
+        scale, s = _SCALES[m.group(1).lower()], s[: m.start(1)].rstrip()
+    dec = decimal_separator
+    m = _NO_CENTS.search(s)
+    if m:
+        dec, s = dec or m.group(1), s[: m.start()]
     if _NUMBER_CHARS.search(s):
         raise ValueError("not an amount")
     if s.startswith("-"):
         negative, s = not negative, s[1:]
+    elif s.endswith("-"):  # 12,345.67- as ERP exports write a credit
+        negative, s = not negative, s[:-1]
     s = re.sub(r"[\s\u00a0\u202f\u2009']", "", s)
-    dec = decimal_separator
     if dec is None:
         if "." in s and "," in s:
             dec = "." if s.rfind(".") > s.rfind(",") else ","
         elif s.count(",") == 1 and not re.search(r",\d{3}$", s):
+            dec = ","
+        elif s.count(".") > 1:  # 1.234.567: dots that can only group thousands
             dec = ","
         else:
             dec = "."
     thousands = "," if dec == "." else "."
     if s.count(dec) > 1:
         raise ValueError(f"more than one decimal separator {dec!r}")
-    if thousands in s and not re.fullmatch(r"\d{1,3}(" + re.escape(thousands) + r"\d{3})+(" + re.escape(dec) + r"\d*)?", s):
+    if (
+        thousands in s
+        and not re.fullmatch(r"\d{1,3}(" + re.escape(thousands) + r"\d{3})+(" + re.escape(dec) + r"\d*)?", s)
+        and not (thousands == "," and _LAKH_GROUPS.fullmatch(s))
+    ):
         raise ValueError(f"misplaced thousands separator {thousands!r}")
     s = s.replace(thousands, "").replace(dec, ".")
     if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", s):
@@ -92,6 +116,9 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
         value = Decimal(s)
     except InvalidOperation:
         raise ValueError("not an amount") from None
+    if scale:
+        value *= 10**scale
+        value = value.to_integral_value() if value == value.to_integral_value() else value  # 1500000, not 1500000.0
     return (-value if negative else value), currency
 
 

@@ -27,6 +27,15 @@ from pipesync.parsing import domain_of, numeric_date_order, parse_amount, parse_
         ("-75", (Decimal("-75"), None)),
         ("1'234.50 CHF", (Decimal("1234.50"), "CHF")),
         ("R$ 2.500,00", (Decimal("2500.00"), "BRL")),
+        ("1.234.567", (Decimal("1234567"), None)),  # several dots can only group thousands
+        ("12,345.67-", (Decimal("-12345.67"), None)),  # an ERP's credit
+        ("\u22121,234", (Decimal("-1234"), None)),  # the typographic minus
+        ("1.000,-", (Decimal("1000"), None)),
+        ("1'000.-", (Decimal("1000"), None)),
+        ("₹1,00,000", (Decimal("100000"), "INR")),
+        ("Rs. 12,50,000.50", (Decimal("1250000.50"), "INR")),
+        ("AU$1,000", (Decimal("1000"), "AUD")),
+        ("CA$ 2,000", (Decimal("2000"), "CAD")),
     ],
 )
 def test_amounts_as_exports_write_them(text, expected):
@@ -43,7 +52,16 @@ def test_dollar_sign_follows_the_sources_default_currency():
     assert parse_amount("$500", None, "EUR") == (Decimal("500"), "USD")
 
 
-@pytest.mark.parametrize("text", ["abc", "12.3.4", "1,23,4.00", "", "$", "12-3"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("12k", Decimal("12000")), ("$1.5M", Decimal("1500000")), ("€12.5k", Decimal("12500")), ("2bn", Decimal("2000000000")),
+     ("1.5 MM", Decimal("1500000")), ("0.25m", Decimal("250000"))],
+)
+def test_shorthand_typed_in_sheets_is_scaled(text, expected):
+    assert parse_amount(text)[0] == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "12.3.4", "1,23,4.00", "", "$", "12-3", "k", "1.2.3k", "--5", "$ -"])
 def test_garbage_is_not_an_amount(text):
     with pytest.raises(ValueError):
         parse_amount(text)
