@@ -8,6 +8,7 @@ cache by input text because exports repeat the same dates and amounts a lot.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -122,18 +123,46 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
     return (-value if negative else value), currency
 
 
-MONTHS = {
-    **{m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)},
-    **{m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], 1)},
-    "sept": 9, "mär": 3, "mrz": 3, "okt": 10, "dez": 12, "mai": 5, "juni": 6, "juli": 7, "januar": 1, "februar": 2,
-    "märz": 3, "oktober": 10, "dezember": 12, "ene": 1, "abr": 4, "ago": 8, "dic": 12, "janv": 1, "févr": 2,
-    "fév": 2, "avr": 4, "juil": 7, "août": 8, "déc": 12,
+# Month names in the languages exports are written in; any prefix of three letters or more
+# that names one month only is read too ("Sept.", "janv.", "juil"), with or without accents.
+_MONTH_NAMES = {
+    "en": "january february march april may june july august september october november december",
+    "de": "januar februar märz april mai juni juli august september oktober november dezember",
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",
+    "pt": "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro",
+    "it": "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre",
+    "nl": "januari februari maart april mei juni juli augustus september oktober november december",
 }
+_MONTH_ABBREVIATIONS = {"mrz": 3, "mrt": 3}  # German and Dutch abbreviations that are no prefix
+
+
+def _months() -> dict[str, int]:
+    readings: dict[str, set[int]] = {}
+    for names in _MONTH_NAMES.values():
+        for month, name in enumerate(names.split(), 1):
+            for spelling in {name, _unaccented(name)}:
+                for end in range(3, len(spelling) + 1):
+                    readings.setdefault(spelling[:end], set()).add(month)
+    return {prefix: months.pop() for prefix, months in readings.items() if len(months) == 1} | _MONTH_ABBREVIATIONS
+
+
+def _unaccented(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+MONTHS = _months()
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _NUMERIC_DATE = re.compile(r"^(\d{1,4})[./\-](\d{1,2})[./\-](\d{1,4})\.?$")
 _CJK_DATE = re.compile(r"^(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})\s*[日일]?\.?$")
 _KO_DATE = re.compile(r"^(\d{4})년\s*(\d{1,2})월\s*(\d{1,2})일$")
-_NAMED_DATE = re.compile(r"^(?:(\d{1,2})[\s\-.]+([^\W\d_]+)\.?[\s\-,.]+(\d{2,4})|([^\W\d_]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))$")
+# "15 Dec 2026", "15. Dezember 2026", "15 de diciembre de 2026", "15/Dec/2026", "Dec 15th, 2026",
+# each maybe after a weekday ("Tuesday, December 15, 2026").
+_NAMED_DATE = re.compile(
+    r"^(?:[^\W\d_]+\.?,?\s+)?"
+    r"(?:(\d{1,2})\.?(?:\s+de)?[\s\-./]+([^\W\d_]+)\.?(?:\s+de)?[\s\-,./]+(\d{2,4})"
+    r"|([^\W\d_]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))$"
+)
 _TIME_TAIL = re.compile(r"^(.*?\d)[T\s,]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?\s*([AaPp][Mm])?\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2})?$")
 
 

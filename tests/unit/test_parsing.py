@@ -102,6 +102,25 @@ def test_dates_in_iso_us_european_and_cjk_forms(text, order, expected):
     assert parse_date(text, order) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "15 Dec 2026", "15-Dec-2026", "15/Dec/2026", "Dec 15th, 2026", "Tuesday, December 15, 2026",
+        "15. Dezember 2026", "15 décembre 2026", "15 déc. 2026", "15 de diciembre de 2026", "15 de dezembro de 2026",
+        "15 dicembre 2026", "15 december 2026", "15 dec 2026",
+    ],
+)
+def test_month_names_in_the_languages_exports_are_written_in(text):
+    assert parse_date(text) == date(2026, 12, 15)
+
+
+def test_a_month_prefix_is_read_only_where_it_names_one_month():
+    assert parse_date("3 juil 2026") == date(2026, 7, 3)
+    assert parse_date("3 juin 2026") == date(2026, 6, 3)
+    with pytest.raises(ValueError, match="unknown month name 'jui'"):
+        parse_date("3 jui 2026")
+
+
 def test_ambiguous_date_is_refused_not_guessed():
     with pytest.raises(ValueError, match="ambiguous.*date_order"):
         parse_date("03/04/2026")
