@@ -69,6 +69,44 @@ def test_a_row_with_extra_cells_is_flagged(tmp_path):
     assert deals[-1].problem == ("row", "5 cells where the header has 4 (a stray delimiter or quote?)")
 
 
+def test_excel_sep_line_names_the_delimiter(tmp_path):
+    deals = list(adapter(tmp_path, b"sep=;\r\n" + render(";").encode()).read_deals(None))[0].deals
+    assert [(d.source_id, d.locator) for d in deals] == [("1", "export.csv row 3"), ("2", "export.csv row 4")]
+    assert deals[0].values["amount"] == "1.000,00"
+
+
+def test_a_title_above_the_header_is_skipped_and_rows_keep_their_line_numbers(tmp_path):
+    text = "Deals by stage\r\nFilter: all owners,,\r\n\r\n" + render(",")
+    a = adapter(tmp_path, text.encode())
+    deals = list(a.read_deals(None))[0].deals
+    assert [(d.source_id, d.locator) for d in deals] == [("1", "export.csv row 5"), ("2", "export.csv row 6")]
+    assert [s.label for s in a.discover().pipelines[0].stages] == ["Qualified", "Lead In"]
+
+
+@pytest.mark.parametrize("delim", [";", "\t"])
+def test_a_title_that_misleads_the_sniffer_does_not_hide_the_header(tmp_path, delim):
+    text = "Report: deals, all owners\r\n\r\n" + render(delim)
+    deals = list(adapter(tmp_path, text.encode()).read_deals(None))[0].deals
+    assert [(d.source_id, d.values["source_stage"]) for d in deals] == [("1", "Qualified"), ("2", "Lead In")]
+
+
+def test_no_header_in_the_first_rows_is_reported_for_the_first_row(tmp_path):
+    with pytest.raises(SourceError, match=r"no column for source_id.*columns in the file: Deals by stage\)"):
+        list(adapter(tmp_path, b"Deals by stage\nnothing,else\n").read_deals(None))
+
+
+def test_columns_without_a_name_at_the_end_may_be_short_or_blank(tmp_path):
+    text = (
+        "Deal - ID,Deal - Title,Deal - Stage,Deal - Value,,\n"
+        "1,a,Qualified,5,,\n2,b,Qualified,6\n3,c,Qualified,7,,,\n4,d,Qualified,8,,x\n"
+    )
+    deals = list(adapter(tmp_path, text.encode()).read_deals(None))[0].deals
+    assert [d.problem for d in deals[:3]] == [None, None, None]
+    assert deals[1].raw == {"Deal - ID": "2", "Deal - Title": "b", "Deal - Stage": "Qualified", "Deal - Value": "6"}
+    assert deals[3].problem is None and deals[3].raw["column 6"] == "x"  # kept, under the column's number
+    assert "column 5" not in deals[3].raw
+
+
 def test_missing_id_column_says_which_columns_exist(tmp_path):
     with pytest.raises(SourceError, match="no column for source_id.*Title"):
         list(adapter(tmp_path, b"Title,Stage\nx,y\n", format="generic").read_deals(None))

@@ -23,6 +23,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,8 @@ DELIMITERS = ",;\t|"
 # Rows parsed per step: rows are handled a chunk at a time (C-level maps rather than a Python
 # loop per row), and a chunk this small still sits in the CPU cache while it is worked on.
 CHUNK = 256
+PREAMBLE_ROWS = 20  # rows above the header a report may print (title, filters, blank lines)
+_SEP_LINE = re.compile(r"\ufeff?sep=(.)\r?\n")  # Excel's first line naming the delimiter
 
 
 class Preset(BaseModel):
@@ -163,13 +166,7 @@ class CsvAdapter(Adapter):
 
         ``rows`` limits the data rows to a part of the file.
         """
-        delimiter = self.source.options.get("delimiter", "auto")
-        lines = io.StringIO(text, newline="")
-        reader = csv.reader(lines, delimiter=sniff_delimiter(text) if delimiter == "auto" else delimiter)
-        header = next(reader, None)
-        if not header:
-            raise SourceError(f"{self.path}: the file is empty")
-        header = [h.strip().lstrip("\ufeff") for h in header]
+        lines, reader, header, columns = self._open_table(text)
         footers = tuple(fold(f) for f in self.preset.footers)
         skipped = 0
         if rows is not None and rows.after > reader.line_num:
@@ -177,7 +174,49 @@ class CsvAdapter(Adapter):
             skipped = rows.after - reader.line_num
             next(islice(lines, skipped, skipped), None)
         data = DataRows(reader, skipped, rows.last if rows is not None else None, footers)
-        return header, self._columns(header, self._overrides), data
+        return header, columns, data
+
+    def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:
+        """The file's lines and a reader past its header, with the header and where each field is in it.
+
+        Unless configured, the delimiter is Excel's ``sep=`` line's, else the sniffed one; a
+        title above the header can mislead the sniffer, so the other delimiters are tried
+        when the sniffed one finds no header.
+        """
+        delimiter = self.source.options.get("delimiter", "auto")
+        if delimiter != "auto":
+            candidates = [delimiter]
+        elif sep_line := _SEP_LINE.match(text):
+            candidates = [sep_line.group(1)]
+        else:
+            sniffed = sniff_delimiter(text)
+            candidates = [sniffed, *(d for d in DELIMITERS if d != sniffed)]
+        first_error: SourceError | None = None
+        for candidate in candidates:
+            lines = io.StringIO(text, newline="")
+            reader = csv.reader(lines, delimiter=candidate)
+            try:
+                return lines, reader, *self._header(reader)
+            except SourceError as e:
+                first_error = first_error or e
+        raise first_error  # type: ignore[misc]
+
+    def _header(self, reader: Any) -> tuple[list[str], dict[str, int]]:
+        """The header row and where each canonical field is in it.
+
+        Reports print a title, filters or Excel's ``sep=`` line above their header:
+        the header is the first row that names the columns the source needs.
+        """
+        first_error: SourceError | None = None
+        for row in islice(reader, PREAMBLE_ROWS):
+            header = [h.strip().lstrip("\ufeff") for h in row]
+            if not any(header):
+                continue
+            try:
+                return header, self._columns(header, self._overrides)
+            except SourceError as e:
+                first_error = first_error or e
+        raise first_error or SourceError(f"{self.path}: the file is empty")
 
     @cached_property
     def _overrides(self) -> dict[str, str]:
@@ -214,17 +253,28 @@ class CsvAdapter(Adapter):
         page_size = self._page_size
         header, columns, data = self._table(text, part)
         width = len(header)
-        values_of, raw_of = record_maker(tuple(columns), tuple(columns.values())), record_maker(header, range(width))
+        named = [i for i, h in enumerate(header) if h]
+        unnamed = [i for i in range(width) if not header[i]]  # Excel leaves some, mostly at the end
+        needed = named[-1] + 1
+        values_of, raw_of = record_maker(tuple(columns), tuple(columns.values())), record_maker([header[i] for i in named], named)
+        if unnamed:
+            named_raw_of = raw_of
+
+            def raw_of(cells: list[str]) -> dict[str, str]:  # what the unnamed columns hold, under their number
+                raw = named_raw_of(cells)
+                raw.update((f"column {i + 1}", cells[i]) for i in unnamed if i < len(cells) and cells[i].strip())
+                return raw
+
         id_of = itemgetter(columns["source_id"])
         name = self.path.name
 
-        def one_by_one(line: int, cells: list[str]) -> RawDeal:  # a chunk with a ragged row
-            if len(cells) == width:
-                values, problem = values_of(cells), None
+        def one_by_one(line: int, cells: list[str]) -> RawDeal:  # a chunk with a row of another width
+            if len(cells) >= needed and not any(map(str.strip, cells[width:])):  # short or long only where no column is
+                values, raw, problem = values_of(cells), raw_of(cells), None
             else:
-                values = {f: cells[i] for f, i in columns.items() if i < len(cells)}
+                values, raw = {f: cells[i] for f, i in columns.items() if i < len(cells)}, dict(zip(header, cells))
                 problem = ("row", f"{len(cells)} cells where the header has {width} (a stray delimiter or quote?)")
-            return RawDeal(values.get("source_id", "").strip() or None, f"{name} row {line}", values, dict(zip(header, cells)), problem)
+            return RawDeal(values.get("source_id", "").strip() or None, f"{name} row {line}", values, raw, problem)
 
         batch: list[RawDeal] = []
         line = 0
