@@ -38,6 +38,8 @@ sources:
     options:
       path: exports/opportunities.csv
       format: salesforce_report
+      # A column holding the same deal's id in another source links the two outright:
+      # external_refs: {HubSpot Deal ID: hubspot}
   # A CRM over its API (credentials from the environment):
   # - name: hubspot
   #   type: hubspot

@@ -6,7 +6,7 @@ import pytest
 
 from pipesync.adapters.csv_file import CsvAdapter, decode, sniff_delimiter
 from pipesync.config import Settings, SourceConfig
-from pipesync.errors import SourceError
+from pipesync.errors import ConfigError, SourceError
 
 ROWS = [["Deal - ID", "Deal - Title", "Deal - Stage", "Deal - Value"], ["1", "Müller Straße café", "Qualified", "1.000,00"], ["2", "商务 deal", "Lead In", "5"]]
 
@@ -105,6 +105,37 @@ def test_columns_without_a_name_at_the_end_may_be_short_or_blank(tmp_path):
     assert deals[1].raw == {"Deal - ID": "2", "Deal - Title": "b", "Deal - Stage": "Qualified", "Deal - Value": "6"}
     assert deals[3].problem is None and deals[3].raw["column 6"] == "x"  # kept, under the column's number
     assert "column 5" not in deals[3].raw
+
+
+def test_salesforce_report_ids_are_read_in_their_18_character_form(tmp_path):
+    text = '"Opportunity ID","Opportunity Name","Stage"\n"0065g00000A1bCd","X","Prospecting"\n"0065g00000A1bCfAAJ","Y","Prospecting"\n'
+    deals = list(adapter(tmp_path, text.encode(), format="salesforce_report").read_deals(None))[0].deals
+    assert [d.source_id for d in deals] == ["0065g00000A1bCdAAJ", "0065g00000A1bCfAAJ"]
+
+
+def refs_adapter(tmp_path, refs: dict) -> CsvAdapter:
+    path = tmp_path / "hubspot.csv"
+    path.write_text("Record ID,Deal Stage,Salesforce Opportunity ID,Pipedrive ID\n1,Won,0065g00000A1bCd,\n2,Won,,17; 18\n")
+    sources = [
+        SourceConfig(name="hs", type="csv", options={"path": str(path), "format": "hubspot_export", "external_refs": refs}),
+        SourceConfig(name="sf", type="salesforce", options={}),
+        SourceConfig(name="pd", type="csv", options={"path": "pd.csv", "format": "pipedrive_export"}),
+    ]
+    settings = Settings(base_dir=tmp_path, mappings_dir=str(tmp_path), sources=sources)
+    return CsvAdapter(sources[0], settings)
+
+
+def test_external_refs_name_the_deal_in_the_other_source_by_its_key(tmp_path):
+    a = refs_adapter(tmp_path, {"Salesforce Opportunity ID": "sf", "pipedrive id": "pd"})
+    deals = list(a.read_deals(None))[0].deals
+    assert [d.values["external_refs"] for d in deals] == [["sf:0065g00000A1bCdAAJ"], ["pd:17", "pd:18"]]
+
+
+def test_external_refs_must_name_a_column_and_a_source(tmp_path):
+    with pytest.raises(SourceError, match="external_refs names column 'SF ID', but the file has no such column"):
+        list(refs_adapter(tmp_path, {"SF ID": "sf"}).read_deals(None))
+    with pytest.raises(ConfigError, match="no source named 'crm'"):
+        list(refs_adapter(tmp_path, {"Salesforce Opportunity ID": "crm"}).read_deals(None))
 
 
 def test_missing_id_column_says_which_columns_exist(tmp_path):

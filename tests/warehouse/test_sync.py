@@ -54,7 +54,8 @@ def test_examples_store_every_good_row_and_quarantine_each_broken_one(example_pr
     assert (won["stage"], won["status"], won["source_stage"]) == ("closed_won", "won", "Negotiations Started")
     assert deals["hubspot_export:9001234506"]["stage"] == "proposal"  # 方案报价
     assert deals["pipedrive_export:4105"]["stage"] == "negotiation"  # التفاوض
-    assert deals["hubspot_export:9001234501"]["external_refs"] == ["0065g00000A1bCdAAJ"]
+    # options.external_refs: the Salesforce id becomes the sf_export deal's key, so consolidation links them
+    assert deals["hubspot_export:9001234501"]["external_refs"] == ["sf_export:0065g00000A1bCdAAJ"]
     assert deals["sf_export:0065g00000A1bCdAAJ"]["created_at"].tzinfo is not None
 
 

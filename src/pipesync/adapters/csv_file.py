@@ -33,15 +33,16 @@ from importlib import resources
 from itertools import accumulate, islice, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, RootModel
 
 from pipesync.adapters.base import Adapter
+from pipesync.adapters.values import salesforce_id18
 from pipesync.errors import ConfigError, SourceError
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
-from pipesync.parsing import numeric_date_order
+from pipesync.parsing import numeric_date_order, split_list
 from pipesync.yamlfile import load_model
 
 PAGE_SIZE = 1000
@@ -57,6 +58,11 @@ class Preset(BaseModel):
     description: str
     columns: dict[str, list[str]]
     footers: list[str] = []
+    ids: Literal["salesforce"] | None = None  # salesforce: 15-character ids are read in their 18-character form
+
+    @property
+    def id_form(self) -> Callable[[str], str]:
+        return salesforce_id18 if self.ids == "salesforce" else str
 
 
 class Presets(RootModel[dict[str, Preset]]):
@@ -97,6 +103,11 @@ def record_maker(keys: Sequence[str], indices: Sequence[int]) -> Callable[[list[
     scope: dict[str, Callable[..., Callable[[list[str]], dict[str, str]]]] = {}
     exec(f"def bind({', '.join(names)}):\n    return lambda c: {{{entries}}}", scope)
     return scope["bind"](*keys)
+
+
+def header_index(header: list[str]) -> dict[str, int]:
+    """Folded column name → its first position."""
+    return {fold(h): i for i, h in reversed(list(enumerate(header)))}
 
 
 def sniff_delimiter(text: str) -> str:
@@ -142,7 +153,7 @@ class CsvAdapter(Adapter):
 
     def _columns(self, header: list[str], overrides: dict[str, str]) -> dict[str, int]:
         """Canonical field → column index, from the mapping's ``fields`` first, then the preset."""
-        index = {fold(h): i for i, h in reversed(list(enumerate(header)))}
+        index = header_index(header)
         columns: dict[str, int] = {}
         for field, wanted in overrides.items():
             if fold(wanted) not in index:
@@ -175,6 +186,22 @@ class CsvAdapter(Adapter):
             next(islice(lines, skipped, skipped), None)
         data = DataRows(reader, skipped, rows.last if rows is not None else None, footers)
         return header, columns, data
+
+    def _external_refs(self, header: list[str]) -> list[tuple[int, str, Callable[[str], str]]]:
+        """``options.external_refs`` (column → the source whose ids it holds): (position, source, id form) each.
+
+        Those ids become that source's deal keys, so consolidation joins the two deals outright.
+        """
+        index = header_index(header)
+        refs: list[tuple[int, str, Callable[[str], str]]] = []
+        for column, target in (self.source.options.get("external_refs") or {}).items():
+            if fold(column) not in index:
+                raise SourceError(f"{self.path}: options.external_refs names column {column!r}, but the file has no such column")
+            other = self.settings.source(str(target))
+            other_preset = load_presets().get(other.options.get("format", "generic")) if other.type == "csv" else None
+            form = salesforce_id18 if other.type == "salesforce" else other_preset.id_form if other_preset else str
+            refs.append((index[fold(column)], other.name, form))
+        return refs
 
     def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:
         """The file's lines and a reader past its header, with the header and where each field is in it.
@@ -265,7 +292,17 @@ class CsvAdapter(Adapter):
                 raw.update((f"column {i + 1}", cells[i]) for i in unnamed if i < len(cells) and cells[i].strip())
                 return raw
 
-        id_of = itemgetter(columns["source_id"])
+        if refs := self._external_refs(header):
+            own_values_of = values_of
+
+            def values_of(cells: list[str]) -> dict[str, Any]:
+                values: dict[str, Any] = own_values_of(cells)
+                values["external_refs"] = [
+                    f"{target}:{form(i)}" for at, target, form in refs if at < len(cells) for i in split_list(cells[at])
+                ]
+                return values
+
+        id_of, id_form = itemgetter(columns["source_id"]), self.preset.id_form
         name = self.path.name
 
         def one_by_one(line: int, cells: list[str]) -> RawDeal:  # a chunk with a row of another width
@@ -274,7 +311,8 @@ class CsvAdapter(Adapter):
             else:
                 values, raw = {f: cells[i] for f, i in columns.items() if i < len(cells)}, dict(zip(header, cells))
                 problem = ("row", f"{len(cells)} cells where the header has {width} (a stray delimiter or quote?)")
-            return RawDeal(values.get("source_id", "").strip() or None, f"{name} row {line}", values, raw, problem)
+            source_id = values.get("source_id", "").strip()
+            return RawDeal(id_form(source_id) if source_id else None, f"{name} row {line}", values, raw, problem)
 
         batch: list[RawDeal] = []
         line = 0
@@ -285,7 +323,7 @@ class CsvAdapter(Adapter):
             if not rows:
                 continue
             if list(map(len, rows)).count(width) == len(rows):
-                ids = [i or None for i in map(str.strip, map(id_of, rows))]
+                ids = [id_form(i) if i else None for i in map(str.strip, map(id_of, rows))]
                 locators = [f"{name} row {n}" for n in lines]
                 batch += map(RawDeal, ids, locators, map(values_of, rows), map(raw_of, rows))
             else:

@@ -6,6 +6,7 @@ timezone); instants become UTC-aware datetimes; money becomes Decimal, never flo
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,3 +91,24 @@ def wire(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
+
+
+SALESFORCE_SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_SALESFORCE_ID15 = re.compile(r"[a-zA-Z0-9]{15}")
+
+
+def salesforce_suffix(id15: str) -> str:
+    """The 3-character case-safety suffix Salesforce appends to a 15-character id."""
+    suffix = ""
+    for chunk in range(3):
+        bits = 0
+        for i, ch in enumerate(id15[chunk * 5: chunk * 5 + 5]):
+            if "A" <= ch <= "Z":
+                bits |= 1 << i
+        suffix += SALESFORCE_SUFFIX_CHARS[bits]
+    return suffix
+
+
+def salesforce_id18(record_id: str) -> str:
+    """A Salesforce id in its 18-character form: reports export 15, the API and integrations write 18."""
+    return record_id + salesforce_suffix(record_id) if _SALESFORCE_ID15.fullmatch(record_id) else record_id

@@ -14,8 +14,9 @@ import random
 
 import numpy as np
 
+from pipesync.adapters.values import SALESFORCE_SUFFIX_CHARS, salesforce_suffix
+
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 SF_PREFIX = {"deal": "006", "account": "001", "owner": "005", "contact": "003", "pipeline": "012"}
 
@@ -30,18 +31,6 @@ def salesforce_id(prefix: str, number: int, pod: str = "5g") -> str:
     return short + salesforce_suffix(short)
 
 
-def salesforce_suffix(id15: str) -> str:
-    """The 3-character case-safety suffix Salesforce appends to a 15-character id."""
-    suffix = ""
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5: chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        suffix += _SUFFIX[bits]
-    return suffix
-
-
 def salesforce_ids(prefix: str, numbers: np.ndarray, pod: str = "5g") -> list[str]:
     """:func:`salesforce_id` for many record numbers at once (a million in about a second)."""
     n = numbers.size
@@ -54,7 +43,7 @@ def salesforce_ids(prefix: str, numbers: np.ndarray, pod: str = "5g") -> list[st
         chars[:, col] = alphabet[digit]
     upper = (chars[:, :15] >= ord("A")) & (chars[:, :15] <= ord("Z"))
     weights = 1 << np.arange(5)
-    suffix_alphabet = np.frombuffer(_SUFFIX.encode(), dtype=np.uint8)
+    suffix_alphabet = np.frombuffer(SALESFORCE_SUFFIX_CHARS.encode(), dtype=np.uint8)
     for chunk in range(3):
         chars[:, 15 + chunk] = suffix_alphabet[upper[:, chunk * 5: chunk * 5 + 5] @ weights]
     text = chars.tobytes().decode("ascii")
