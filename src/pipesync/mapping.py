@@ -77,9 +77,19 @@ class StatusWords(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    open: list[str] = Field(default_factory=lambda: ["open"])
-    won: list[str] = Field(default_factory=lambda: ["won", "closed won"])
-    lost: list[str] = Field(default_factory=lambda: ["lost", "closed lost"])
+    # Exports write the status in the exporting user's language: the defaults cover the common ones.
+    open: list[str] = Field(default_factory=lambda: [
+        "open", "offen", "ouvert", "ouverte", "abierto", "abierta", "aberto", "aberta", "aperto", "进行中", "進行中",
+        "진행 중", "진행중", "オープン", "مفتوح", "مفتوحة",
+    ])
+    won: list[str] = Field(default_factory=lambda: [
+        "won", "closed won", "gewonnen", "gagné", "gagnée", "ganado", "ganada", "ganho", "ganha", "vinto", "vinta",
+        "赢单", "贏單", "成交", "已成交", "수주", "受注", "成約", "فاز", "فازت", "مكسوب", "مكسوبة",
+    ])
+    lost: list[str] = Field(default_factory=lambda: [
+        "lost", "closed lost", "verloren", "perdu", "perdue", "perdido", "perdida", "perso", "persa",
+        "输单", "輸單", "丢单", "丟單", "실주", "失注", "خسر", "خسرت", "مفقود", "مفقودة",
+    ])
 
 
 class ParseRules(BaseModel):

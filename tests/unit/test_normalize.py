@@ -62,6 +62,15 @@ def test_status_field_decides_won_and_lost_and_keeps_the_source_stage():
     assert (deal.stage, deal.status) == ("closed_lost", Category.LOST)
 
 
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [("Gewonnen", Category.WON), ("perdu", Category.LOST), ("Abierto", Category.OPEN), ("赢单", Category.WON),
+     ("실주", Category.LOST), ("مفتوح", Category.OPEN)],
+)
+def test_status_words_in_the_exporting_users_language(word, status):
+    assert normalizer().normalize(raw(source_stage="Negotiation", status=word)).status is status
+
+
 def test_stage_category_gives_the_status_without_a_status_field():
     assert normalizer().normalize(raw(source_stage="closed won")).status is Category.WON
 
