@@ -46,6 +46,26 @@ def test_cp1252_when_not_utf8(tmp_path):
     assert deals[1].values["name"] == "Deal for €"
 
 
+@pytest.mark.parametrize(
+    ("codec", "rows"),
+    [
+        ("cp932", [["1", "東京の案件、更新", "見込み客"], ["2", "大阪支店", "受注"], ["3", "名古屋", "失注"]]),
+        ("gb18030", [["1", "北京项目", "初步接洽"], ["2", "上海续约", "赢单"], ["3", "广州", "输单"]]),
+        ("cp949", [["1", "서울 프로젝트", "초기 접촉"], ["2", "부산 갱신", "수주"], ["3", "대구", "실주"]]),
+        ("big5", [["1", "台北專案", "初步接洽"], ["2", "高雄續約", "贏單"], ["3", "台中", "輸單"]]),
+    ],
+)
+def test_east_asian_code_pages_excel_saves_csv_in(tmp_path, codec, rows):
+    text = "Deal - ID,Deal - Title,Deal - Stage\r\n" + "".join(",".join(r) + "\r\n" for r in rows)
+    deals = list(adapter(tmp_path, text.encode(codec)).read_deals(None))[0].deals
+    assert [[d.source_id, d.values["name"], d.values["source_stage"]] for d in deals] == rows
+
+
+@pytest.mark.parametrize("text", ["id,name,amount\n1,x,£100\n", "id,name\n1,Müller\n2,Zoë\n", "id;amount\n1;1.000 €\n"])
+def test_a_western_file_with_few_symbols_stays_windows_1252(text):
+    assert decode(text.encode("cp1252")) == text
+
+
 def test_delimiter_can_be_forced(tmp_path):
     deals = list(adapter(tmp_path, render("|").encode(), delimiter="|").read_deals(None))[0].deals
     assert deals[0].values["amount"] == "1.000,00"

@@ -75,7 +75,8 @@ def load_presets() -> dict[str, Preset]:
 
 
 def decode(data: bytes, encoding: str = "auto") -> str:
-    """The file's text. ``auto`` trusts a BOM, then UTF-16 by its zero bytes, then UTF-8, then cp1252."""
+    """The file's text. ``auto`` trusts a BOM, then UTF-16 by its zero bytes, then UTF-8, then the
+    Windows code page Excel saved it in (:func:`legacy_encoding`)."""
     if encoding != "auto":
         return data.decode(encoding)
     if data.startswith(codecs.BOM_UTF8):
@@ -88,7 +89,26 @@ def decode(data: bytes, encoding: str = "auto") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("cp1252")
+        return data.decode(legacy_encoding(data))
+
+
+# Excel saves "CSV" in the system's ANSI code page: Windows-1252 in the West; Shift-JIS, GBK,
+# UHC or Big5 in Japan, China, Korea and Taiwan.
+LEGACY_ENCODINGS = ("cp1252", "cp932", "gb18030", "cp949", "big5")
+
+
+def legacy_encoding(data: bytes) -> str:
+    """The code page of a file that is not UTF-8: Windows-1252 unless its bytes make no sense as such.
+
+    Windows-1252 reads almost any bytes, so it is kept whenever charset-normalizer finds it a
+    plausible reading; files with a few CJK words may then read as Latin letters, as before.
+    """
+    from charset_normalizer import from_bytes  # only for files that are not UTF-8
+
+    readings = [match.encoding for match in from_bytes(data, cp_isolation=list(LEGACY_ENCODINGS))]
+    if "cp1252" in readings or not readings:
+        return "cp1252"
+    return readings[0]
 
 
 def record_maker(keys: Sequence[str], indices: Sequence[int]) -> Callable[[list[str]], dict[str, str]]:
