@@ -224,26 +224,30 @@ class CsvAdapter(Adapter):
         return refs
 
     def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:
-        """The file's lines and a reader past its header, with the header and where each field is in it.
+        """The file's lines and a reader past its header, with the header and where each field is in it."""
+        lines = io.StringIO(text, newline="")
+        reader = csv.reader(lines, delimiter=self._delimiter)
+        return lines, reader, *self._header(reader)
 
-        Unless configured, the delimiter is Excel's ``sep=`` line's, else the sniffed one; a
-        title above the header can mislead the sniffer, so the other delimiters are tried
-        when the sniffed one finds no header.
+    @cached_property
+    def _delimiter(self) -> str:
+        """The configured delimiter; else Excel's ``sep=`` line's; else the sniffed one, or another
+        when the sniffed one finds no header (a title above the header can mislead the sniffer).
+
+        Found once per adapter: discovery, each part of the file and map read the same table.
         """
         delimiter = self.source.options.get("delimiter", "auto")
         if delimiter != "auto":
-            candidates = [delimiter]
-        elif sep_line := _SEP_LINE.match(text):
-            candidates = [sep_line.group(1)]
-        else:
-            sniffed = sniff_delimiter(text)
-            candidates = [sniffed, *(d for d in DELIMITERS if d != sniffed)]
+            return delimiter
+        text = self._content[0]
+        if sep_line := _SEP_LINE.match(text):
+            return sep_line.group(1)
+        sniffed = sniff_delimiter(text)
         first_error: SourceError | None = None
-        for candidate in candidates:
-            lines = io.StringIO(text, newline="")
-            reader = csv.reader(lines, delimiter=candidate)
+        for candidate in [sniffed, *(d for d in DELIMITERS if d != sniffed)]:
             try:
-                return lines, reader, *self._header(reader)
+                self._header(csv.reader(io.StringIO(text, newline=""), delimiter=candidate))
+                return candidate
             except SourceError as e:
                 first_error = first_error or e
         raise first_error  # type: ignore[misc]
