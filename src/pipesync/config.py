@@ -55,7 +55,7 @@ def resolve_secret(ref: SecretRef, what: str) -> SecretStr:
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=64)
     type: SourceType
     mapping: str | None = None
     # What sync does when the source has live stages its mapping cannot place:
@@ -151,6 +151,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Settings:
         raise ConfigError(f"{path}: no such config file (run `pipesync init` to write one)")
     doc = read_yaml(path)
     data = plain(doc) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected settings (key: value lines) at the top level, found a {type(data).__name__}")
     try:
         settings = Settings(**data)
     except ValidationError as e:
