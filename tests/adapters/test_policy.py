@@ -7,8 +7,9 @@ from hypothesis import given, strategies as st
 
 from pipesync.adapters.policy import (
     AmbiguousWrite, Budget, DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, hubspot_budget,
-    pipedrive_budget, retry_after_seconds, salesforce_budget, scrub,
+    pipedrive_budget, retry_after_seconds, salesforce_budget,
 )
+from pipesync.redaction import scrub
 from pipesync.errors import AuthError, QuotaReserveReached, RateLimitError, SourceError
 
 
@@ -62,6 +63,22 @@ def test_exhausted_rate_limit_becomes_rate_limit_error():
     with pytest.raises(RateLimitError):
         p.call(send, what="read")
     assert len(calls) == 3
+
+
+def test_a_retry_after_longer_than_retry_max_s_stops_resumably_instead_of_waiting():
+    clock = FakeClock()
+    p = Policy("Test", pacer=Pacer(clock=clock, sleep=clock.sleep), sleep=clock.sleep, max_delay=5.0)
+    send, calls = failing(*[Transient("429", retry_after=600.0, replay_safe=True, rate_limited=True)] * 3)
+    with pytest.raises(RateLimitError, match=r"wait 600 s .*retry_max_s \(5 s\).*resumes"):
+        p.call(send, what="read deals")
+    assert len(calls) == 1 and sum(clock.slept) == 0
+
+
+def test_every_wait_is_logged_with_its_length(caplog: pytest.LogCaptureFixture):
+    send, _ = failing(Transient("HTTP 429", retry_after=3.0, replay_safe=True, rate_limited=True))
+    with caplog.at_level("WARNING"):
+        policy().call(send, what="read")
+    assert "waiting 3.0 s before attempt 2 of 8" in caplog.text
 
 
 def test_exhausted_server_errors_become_source_error():

@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from pipesync.adapters.policy import Policy, Transient, scrub
+from pipesync.adapters.policy import Policy, Transient
 from pipesync.config import Settings, SourceConfig, resolve_secret
 from pipesync.errors import AuthError, ConfigError
+from pipesync.redaction import scrub
 
 
 @dataclass(slots=True)

@@ -14,9 +14,10 @@ from pydantic import SecretStr
 from pipesync.adapters.auth import (
     Grant, StaticToken, TokenStore, Tokens, load_secrets, request_token, require_secret, tls_verify,
 )
-from pipesync.adapters.policy import DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, pipedrive_budget, scrub
+from pipesync.adapters.policy import DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, pipedrive_budget
 from pipesync.config import SourceConfig
 from pipesync.errors import AuthError, ConfigError, SourceError
+from pipesync.redaction import scrub
 
 SYSTEM = "Pipedrive"
 DEFAULT_BASE_URL = "https://api.pipedrive.com"

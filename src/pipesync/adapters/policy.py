@@ -8,7 +8,6 @@ Three small pieces, each usable alone:
 - :class:`Policy`: tenacity retries of :class:`Transient` failures (429, 5xx, timeouts,
   dropped connections) honouring ``Retry-After``; one token refresh and replay on
   :class:`TokenExpired`; never a blind replay of a write whose fate is unknown.
-- :func:`scrub`: removes tokens from any text before it reaches a message.
 
 Adapters classify their transport's outcomes into :class:`Transient`, :class:`TokenExpired`
 or a final :mod:`pipesync.errors` error; the policy never sees vendor types.
@@ -31,6 +30,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from pipesync.errors import AuthError, QuotaReserveReached, RateLimitError, SourceError
+from pipesync.redaction import scrub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,27 +63,6 @@ class AmbiguousWrite(SourceError):
 
     The adapter resolves it by checking (external id, idempotency key) before any resend.
     """
-
-
-# ---------------------------------------------------------------- secrets in messages
-
-_TOKEN_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
-    re.compile(r"(?i)((?:access_token|refresh_token|api_token|x-api-token|client_secret|assertion|password|"
-               r"session_id|sessionid|sid)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+"),
-    re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]+"),  # Salesforce session ids
-    re.compile(r"\bpat-[a-z0-9]{2,4}-[A-Za-z0-9\-]+"),  # HubSpot private-app tokens
-]
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every known secret and every token-looking value replaced by ``***``."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
-    return text
 
 
 # ---------------------------------------------------------------- limit headers
@@ -354,6 +333,12 @@ class Policy:
                         if exc.rate_limited:
                             self.stats.rate_limited += 1
                             if exc.retry_after is not None:
+                                if exc.retry_after > self.max_delay:
+                                    # Waiting longer than the user allowed is a stop, resumable, not a silent hang.
+                                    raise RateLimitError(
+                                        f"{self.system}: the server asks to wait {exc.retry_after:.0f} s before the "
+                                        f"next request ({what}), longer than retry_max_s ({self.max_delay:g} s); "
+                                        f"stopped here, a re-run resumes where this one stopped") from None
                                 # Hold every caller sharing this budget, not just this one.
                                 self.pacer.back_off(exc.retry_after)
                         raise
@@ -380,7 +365,9 @@ class Policy:
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        log.info("%s: retrying after %s (attempt %d)", self.system, getattr(exc, "reason", exc), state.attempt_number)
+        # a warning, not info: an unattended run that waits must say so, and for how long
+        log.warning("%s: %s; waiting %.1f s before attempt %d of %d", self.system, getattr(exc, "reason", exc), state.upcoming_sleep,
+                    state.attempt_number + 1, self.max_attempts)
 
 
 def classify_status(status: int, headers: Mapping[str, str], body: str, system: str, what: str,

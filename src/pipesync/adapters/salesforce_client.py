@@ -21,11 +21,12 @@ from simple_salesforce.exceptions import (
 
 from pipesync.adapters.auth import Grant, load_secrets
 from pipesync.adapters.policy import (
-    DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, salesforce_budget, scrub,
+    DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, salesforce_budget,
 )
 from pipesync.adapters.salesforce_auth import SYSTEM, salesforce_tokens
 from pipesync.config import SourceConfig
 from pipesync.errors import AuthError, RateLimitError, SourceError
+from pipesync.redaction import scrub
 
 T = TypeVar("T")
 DEFAULT_VERSION = "62.0"

@@ -21,6 +21,7 @@ from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
+from pipesync.redaction import safe_url, scrub, url_secrets
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
@@ -183,12 +184,13 @@ class Warehouse:
                 {"b_key": key, **{n: c for n, c in columns.items() if n != "key"}},
             )
         except SQLAlchemyError as e:
-            raise WarehouseError(f"cannot open the warehouse {self.safe_url}: {e.__class__.__name__}: {e.orig if hasattr(e, 'orig') else e}") from None
+            raise WarehouseError(f"cannot open the warehouse {self.safe_url}: {e.__class__.__name__}: "
+                                 f"{scrub(str(getattr(e, 'orig', e)), url_secrets(self.url))}") from None
 
     @property
     def safe_url(self) -> str:
         """The URL with any password hidden, for messages."""
-        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "(warehouse)"
+        return safe_url(self.url)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -196,7 +198,7 @@ class Warehouse:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as e:
-            raise WarehouseError(f"warehouse {self.safe_url}: {e.__class__.__name__}: {getattr(e, 'orig', e)}") from None
+            raise WarehouseError(f"warehouse {self.safe_url}: {e.__class__.__name__}: {scrub(str(getattr(e, 'orig', e)), url_secrets(self.url))}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -267,7 +269,8 @@ class Warehouse:
             conn.execute(
                 update(t.sync_runs)
                 .where(t.sync_runs.c.id == run_id)
-                .values(finished_at=now(), status=status, counts=counts, error=error)
+                .values(finished_at=now(), status=status, counts=counts,
+                        error=None if error is None else scrub(error, url_secrets(self.url)))
             )
 
     # -- the atomic page write ----------------------------------------------------------------
