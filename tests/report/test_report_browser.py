@@ -20,6 +20,7 @@ pytestmark = pytest.mark.browser
 
 HOSTILE = '<script>alert("xss")</script>'
 HOSTILE_OWNER = '"><img src=x onerror=alert(1)>@evil.example'
+RIGHT_TO_LEFT_OVERRIDE = "Renewal \u202egpj.exe"  # shows as "Renewal exe.jpg" unless isolated
 ARTIFACTS = Path("/tmp/pipesync-report-test")
 
 
@@ -29,6 +30,8 @@ def report(tmp_path_factory) -> Path:
     deals = quarter_deals() + [
         DealRow("hubspot:X1", "negotiation", "open", 70_000, "2026-06-01", name=HOSTILE, owner=HOSTILE_OWNER,
                 stage_entered="2026-07-01", lead_source="<b>bold</b>", history=[("negotiation", "2026-07-01")]),
+        DealRow("hubspot:X2", "negotiation", "open", 60_000, "2026-06-01", name=RIGHT_TO_LEFT_OVERRIDE,
+                stage_entered="2026-07-01", history=[("negotiation", "2026-07-01")]),
     ]
     settings = write_warehouse(f"sqlite:///{work / 'warehouse.db'}", deals)
     settings = Settings(
@@ -62,6 +65,18 @@ def test_every_value_is_escaped(report):
     assert "<img src=x" not in html and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<b>bold</b>" not in html
     assert html.count("<script") == 1
+
+
+def test_user_text_is_isolated_so_an_override_character_cannot_reorder_the_page(report):
+    html = report.read_text(encoding="utf-8")
+    assert f"<td><bdi>{RIGHT_TO_LEFT_OVERRIDE}</bdi></td>" in html
+    assert "unicode-bidi: isolate" in html
+
+
+def test_the_font_stack_covers_cjk_hangul_and_arabic(report):
+    html = report.read_text(encoding="utf-8")
+    for family in ("Noto Sans CJK SC", "Malgun Gothic", "Noto Sans Arabic"):
+        assert family in html
 
 
 class _Tags(HTMLParser):
