@@ -129,9 +129,13 @@ class Features:
     def block_column(self, key: str) -> np.ndarray:
         """A scalar key as integer codes (whole days for dates), MISSING where unknown."""
         if key in NUMBER_KEYS or key in DAY_KEYS:
+            # Dense codes, not the values: a credit (-4,500) or an amount of 10^15 must neither
+            # collide with MISSING nor size an array by its value.
             values = self.numbers[key]
             known = ~np.isnan(values)
-            return np.where(known, np.floor(np.where(known, values, 0)), MISSING).astype(np.int64)
+            codes = np.full(self.n, MISSING, dtype=np.int64)
+            codes[known] = np.unique(np.floor(values[known]), return_inverse=True)[1]
+            return codes
         return self.codes[key]
 
     def sort_column(self, key: str) -> np.ndarray:

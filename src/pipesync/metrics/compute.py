@@ -188,7 +188,7 @@ def _segments(truth: Truth, cur: PeriodState, prev: PeriodState, view: str, flag
 def _pipeline_by_stage(truth: Truth, s: PeriodState) -> list[StagePipeline]:
     st = truth.stages
     n = len(st.category)
-    stage = s.stage_at_end[s.open_at_end]
+    stage = st.slots(s.stage_at_end[s.open_at_end])
     amount = np.nan_to_num(truth.deals.amount)[s.open_at_end]
     counts = group_count(stage, n)
     values = group_sum(amount, stage, n)

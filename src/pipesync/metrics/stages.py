@@ -47,6 +47,10 @@ class StageTable:
             funnel_stages=[*open_steps, won[0]],
         )
 
+    def slots(self, codes: np.ndarray) -> np.ndarray:
+        """Stage codes as indexes into this table's arrays: an unknown stage (-1) takes the last, extra slot."""
+        return np.where(codes < 0, len(self.category) - 1, codes)
+
     def key(self, code: int) -> str:
         return self.pipeline.stages[code].key if code >= 0 else "(unknown stage)"
 
