@@ -230,12 +230,21 @@ def numeric_date_order(text: str) -> Literal["DMY", "MDY", "ambiguous"] | None:
     m = _NUMERIC_DATE.match(m.group(1) if m else s)
     if m is None or len(m.group(1)) == 4:
         return None
-    a, b = int(m.group(1)), int(m.group(2))
+    a, b, year = int(m.group(1)), int(m.group(2)), _year(int(m.group(3)))
+    # Only a date that exists proves an order: 31/04/2026 is no day at all, not a day-first date.
     if a > 12 >= b:
-        return "DMY"
+        return "DMY" if _exists(year, b, a) else None
     if b > 12 >= a:
-        return "MDY"
+        return "MDY" if _exists(year, a, b) else None
     return "ambiguous" if a != b and a <= 12 and b <= 12 else None
+
+
+def _exists(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=65536)

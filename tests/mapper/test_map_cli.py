@@ -170,3 +170,12 @@ def test_dates_that_prove_no_order_ask_for_one(project):
     assert load_mapping(project / "mappings" / "sheet.yaml", load_pipeline()).parse.date_order is None
     assert "2 date(s) read as well day first as month first" in result.stderr
     assert "set parse.date_order (DMY or MDY)" in result.stderr
+
+
+def test_a_date_that_does_not_exist_proves_no_order(project):
+    # 31/04 would be day first if it were a date; there is no 31 April, so the 03/04 stays unsettled
+    (project / "deals.csv").write_text(dated("03/04/2027", "31/04/2027"), encoding="utf-8")
+    result = run(project, "--yes")
+    assert result.exit_code == 0, result.output
+    assert load_mapping(project / "mappings" / "sheet.yaml", load_pipeline()).parse.date_order is None
+    assert "set parse.date_order (DMY or MDY)" in result.stderr

@@ -153,6 +153,8 @@ def test_a_timestamp_keeps_the_date_rules():
         ("15/12/2026", "DMY"), ("31.1.27", "DMY"), ("12/15/2026", "MDY"), ("1/31/2026 3:45 PM", "MDY"),
         ("03/04/2026", "ambiguous"), ("03-04-2026 10:00", "ambiguous"),
         ("04/04/2026", None), ("2026-12-15", None), ("2026/12/01", None), ("Dec 15, 2026", None), ("", None),
+        # a date that does not exist proves nothing: there is no 31 April and no 30 February
+        ("31/04/2026", None), ("02/30/2027", None), ("29/02/2027", None), ("29/02/2028", "DMY"),
     ],
 )
 def test_a_numeric_date_shows_its_order_only_when_a_day_is_above_12(text, shows):
