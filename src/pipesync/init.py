@@ -32,7 +32,8 @@ stale_after_days: 30
 # sync_workers: 2
 
 sources:
-  # A CSV export. format: salesforce_report | hubspot_export | pipedrive_export | generic
+  # A CSV export. format: salesforce_report | hubspot_export | pipedrive_export | zoho_crm | zoho_bigin |
+  # monday_crm | salesflare | zendesk_sell | vtiger | jiandaoyun | canonical | generic
   - name: sf_export
     type: csv
     options:
