@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine
 
-from pipesync.warehouse import schema
+from pipesync.warehouse import version
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 SOURCES = [("salesforce", 0.45), ("hubspot", 0.35), ("pipedrive", 0.15), ("csv", 0.05)]
@@ -97,7 +97,8 @@ def build(path: Path, n: int, seed: int = 7) -> None:
     synced = NOW.strftime("%Y-%m-%d %H:%M:%S.000000")
 
     path.unlink(missing_ok=True)
-    schema.metadata.create_all(create_engine(f"sqlite:///{path}"))
+    with create_engine(f"sqlite:///{path}").begin() as conn:
+        version.create(conn)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")

@@ -41,14 +41,14 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
         yield f"sqlite:///{tmp_path / 'warehouse.db'}"
         return
     url = request.getfixturevalue("pg_server_url")
-    from pipesync.warehouse.schema import metadata
+    from pipesync.warehouse.version import drop
 
     engine = create_engine(url)
-    metadata.drop_all(engine)
-    engine.dispose()
+    with engine.begin() as conn:
+        drop(conn)
     yield url
-    engine = create_engine(url)
-    metadata.drop_all(engine)
+    with engine.begin() as conn:
+        drop(conn)
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import create_engine, insert
 
 from pipesync.config import Settings
-from pipesync.warehouse import schema
+from pipesync.warehouse import schema, version
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
@@ -55,8 +55,8 @@ class DealRow:
 def write_warehouse(url: str, deals: list[DealRow], golden: list[dict[str, Any]] | None = None) -> Settings:
     """The warehouse at ``url`` holding ``deals`` (and golden records with their links); its Settings."""
     engine = create_engine(url)
-    schema.metadata.create_all(engine)
     with engine.begin() as conn:
+        version.create(conn)
         if deals:
             conn.execute(insert(schema.deals), [d.row() for d in deals])
         history = [

@@ -22,7 +22,7 @@ from pipesync.metrics.periods import Period
 from pipesync.metrics.run import run_views
 from pipesync.pipeline import load_pipeline
 from pipesync.report.builder import build_report
-from pipesync.warehouse import schema
+from pipesync.warehouse import schema, version
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 STAGES = [s.key for s in load_pipeline().stages]
@@ -87,8 +87,8 @@ def warehouses(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, An
 
 def write(url: str, deals: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
     engine = create_engine(url)
-    schema.metadata.create_all(engine)
     with engine.begin() as conn:
+        version.create(conn)
         if deals:
             conn.execute(insert(schema.deals), deals)
         if history:

@@ -23,6 +23,7 @@ from pipesync.cli import (  # noqa: E402,F401
     metrics_cmd,
     report_cmd,
     sync_cmd,
+    warehouse_cmd,
 )
 from pipesync.cli.sandbox_cmd import sandbox_app  # noqa: E402
 

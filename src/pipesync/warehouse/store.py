@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
 from pipesync.redaction import safe_url, scrub, url_secrets
+from pipesync.warehouse.version import ensure_current
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
 
@@ -174,7 +175,7 @@ class Warehouse:
             if sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             if create:
-                t.metadata.create_all(self.engine)
+                ensure_current(self.engine, self.safe_url)
             columns = {c.name: c for c in t.deals.columns}
             self._insert_deals = DealStatement(self.engine, t.deals.insert(), columns)
             key = t.deals.c.key
