@@ -3,6 +3,8 @@
 - Salesforce: 18-character ids — key prefix (006 Opportunity, 001 Account,
   005 User, 003 Contact, 012 RecordType), pod, a base-62 record number, and the
   real case-safety suffix, so tools that validate or shorten ids accept them.
+  The suffix is computed here, not with the adapter's function: the sandbox
+  checks the adapter, so a mistake in one must not be copied into the other.
 - HubSpot: numeric strings, increasing with gaps; custom pipelines and stages
   get numeric ids too (built-in ones keep theirs, e.g. ``default``).
 - Pipedrive: integers (as strings), increasing with gaps.
@@ -14,11 +16,18 @@ import random
 
 import numpy as np
 
-from pipesync.adapters.values import SALESFORCE_SUFFIX_CHARS, salesforce_suffix
-
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Salesforce's case-safety suffix: one of these per 5 characters, indexed by which of them are upper case
+# (bit i for the i-th character).
+_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 SF_PREFIX = {"deal": "006", "account": "001", "owner": "005", "contact": "003", "pipeline": "012"}
+
+
+def salesforce_suffix(id15: str) -> str:
+    """The 3-character case-safety suffix of a 15-character Salesforce id."""
+    flags = "".join("1" if c.isascii() and c.isupper() else "0" for c in id15)
+    return "".join(_SUFFIX_ALPHABET[int(flags[start: start + 5][::-1], 2)] for start in (0, 5, 10))
 
 
 def salesforce_id(prefix: str, number: int, pod: str = "5g") -> str:
@@ -43,7 +52,7 @@ def salesforce_ids(prefix: str, numbers: np.ndarray, pod: str = "5g") -> list[st
         chars[:, col] = alphabet[digit]
     upper = (chars[:, :15] >= ord("A")) & (chars[:, :15] <= ord("Z"))
     weights = 1 << np.arange(5)
-    suffix_alphabet = np.frombuffer(SALESFORCE_SUFFIX_CHARS.encode(), dtype=np.uint8)
+    suffix_alphabet = np.frombuffer(_SUFFIX_ALPHABET.encode(), dtype=np.uint8)
     for chunk in range(3):
         chars[:, 15 + chunk] = suffix_alphabet[upper[:, chunk * 5: chunk * 5 + 5] @ weights]
     text = chars.tobytes().decode("ascii")
