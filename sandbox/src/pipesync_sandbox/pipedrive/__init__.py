@@ -1,7 +1,7 @@
 """The Pipedrive sandbox: a local emulator of Pipedrive's API v2 and the v1 endpoints that remain.
 
 ``create_app(data, faults, as_of=world.as_of) -> (asgi_app, store)``; serve the
-app with :func:`pipesync.sandbox.server.serve` and call it with
+app with :func:`pipesync_sandbox.server.serve` and call it with
 ``store.credentials.api_token`` (``x-api-token`` header or ``api_token``
 query) or an OAuth access token from ``POST /oauth/token``.
 
@@ -19,13 +19,13 @@ and serves only ``deal`` items; ``x-daily-requests-left`` counts tokens.
 
 Modules: ``store`` (the company's data and its changes), ``render`` (JSON
 shapes), ``writes`` (strict v2 write checks), ``params`` (query parameters,
-cursors), ``limits`` (token budget and burst), ``auth`` (API token, OAuth),
-``spec`` (the vendor's OpenAPI documents), ``envelope`` (success and error
-bodies), ``app`` (routes).
+cursors), ``limits`` (token budget and burst; each endpoint's token cost in
+``token_costs.yaml``), ``auth`` (API token, OAuth), ``envelope`` (success and
+error bodies), ``app`` (routes).
 """
 
-from pipesync.sandbox.pipedrive.app import create_app
-from pipesync.sandbox.pipedrive.auth import Credentials
-from pipesync.sandbox.pipedrive.store import PipedriveStore
+from pipesync_sandbox.pipedrive.app import create_app
+from pipesync_sandbox.pipedrive.auth import Credentials
+from pipesync_sandbox.pipedrive.store import PipedriveStore
 
 __all__ = ["Credentials", "PipedriveStore", "create_app"]

@@ -2,7 +2,7 @@
 fields; the v1 endpoints that remain (users, deal flow, changelog, merge, recents); OAuth refresh.
 
 Every API request is authenticated, then charged against the token-based rate
-limits (the endpoint's ``x-token-cost``), then answered in the ``success``
+limits (the endpoint's ``x-token-cost``, from ``token_costs.yaml``), then answered in the ``success``
 envelope with the ``x-ratelimit-*`` headers. Faults (5xx, 429 bursts, slow or
 dropped responses) wrap the whole app.
 """
@@ -13,7 +13,6 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,14 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipesync.sandbox.faults import ASGIApp, FaultMiddleware, Faults
-from pipesync.sandbox.pipedrive.auth import Authenticator, Credentials, OAuthError
-from pipesync.sandbox.pipedrive.envelope import ApiError, PipedriveJSON, error_response, invalid, ok, ok_items
-from pipesync.sandbox.pipedrive.limits import TokenLimits, generic_cost, seconds_header
-from pipesync.sandbox.pipedrive.params import Params, encode_cursor, offset_page, start_page
-from pipesync.sandbox.pipedrive.render import OPTIONAL_DEAL_FIELDS, Renderer, v1_time
-from pipesync.sandbox.pipedrive.spec import token_costs
-from pipesync.sandbox.pipedrive.store import (
+from pipesync_sandbox.faults import ASGIApp, FaultMiddleware, Faults
+from pipesync_sandbox.pipedrive.auth import Authenticator, Credentials, OAuthError
+from pipesync_sandbox.pipedrive.envelope import ApiError, PipedriveJSON, error_response, invalid, ok, ok_items
+from pipesync_sandbox.pipedrive.limits import TokenCosts, TokenLimits, seconds_header, token_costs
+from pipesync_sandbox.pipedrive.params import Params, encode_cursor, offset_page, start_page
+from pipesync_sandbox.pipedrive.render import OPTIONAL_DEAL_FIELDS, Renderer, v1_time
+from pipesync_sandbox.pipedrive.store import (
     DEAL_STATUSES,
     SORT_FIELDS,
     Clock,
@@ -39,8 +37,8 @@ from pipesync.sandbox.pipedrive.store import (
     NotFound,
     PipedriveStore,
 )
-from pipesync.sandbox.pipedrive.writes import check_deal_write, check_field_create
-from pipesync.sandbox.world import SystemData, clock_from
+from pipesync_sandbox.pipedrive.writes import check_deal_write, check_field_create
+from pipesync_sandbox.world import SystemData, clock_from
 
 MAX_CUSTOM_FIELD_KEYS = 15
 RECENT_ITEMS = ("activity", "activityType", "deal", "file", "filter", "note", "person", "organization",
@@ -64,7 +62,6 @@ class Endpoint:
     method: str
     version: str  # "v1" or "v2": which OpenAPI document describes it
     spec_path: str  # the path as the document writes it, e.g. "/deals/{id}"
-    kind: str  # list | get | create | update | delete: its generic cost class
 
     def sandbox_paths(self) -> list[str]:
         path = self.spec_path.replace("{id}", "{id:int}")
@@ -77,7 +74,7 @@ class PipedriveApi:
     """Handlers over one store; :func:`create_app` mounts them."""
 
     def __init__(self, store: PipedriveStore, auth: Authenticator, limits: TokenLimits,
-                 costs: dict[tuple[str, str, str], int]):
+                 costs: TokenCosts):
         self.store = store
         self.auth = auth
         self.limits = limits
@@ -86,35 +83,31 @@ class PipedriveApi:
 
     def routes(self) -> list[Route]:
         table: list[tuple[Endpoint, Handler]] = [
-            (Endpoint("GET", "v2", "/deals", "list"), self.list_deals),
-            (Endpoint("GET", "v2", "/deals/archived", "list"), self.list_archived_deals),
-            (Endpoint("GET", "v2", "/deals/{id}", "get"), self.get_deal),
-            (Endpoint("POST", "v2", "/deals", "create"), self.create_deal),
-            (Endpoint("PATCH", "v2", "/deals/{id}", "update"), self.update_deal),
-            (Endpoint("DELETE", "v2", "/deals/{id}", "delete"), self.delete_deal),
-            (Endpoint("GET", "v2", "/pipelines", "list"), self.list_pipelines),
-            (Endpoint("GET", "v2", "/stages", "list"), self.list_stages),
-            (Endpoint("GET", "v2", "/organizations", "list"), self.list_organizations),
-            (Endpoint("GET", "v2", "/persons", "list"), self.list_persons),
-            (Endpoint("GET", "v2", "/dealFields", "list"), self.list_deal_fields),
-            (Endpoint("POST", "v2", "/dealFields", "create"), self.create_deal_field),
-            (Endpoint("GET", "v1", "/users", "list"), self.list_users),
-            (Endpoint("GET", "v1", "/deals/{id}/flow", "list"), self.deal_flow),
-            (Endpoint("GET", "v1", "/deals/{id}/changelog", "list"), self.deal_changelog),
-            (Endpoint("PUT", "v1", "/deals/{id}/merge", "update"), self.merge_deals),
-            (Endpoint("GET", "v1", "/recents", "list"), self.recents),
+            (Endpoint("GET", "v2", "/deals"), self.list_deals),
+            (Endpoint("GET", "v2", "/deals/archived"), self.list_archived_deals),
+            (Endpoint("GET", "v2", "/deals/{id}"), self.get_deal),
+            (Endpoint("POST", "v2", "/deals"), self.create_deal),
+            (Endpoint("PATCH", "v2", "/deals/{id}"), self.update_deal),
+            (Endpoint("DELETE", "v2", "/deals/{id}"), self.delete_deal),
+            (Endpoint("GET", "v2", "/pipelines"), self.list_pipelines),
+            (Endpoint("GET", "v2", "/stages"), self.list_stages),
+            (Endpoint("GET", "v2", "/organizations"), self.list_organizations),
+            (Endpoint("GET", "v2", "/persons"), self.list_persons),
+            (Endpoint("GET", "v2", "/dealFields"), self.list_deal_fields),
+            (Endpoint("POST", "v2", "/dealFields"), self.create_deal_field),
+            (Endpoint("GET", "v1", "/users"), self.list_users),
+            (Endpoint("GET", "v1", "/deals/{id}/flow"), self.deal_flow),
+            (Endpoint("GET", "v1", "/deals/{id}/changelog"), self.deal_changelog),
+            (Endpoint("PUT", "v1", "/deals/{id}/merge"), self.merge_deals),
+            (Endpoint("GET", "v1", "/recents"), self.recents),
         ]
         routes = [Route(path, self._endpoint(endpoint, handler), methods=[endpoint.method])
                   for endpoint, handler in table for path in endpoint.sandbox_paths()]
         routes.append(Route("/oauth/token", self.oauth_token, methods=["POST"]))
         return routes
 
-    def cost(self, endpoint: Endpoint) -> int:
-        declared = self.costs.get((endpoint.version, endpoint.method.lower(), endpoint.spec_path))
-        return declared if declared is not None else generic_cost(endpoint.version, endpoint.kind)
-
     def _endpoint(self, endpoint: Endpoint, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        cost = self.cost(endpoint)
+        cost = self.costs.of(endpoint.version, endpoint.method, endpoint.spec_path)
         takes_body = endpoint.method in ("POST", "PATCH", "PUT")
 
         async def run(request: Request) -> Response:
@@ -395,7 +388,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def create_app(data: SystemData, faults: Faults | None = None, *, plan: str = "growth", seats: int = 1,
                api_token: str | None = None, credentials: Credentials | None = None, as_of: datetime | None = None,
-               clock: Clock | None = None, spec_dir: Path | None = None) -> tuple[ASGIApp, PipedriveStore]:
+               clock: Clock | None = None) -> tuple[ASGIApp, PipedriveStore]:
     """The Pipedrive sandbox over ``data``: an ASGI app and its mutable store.
 
     ``store.credentials`` holds the API token and OAuth client/refresh token a
@@ -414,6 +407,6 @@ def create_app(data: SystemData, faults: Faults | None = None, *, plan: str = "g
         credentials.api_token = api_token
     store.credentials = credentials
     limits = TokenLimits(plan, seats, time_scale=lambda: faults.time_scale)
-    api = PipedriveApi(store, Authenticator(credentials, faults), limits, token_costs(spec_dir))
+    api = PipedriveApi(store, Authenticator(credentials, faults), limits, token_costs())
     app = Starlette(routes=api.routes(), exception_handlers={HTTPException: _not_found})
     return FaultMiddleware(app, faults, FaultResponses(limits)), store

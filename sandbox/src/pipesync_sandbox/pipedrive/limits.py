@@ -1,7 +1,7 @@
 """Pipedrive's token-based rate limits: a daily token budget per company and a 2-second burst per token.
 
 Every request costs the tokens its endpoint declares (``x-token-cost`` in the
-vendor's OpenAPI documents); the company may spend 30,000 × plan multiplier ×
+vendor's OpenAPI documents, copied into ``token_costs.yaml``); the company may spend 30,000 × plan multiplier ×
 seats tokens a day. Independently, each credential may send a plan-dependent
 number of requests in any rolling 2 seconds (OAuth apps four times as many as
 API tokens). Both answer 429 when exhausted, and every response reports the
@@ -13,21 +13,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-from pipesync.sandbox.ratelimit import DailyBudget, Decision, RollingWindow, TimeScale
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from pipesync.yamlfile import load_model
+from pipesync_sandbox.ratelimit import DailyBudget, Decision, RollingWindow, TimeScale
+
+TOKEN_COSTS_FILE = Path(__file__).with_name("token_costs.yaml")
 
 DAILY_TOKENS_PER_SEAT = 30_000
 BURST_WINDOW_S = 2.0
 PLAN_MULTIPLIER = {"lite": 1, "growth": 2, "premium": 5, "ultimate": 7}
 # Requests per rolling 2 s: (API token, OAuth app).
 BURST_LIMIT = {"lite": (20, 80), "growth": (40, 160), "premium": (100, 400), "ultimate": (120, 480)}
-# What an endpoint costs when the OpenAPI documents are not at hand (vendor's generic v1 costs; v2 halves them).
-GENERIC_V1_COST = {"get": 2, "list": 20, "update": 10, "create": 10, "delete": 6, "search": 40}
 
 
-def generic_cost(version: str, kind: str) -> int:
-    cost = GENERIC_V1_COST[kind]
-    return max(cost // 2, 1) if version == "v2" else cost
+class TokenCosts(BaseModel):
+    """``token_costs.yaml``: per API version, ``"METHOD /path"`` (the path as the vendor's document writes it)
+    → tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v1: dict[str, PositiveInt]
+    v2: dict[str, PositiveInt]
+
+    def of(self, version: str, method: str, spec_path: str) -> int:
+        try:
+            return getattr(self, version)[f"{method.upper()} {spec_path}"]
+        except KeyError:
+            raise KeyError(f"{TOKEN_COSTS_FILE.name} gives no {version} cost for {method.upper()} {spec_path}; "
+                           "add the endpoint's x-token-cost from Pipedrive's OpenAPI document") from None
+
+
+@cache
+def token_costs() -> TokenCosts:
+    return load_model(TOKEN_COSTS_FILE, TokenCosts)
 
 
 def seconds_header(seconds: float) -> str:
