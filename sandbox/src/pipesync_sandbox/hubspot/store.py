@@ -30,8 +30,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 
-from pipesync.sandbox.hubspot_auth import HubSpotAuth
-from pipesync.sandbox.world import Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, SystemData
+from pipesync_sandbox.hubspot.auth import HubSpotAuth
+from pipesync_sandbox.world import Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, SystemData
 
 Clock = Callable[[], float]
 
@@ -365,9 +365,9 @@ class HubSpotStore:
             self._index_unique(survivor)
             return survivor
 
-    # ----- test helpers ----------------------------------------------------------------------
+    # ----- DealMutations (pipesync_sandbox.mutations) and other test helpers -----------------
 
-    def modify_fraction(self, fraction: float, *, seed: int = 0) -> list[str]:
+    def touch_deals(self, fraction: float, *, seed: int = 0) -> list[str]:
         """Touch a deterministic ``fraction`` of live deals (next step text), bumping hs_lastmodifieddate; their ids."""
         rng = random.Random(seed)
         with self._lock:
@@ -375,6 +375,19 @@ class HubSpotStore:
             for deal in chosen:
                 self.update(deal, {"hs_next_step": f"follow up #{rng.randrange(10_000)}"}, source_type=SOURCE_SEED)
             return [d.id for d in chosen]
+
+    def delete_deal(self, deal_id: str) -> None:
+        deal = self.resolve(deal_id)
+        if deal is None:
+            raise ValueError(f"deal {deal_id} does not exist")
+        self.archive(deal)
+
+    def merge_deals(self, survivor_id: str, merged_id: str) -> str:
+        """HubSpot's merge with ``survivor_id`` as the primary: the id of the NEW record that survives."""
+        primary, merged = self.resolve(survivor_id), self.resolve(merged_id)
+        if primary is None or merged is None:
+            raise ValueError(f"deal {merged_id if primary else survivor_id} does not exist")
+        return self.merge(primary, merged).id
 
     def archive_fraction(self, fraction: float, *, seed: int = 0) -> list[str]:
         """Archive a deterministic ``fraction`` of live deals (hs_lastmodifieddate stays as it was); their ids."""

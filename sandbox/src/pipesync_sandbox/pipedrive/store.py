@@ -1,6 +1,6 @@
 """What one Pipedrive company holds, as Pipedrive models it, and how it changes.
 
-Built from a :class:`~pipesync.sandbox.world.SystemData`: every record gets the
+Built from a :class:`~pipesync_sandbox.world.SystemData`: every record gets the
 integer id Pipedrive would give it, times are whole UTC seconds (Pipedrive
 keeps no fractions), won/lost is the deal's ``status`` (a won deal keeps its
 last stage), and what other CRMs keep in standard fields (lead source, next
@@ -25,10 +25,10 @@ from datetime import time as time_of_day
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pipesync.sandbox.world import SystemData
+from pipesync_sandbox.world import SystemData
 
 if TYPE_CHECKING:
-    from pipesync.sandbox.pipedrive.auth import Credentials
+    from pipesync_sandbox.pipedrive.auth import Credentials
 
 Clock = Callable[[], datetime]
 
@@ -520,10 +520,12 @@ class PipedriveStore:
                                                           self.admin_id, "api"))
             return survivor
 
-    def touch(self, fraction: float, *, seed: int = 0) -> list[int]:
+    # DealMutations (pipesync_sandbox.mutations), for tests and demos
+
+    def touch_deals(self, fraction: float, *, seed: int = 0) -> list[str]:
         """Edit a ``fraction`` of the live deals the way sales reps do (value up by 10 %), bumping update_time.
 
-        Returns the ids changed, so a test knows what an incremental read must find.
+        Returns the ids changed (in id order), so a test knows what an incremental read must find.
         """
         with self._lock:
             live = sorted(d.id for d in self.deals.values() if not d.is_deleted)
@@ -531,7 +533,13 @@ class PipedriveStore:
             for deal_id in chosen:
                 deal = self.deals[deal_id]
                 self.update_deal(deal_id, {"value": round(deal.value * 1.1, 2) or 100.0}, source="app")
-            return chosen
+            return [str(deal_id) for deal_id in chosen]
+
+    def delete_deal(self, deal_id: str) -> None:
+        self.delete([int(deal_id)])
+
+    def merge_deals(self, survivor_id: str, merged_id: str) -> str:
+        return str(self.merge(int(merged_id), int(survivor_id)).id)
 
 
 def _ref_field_name(system: str) -> str:

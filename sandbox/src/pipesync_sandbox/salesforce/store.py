@@ -41,9 +41,9 @@ from itertools import filterfalse
 from operator import itemgetter
 from typing import Any
 
-from pipesync.sandbox.ids import salesforce_id, salesforce_suffix
-from pipesync.sandbox.salesforce_auth import OrgAuth, SalesforceCredentials
-from pipesync.sandbox.salesforce_soql import (
+from pipesync_sandbox.ids import salesforce_id, salesforce_suffix
+from pipesync_sandbox.salesforce.auth import OrgAuth, SalesforceCredentials
+from pipesync_sandbox.salesforce.soql import (
     ID_PATTERN,
     FieldDef,
     ObjectDef,
@@ -51,7 +51,7 @@ from pipesync.sandbox.salesforce_soql import (
     format_datetime,
     parse_datetime_literal,
 )
-from pipesync.sandbox.world import PipelineDef, SeedDeal, StageDef, SystemData, clock_from
+from pipesync_sandbox.world import PipelineDef, SeedDeal, StageDef, SystemData, clock_from
 
 Clock = Callable[[], datetime]
 
@@ -717,7 +717,9 @@ class SalesforceStore:
             raise ValueError("; ".join(f"{e.status_code}: {e.message}" for e in write.errors))
         self.commit([write])
 
-    def modify_deals(self, fraction: float, *, seed: int = 0) -> list[str]:
+    # DealMutations (pipesync_sandbox.mutations), for tests and demos
+
+    def touch_deals(self, fraction: float, *, seed: int = 0) -> list[str]:
         """Edit ``fraction`` of the live open opportunities: advance the stage, move the amount or the close date.
 
         Deterministic for a seed. Every edit bumps SystemModstamp/LastModifiedDate and
@@ -744,14 +746,17 @@ class SalesforceStore:
         """Move a record to the recycle bin: IsDeleted, logged for getDeleted, still visible to queryAll."""
         self._delete(sobject, record_id, master_id=None)
 
-    def merge_deals(self, survivor_id: str, merged_ids: Iterable[str]) -> None:
-        """Merge records into ``survivor_id``: the losers are deleted with ``MasterRecordId`` pointing at it."""
+    def delete_deal(self, deal_id: str) -> None:
+        self.delete_record("Opportunity", deal_id)
+
+    def merge_deals(self, survivor_id: str, merged_id: str) -> str:
+        """Merge into ``survivor_id``: the loser is deleted with ``MasterRecordId`` pointing at it."""
         survivor = self.get("Opportunity", survivor_id)
         if survivor is None or survivor["IsDeleted"]:
             raise ValueError(f"merge survivor {survivor_id} does not exist or is deleted")
-        for merged_id in merged_ids:
-            self._delete("Opportunity", merged_id, master_id=survivor["Id"])
+        self._delete("Opportunity", merged_id, master_id=survivor["Id"])
         self.update_record("Opportunity", survivor["Id"], {})
+        return survivor["Id"]
 
     def _delete(self, sobject: str, record_id: str, master_id: str | None) -> None:
         with self._lock:
