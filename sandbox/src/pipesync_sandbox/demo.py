@@ -18,20 +18,24 @@ from ruamel.yaml import YAML
 
 from pipesync.config import Settings, SourceConfig, load_config
 from pipesync.consolidate.store import ConsolidationSummary, run_consolidation
+from pipesync.errors import UsageError
 from pipesync.mapper import map_context, propose_mapping, write_mapping
 from pipesync.mapper.propose import accept_confident
 from pipesync.metrics.periods import quarter_of
 from pipesync.metrics.results import Metrics
 from pipesync.pipeline import default_pipeline_path
 from pipesync.report.builder import report_data, write_report
-from pipesync.sandbox.csv_export import write_export
-from pipesync.sandbox.generator import FX_TO_USD, generate
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.world import SYSTEMS
-from pipesync.adapters.sandbox_sources import sandbox_source
+from pipesync_sandbox.csv_export import write_export
+from pipesync_sandbox.generator import FX_TO_USD, generate
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.world import SYSTEMS
+from pipesync_sandbox.sources import sandbox_source
 from pipesync.sync import SyncResult, run_sync
 
 Step = Callable[[str], None]
+
+# Marks a folder `pipesync demo` wrote, so the next demo may replace it: no other folder is ever deleted.
+MARKER = ".pipesync-demo"
 
 
 @dataclass
@@ -64,11 +68,28 @@ def write_project(folder: Path, sources: list[SourceConfig]) -> Settings:
     return load_config(folder / "pipesync.yaml")
 
 
+def fresh_folder(folder: Path) -> None:
+    """Make ``folder`` an empty demo folder; a demo starts from nothing, so its figures are reproducible.
+
+    Only a previous demo's folder (its marker file) is replaced; any other folder that holds
+    anything is refused, and left as it was.
+    """
+    if folder.exists():
+        if not folder.is_dir():
+            raise UsageError(f"--dir {folder}: a file, not a folder; give a new or empty folder for the demo")
+        if (folder / MARKER).is_file():
+            shutil.rmtree(folder)
+        elif any(folder.iterdir()):
+            raise UsageError(f"--dir {folder}: the folder holds files `pipesync demo` did not write, and a demo "
+                             "replaces its folder; give a new or empty folder (nothing was changed)")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("Written by `pipesync demo`: the next demo run with --dir here replaces this "
+                                 "folder and everything in it.\n", encoding="utf-8")
+
+
 def run_demo(folder: Path, *, seed: int = 1, size: int = 3000, step: Step = lambda _: None) -> DemoResult:
     folder = folder.resolve()
-    if folder.exists():
-        shutil.rmtree(folder)  # a demo starts from nothing, so its figures are reproducible
-    folder.mkdir(parents=True)
+    fresh_folder(folder)
     step(f"seeding {size:,} deals across {', '.join(SYSTEMS)} (seed {seed})")
     world = generate(seed, size)
     with Sandboxes(world) as boxes:

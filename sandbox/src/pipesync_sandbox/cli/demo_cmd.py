@@ -1,4 +1,4 @@
-"""``pipesync demo``."""
+"""``pipesync demo``: registered on the product's app by :func:`pipesync_sandbox.cli.register`."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from pipesync.cli.app import JsonOption, app, console, emit_json, handles_errors
+from pipesync.cli.app import JsonOption, console, emit_json, handles_errors
 
 
-@app.command()
 @handles_errors
 def demo(
-    folder: Path = typer.Option(Path("pipesync-demo"), "--dir", help="Where to write the demo project (replaced)."),
+    folder: Path = typer.Option(Path("pipesync-demo"), "--dir", help="Where to write the demo project: a new or empty folder, or a previous demo's "
+                                                     "(replaced)."),
     size: int = typer.Option(3000, "--size", min=100, help="Deal records to seed across the three CRMs."),
     seed: int = typer.Option(1, "--seed", help="Seed of the generated world (same seed, same figures)."),
     json_out: bool = JsonOption,
@@ -22,7 +22,7 @@ def demo(
 
     from pipesync.cli.metrics_cmd import render as render_metrics
     from pipesync.cli.sync_cmd import render as render_sync
-    from pipesync.demo import run_demo
+    from pipesync_sandbox.demo import run_demo
 
     step = (lambda _: None) if json_out else (lambda text: console.print(f"[dim]›[/] {text}", highlight=False))
     result = run_demo(folder, seed=seed, size=size, step=step)
