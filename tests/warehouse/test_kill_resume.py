@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from pipesync.sandbox.csv_export import write_export
+from pipesync_sandbox.csv_export import write_export
 from pipesync.warehouse import schema as t
 
 ROWS = 1_500  # three pages of 500

@@ -13,7 +13,7 @@ Applied to every request by :class:`FaultMiddleware` (outermost ASGI layer):
   ``time_scale``); the cycle restarts when ``update()`` changes N or L;
 - ``drop_rate``: the connection is aborted with no response at all; the client
   sees a dropped connection (httpx ``RemoteProtocolError``, requests
-  ``ConnectionError``), never a status. Needs :func:`pipesync.sandbox.server.serve`;
+  ``ConnectionError``), never a status. Needs :func:`pipesync_sandbox.server.serve`;
 - ``error_rate``: answered by the vendor's 5xx;
 - ``slow_rate``, ``slow_ms``: the request is delayed, then handled normally.
 
@@ -31,7 +31,7 @@ Queried by the vendor apps, because only they know what a token or a batch is:
   for Salesforce collections).
 - ``faults.time_scale``: rate-limit windows run this many times faster; pass
   ``lambda: faults.time_scale`` as the ``time_scale`` of
-  :mod:`pipesync.sandbox.ratelimit` windows so runtime changes apply.
+  :mod:`pipesync_sandbox.ratelimit` windows so runtime changes apply.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from pipesync.sandbox.server import DROP_CONNECTION
+from pipesync_sandbox.server import DROP_CONNECTION
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -200,7 +200,7 @@ class FaultMiddleware:
 async def _drop_connection(scope: Scope, receive: Receive) -> None:
     abort = scope.get("state", {}).get(DROP_CONNECTION)
     if abort is None:
-        raise RuntimeError("dropped-connection faults need the app served by pipesync.sandbox.server.serve")
+        raise RuntimeError("dropped-connection faults need the app served by pipesync_sandbox.server.serve")
     abort()
     # Return only once the server has seen the disconnect, so it neither logs
     # "returned without starting response" nor tries to send a 500.

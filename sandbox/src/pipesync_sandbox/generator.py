@@ -33,9 +33,9 @@ import numpy as np
 
 from pipesync.model import Category, Deal
 from pipesync.parsing import domain_of
-from pipesync.sandbox import ids
-from pipesync.sandbox.lexicon import SHARED_OPEN, PipelineSpec, catalog, names
-from pipesync.sandbox.names import (
+from pipesync_sandbox import ids
+from pipesync_sandbox.lexicon import SHARED_OPEN, PipelineSpec, catalog, names
+from pipesync_sandbox.names import (
     Company,
     NameMaker,
     Person,
@@ -45,7 +45,7 @@ from pipesync.sandbox.names import (
     typo,
     website_variant,
 )
-from pipesync.sandbox.world import (
+from pipesync_sandbox.world import (
     SYSTEMS,
     Account,
     Contact,

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipesync.sandbox.world import SYSTEMS
+from pipesync_sandbox.world import SYSTEMS
 from pipesync.yamlfile import load_model
 
 DATA_DIR = Path(__file__).parent / "data"

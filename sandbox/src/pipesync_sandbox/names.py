@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from functools import cache
 
-from pipesync.sandbox.lexicon import Names
+from pipesync_sandbox.lexicon import Names
 
 # German transliteration conventions come first: "Müller" is "Mueller", not "Muller".
 _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})

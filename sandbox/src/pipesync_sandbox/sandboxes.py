@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.server import serve
-from pipesync.sandbox.world import SYSTEMS, SystemData, World
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.server import serve
+from pipesync_sandbox.world import SYSTEMS, SystemData, World
 
 
 @dataclass(slots=True)
@@ -37,8 +37,8 @@ class RunningSandbox:
 def _start(system: str, data: SystemData, faults: Faults, world: World) -> tuple[Any, Any, dict[str, str], bool]:
     """The vendor app for ``system``: (asgi app, store, credentials, needs TLS)."""
     if system == "salesforce":
-        from pipesync.sandbox.salesforce import create_app as salesforce_app
-        from pipesync.sandbox.salesforce_auth import SalesforceCredentials
+        from pipesync_sandbox.salesforce.app import create_app as salesforce_app
+        from pipesync_sandbox.salesforce.auth import SalesforceCredentials
 
         creds = SalesforceCredentials(
             username=f"integration.{secrets.token_hex(3)}@northwind-software.example",
@@ -50,14 +50,14 @@ def _start(system: str, data: SystemData, faults: Faults, world: World) -> tuple
                             "security_token": creds.security_token, "client_id": creds.client_id,
                             "client_secret": creds.client_secret}, True
     if system == "hubspot":
-        from pipesync.sandbox.hubspot import create_app as hubspot_app
+        from pipesync_sandbox.hubspot.app import create_app as hubspot_app
 
         app, store = hubspot_app(data, faults)
         auth = store.auth
         return app, store, {"access_token": auth.access_token, "client_id": auth.client_id,
                             "client_secret": auth.client_secret, "refresh_token": auth.refresh_token}, False
     if system == "pipedrive":
-        from pipesync.sandbox.pipedrive.app import create_app as pipedrive_app
+        from pipesync_sandbox.pipedrive.app import create_app as pipedrive_app
 
         app, store = pipedrive_app(data, faults, as_of=world.as_of)
         c = store.credentials
@@ -75,7 +75,7 @@ class Sandboxes:
         if unknown:
             raise ValueError(f"unknown sandbox(es) {', '.join(sorted(unknown))}; choose from {', '.join(SYSTEMS)}")
         if world is None:
-            from pipesync.sandbox.generator import generate
+            from pipesync_sandbox.generator import generate
 
             world = generate(seed, size)
         self.world = world

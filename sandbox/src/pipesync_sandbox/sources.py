@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesync.config import SecretRef, SourceConfig
-from pipesync.sandbox.sandboxes import RunningSandbox
+from pipesync_sandbox.sandboxes import RunningSandbox
 
 # which sandbox credentials each auth mode needs, per system
 _STATIC = {"salesforce": ("password", "security_token", "client_secret"), "hubspot": ("access_token",),

@@ -1,6 +1,6 @@
 """The sandboxes' data: one seeded "world" of real deals, as each CRM holds them.
 
-The generator (``pipesync.sandbox.generator``) builds a :class:`World`; each
+The generator (``pipesync_sandbox.generator``) builds a :class:`World`; each
 vendor sandbox serves its :class:`SystemData` in that vendor's API shape. Every
 record knows the real-world deal it stands for (``truth_id``), so consolidation
 quality can be measured against ground truth.

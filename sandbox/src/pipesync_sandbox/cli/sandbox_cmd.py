@@ -1,6 +1,6 @@
 """``pipesync sandbox``: run the local CRM sandboxes, or write a seeded world's labels.
 
-Registered by the app as ``app.add_typer(sandbox_app, name="sandbox")``.
+Registered on the product's app by :func:`pipesync_sandbox.cli.register`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import typer
 from pipesync.cli.app import JsonOption, console, emit_json, handles_errors
 
 if TYPE_CHECKING:
-    from pipesync.sandbox.faults import Faults
+    from pipesync_sandbox.faults import Faults
 
 sandbox_app = typer.Typer(
     help="Local, faithful Salesforce, HubSpot and Pipedrive APIs filled with seeded, labelled data.",
@@ -27,8 +27,8 @@ SizeOption = typer.Option(10_000, "--size", min=1, help="Deal records across the
 
 def parse_faults(specs: list[str]) -> dict[str, Faults]:
     """``["hubspot.error_rate=0.1", "salesforce.expire_token_after=50"]`` as Faults per system."""
-    from pipesync.sandbox.faults import Faults  # the emulators' web stack: loaded only by sandbox commands
-    from pipesync.sandbox.world import SYSTEMS
+    from pipesync_sandbox.faults import Faults  # the emulators' web stack: loaded only by sandbox commands
+    from pipesync_sandbox.world import SYSTEMS
 
     settings: dict[str, dict[str, float | int]] = {}
     for spec in specs:
@@ -58,15 +58,15 @@ def up(
     size: int = SizeOption,
     fault: list[str] = typer.Option(
         [], "--fault", help="Switch a fault on at start, e.g. hubspot.error_rate=0.05 or "
-                            "pipedrive.burst_429_every=100 (repeatable; see pipesync.sandbox.faults)."),
+                            "pipedrive.burst_429_every=100 (repeatable; see pipesync_sandbox.faults)."),
     labels: Path | None = typer.Option(None, "--labels", help="Also write the served world's labels file here."),
     json_out: bool = JsonOption,
 ) -> None:
     """Start all three sandboxes, print their URLs and throwaway credentials, serve until Ctrl-C."""
     from rich.table import Table
 
-    from pipesync.sandbox.generator import generate, write_labels
-    from pipesync.sandbox.sandboxes import Sandboxes
+    from pipesync_sandbox.generator import generate, write_labels
+    from pipesync_sandbox.sandboxes import Sandboxes
 
     faults = parse_faults(fault)
     world = generate(seed, size)
@@ -101,7 +101,7 @@ def seed_cmd(
     """Generate a world and write its labels file (docs/sandbox.md); print what it holds."""
     from rich.table import Table
 
-    from pipesync.sandbox.generator import generate, world_summary, write_labels
+    from pipesync_sandbox.generator import generate, world_summary, write_labels
 
     world = generate(seed, size)
     write_labels(world, labels)

@@ -32,13 +32,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipesync.sandbox.faults import ASGIApp, FaultMiddleware, Faults
-from pipesync.sandbox.hubspot_auth import Caller, HubSpotAuth, OAuthError, TokenExpired, TokenKind
-from pipesync.sandbox.hubspot_search import SearchError, parse_search, run_search
-from pipesync.sandbox.hubspot_store import (ALWAYS_RETURNED, DEFAULT_DEAL_PROPERTIES, UNIQUE_PROPERTIES, HubDeal,
+from pipesync_sandbox.faults import ASGIApp, FaultMiddleware, Faults
+from pipesync_sandbox.hubspot.auth import Caller, HubSpotAuth, OAuthError, TokenExpired, TokenKind
+from pipesync_sandbox.hubspot.search import SearchError, parse_search, run_search
+from pipesync_sandbox.hubspot.store import (ALWAYS_RETURNED, DEFAULT_DEAL_PROPERTIES, UNIQUE_PROPERTIES, HubDeal,
                                             HubRecord, HubSpotStore, PropertyError, iso_ms)
-from pipesync.sandbox.ratelimit import DailyBudget, RollingWindow
-from pipesync.sandbox.world import SystemData
+from pipesync_sandbox.ratelimit import DailyBudget, RollingWindow
+from pipesync_sandbox.world import SystemData
 
 # Requests per ten seconds and per day (crm-api-facts.md §2.8).
 TIERS: dict[str, tuple[int, int]] = {

@@ -3,7 +3,7 @@
 - Private-app (static) tokens ``pat-…`` never expire, as in HubSpot.
 - OAuth access tokens come from ``POST /oauth/v1/token``
   (``grant_type=refresh_token``) and live ``expires_in`` = 1800 s. They also
-  expire early when :class:`~pipesync.sandbox.faults.Faults` says so
+  expire early when :class:`~pipesync_sandbox.faults.Faults` says so
   (``expire_token_after`` requests). Each refresh issues a NEW refresh token
   and retires the one used, so a client that keeps a stale one fails loudly.
 """
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from pipesync.sandbox.faults import Faults
+from pipesync_sandbox.faults import Faults
 
 ACCESS_TOKEN_LIFETIME_S = 1800
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from pipesync.sandbox.hubspot_store import (DATETIME_PROPERTIES, DEFAULT_DEAL_PROPERTIES, NUMBER_PROPERTIES, HubDeal,
+from pipesync_sandbox.hubspot.store import (DATETIME_PROPERTIES, DEFAULT_DEAL_PROPERTIES, NUMBER_PROPERTIES, HubDeal,
                                             HubSpotStore, parse_time_ms)
 
 MAX_FILTER_GROUPS = 5

@@ -3,7 +3,7 @@
 API tokens travel in the ``x-api-token`` header or the legacy ``api_token``
 query parameter and never expire. OAuth access tokens travel as
 ``Authorization: Bearer`` and live ``expires_in`` seconds — or fewer, when
-the :class:`~pipesync.sandbox.faults.Faults` say a token expires after N
+the :class:`~pipesync_sandbox.faults.Faults` say a token expires after N
 requests. Refresh tokens rotate: each refresh returns a new one and retires
 the old.
 """
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.pipedrive.envelope import ApiError
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.pipedrive.envelope import ApiError
 
 ACCESS_TOKEN_LIFETIME_S = 3600
 OAUTH_SCOPE = "base,deals:full,contacts:read,users:read,recents:read,admin"

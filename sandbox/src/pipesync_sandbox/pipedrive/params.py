@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from pipesync.sandbox.pipedrive.envelope import invalid
-from pipesync.sandbox.pipedrive.render import v2_time
-from pipesync.sandbox.pipedrive.writes import parse_rfc3339
+from pipesync_sandbox.pipedrive.envelope import invalid
+from pipesync_sandbox.pipedrive.render import v2_time
+from pipesync_sandbox.pipedrive.writes import parse_rfc3339
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
-from pipesync.sandbox.pipedrive.envelope import json_bytes
-from pipesync.sandbox.pipedrive.store import (
+from pipesync_sandbox.pipedrive.envelope import json_bytes
+from pipesync_sandbox.pipedrive.store import (
     Change,
     CustomField,
     Deal,

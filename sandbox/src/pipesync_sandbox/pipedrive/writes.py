@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from pipesync.sandbox.pipedrive.envelope import invalid
-from pipesync.sandbox.pipedrive.store import DEAL_STATUSES, Deal, PipedriveStore, utc_seconds
+from pipesync_sandbox.pipedrive.envelope import invalid
+from pipesync_sandbox.pipedrive.store import DEAL_STATUSES, Deal, PipedriveStore, utc_seconds
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
@@ -153,7 +153,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
 def check_deal_write(store: PipedriveStore, body: Any, current: Deal | None) -> dict[str, Any]:
     """The validated field values of a deal write; ``current`` is None for a create.
 
-    Raises :class:`~pipesync.sandbox.pipedrive.envelope.ApiError` (400) naming the first bad field.
+    Raises :class:`~pipesync_sandbox.pipedrive.envelope.ApiError` (400) naming the first bad field.
     """
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")

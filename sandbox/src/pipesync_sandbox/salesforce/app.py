@@ -1,7 +1,7 @@
 """A local Salesforce org that the real ``simple_salesforce.Salesforce`` client cannot tell from the real one.
 
 ``create_app(data)`` returns the ASGI app and its :class:`SalesforceStore`;
-serve the app with ``pipesync.sandbox.server.serve(app, tls=True)`` (the
+serve the app with ``pipesync_sandbox.server.serve(app, tls=True)`` (the
 client only speaks https) and give the client the CA bundle::
 
     app, store = create_app(world.systems["salesforce"])
@@ -24,7 +24,7 @@ Bulk API 2.0 query jobs (``jobs/query``), and the UI API stage subsets of each r
 Every REST response carries ``Sforce-Limit-Info: api-usage=N/M``; every REST
 error is Salesforce's JSON array of ``{message, errorCode[, fields]}``.
 
-Faults (:class:`pipesync.sandbox.faults.Faults`) as Salesforce shows them:
+Faults (:class:`pipesync_sandbox.faults.Faults`) as Salesforce shows them:
 
 - token expiry → 401 ``INVALID_SESSION_ID`` "Session expired or invalid";
 - 5xx → 500 ``UNKNOWN_EXCEPTION`` with an ErrorId, as Salesforce reports an internal error;
@@ -64,11 +64,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipesync.sandbox.faults import Faults, FaultMiddleware
-from pipesync.sandbox.ids import salesforce_id
-from pipesync.sandbox.ratelimit import DailyBudget
-from pipesync.sandbox.salesforce_auth import OAuthError, SalesforceCredentials
-from pipesync.sandbox.salesforce_soql import (
+from pipesync_sandbox.faults import Faults, FaultMiddleware
+from pipesync_sandbox.ids import salesforce_id
+from pipesync_sandbox.ratelimit import DailyBudget
+from pipesync_sandbox.salesforce.auth import OAuthError, SalesforceCredentials
+from pipesync_sandbox.salesforce.soql import (
     CompiledQuery,
     Row,
     SoqlError,
@@ -78,7 +78,7 @@ from pipesync.sandbox.salesforce_soql import (
     parse,
     parse_datetime_literal,
 )
-from pipesync.sandbox.salesforce_store import (
+from pipesync_sandbox.salesforce.store import (
     WRITABLE_OBJECTS,
     Clock,
     PreparedWrite,
@@ -86,7 +86,7 @@ from pipesync.sandbox.salesforce_store import (
     RequestError,
     SalesforceStore,
 )
-from pipesync.sandbox.world import SystemData
+from pipesync_sandbox.world import SystemData
 
 ASGIApp = Callable[..., Awaitable[None]]
 
