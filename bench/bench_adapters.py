@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from pipesync.adapters import open_adapter
-from pipesync_sandbox.sources import sandbox_source
 from pipesync.config import Settings
 from pipesync_sandbox.faults import Faults
 from pipesync_sandbox.generator import generate
 from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.sources import sandbox_source
 from pipesync_sandbox.world import SYSTEMS, World
 
 PAGE_MAX = {"salesforce": 2000, "hubspot": 100, "pipedrive": 500}

@@ -14,11 +14,11 @@ from typing import Any
 
 from pipesync.adapters import open_adapter
 from pipesync.adapters.base import Adapter
-from pipesync_sandbox.sources import sandbox_source
 from pipesync.config import Settings, SourceConfig
 from pipesync_sandbox.faults import Faults
 from pipesync_sandbox.mutations import DealMutations
 from pipesync_sandbox.sandboxes import RunningSandbox, Sandboxes
+from pipesync_sandbox.sources import sandbox_source
 from pipesync_sandbox.world import SYSTEMS, World
 
 __all__ = ["SYSTEMS", "SystemEnv", "running"]

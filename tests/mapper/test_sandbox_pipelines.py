@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pipesync.adapters import open_adapter
-from pipesync_sandbox.sources import sandbox_source
 from pipesync.config import Settings
 from pipesync.mapper.propose import propose_mapping
 from pipesync.model import DiscoveredPipeline, DiscoveredStage, Discovery
 from pipesync.pipeline import load_pipeline
 from pipesync_sandbox.generator import generate
 from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.sources import sandbox_source
 from pipesync_sandbox.world import SYSTEMS, PipelineDef
 
 

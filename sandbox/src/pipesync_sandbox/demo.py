@@ -25,12 +25,12 @@ from pipesync.metrics.periods import quarter_of
 from pipesync.metrics.results import Metrics
 from pipesync.pipeline import default_pipeline_path
 from pipesync.report.builder import report_data, write_report
+from pipesync.sync import SyncResult, run_sync
 from pipesync_sandbox.csv_export import write_export
 from pipesync_sandbox.generator import FX_TO_USD, generate
 from pipesync_sandbox.sandboxes import Sandboxes
-from pipesync_sandbox.world import SYSTEMS
 from pipesync_sandbox.sources import sandbox_source
-from pipesync.sync import SyncResult, run_sync
+from pipesync_sandbox.world import SYSTEMS
 
 Step = Callable[[str], None]
 

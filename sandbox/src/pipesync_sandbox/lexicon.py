@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipesync_sandbox.world import SYSTEMS
 from pipesync.yamlfile import load_model
+from pipesync_sandbox.world import SYSTEMS
 
 DATA_DIR = Path(__file__).parent / "data"
 
