@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 
 from pipesync.adapters import open_adapter
-from pipesync.adapters.sandbox_sources import sandbox_source
 from pipesync.config import Settings
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.world import SYSTEMS, World
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.sources import sandbox_source
+from pipesync_sandbox.world import SYSTEMS, World
 
 PAGE_MAX = {"salesforce": 2000, "hubspot": 100, "pipedrive": 500}
 # The largest page per related object type: how a read must fetch what a deal only references.
@@ -137,12 +137,8 @@ def bench(system: str, deals: int, repeats: int, seed: int) -> None:
 
         live = [d for d in box.data.deals if not d.is_deleted and not d.merged_into]
         open_share = sum(d.status == "open" for d in live) / len(live)
-        touched = {
-            # The Salesforce sandbox edits a share of the OPEN opportunities: scale it to 1% of all.
-            "salesforce": lambda: box.store.modify_deals(min(1.0, 0.01 / open_share)),
-            "hubspot": lambda: box.store.modify_fraction(0.01),
-            "pipedrive": lambda: box.store.touch(0.01),
-        }[system]()
+        # The Salesforce sandbox edits a share of the OPEN opportunities: scale it to 1% of all.
+        touched = box.store.touch_deals(min(1.0, 0.01 / open_share) if system == "salesforce" else 0.01)
         adapter = first["adapter"]
         before = adapter.calls
         changed = sum(len(p.deals) for p in adapter.read_deals(first["cursor"]))

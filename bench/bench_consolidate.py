@@ -54,7 +54,7 @@ def cached(seed: int, size: int, what: str) -> Path:
 def prepare(seed: int, size: int) -> None:
     """Generator world → record rows and truth, cached; rows are pickled in batches, read back as a stream."""
     from pipesync.consolidate.records import record_from_deal
-    from pipesync.sandbox.generator import canonical_deals, generate, write_labels
+    from pipesync_sandbox.generator import canonical_deals, generate, write_labels
 
     world = generate(seed, size)
     labels_path = cached(seed, size, "labels.csv")

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipesync.sandbox.generator import generate, write_labels
+from pipesync_sandbox.generator import generate, write_labels
 
 
 def main() -> None:

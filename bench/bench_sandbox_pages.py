@@ -24,11 +24,11 @@ from collections.abc import Callable
 
 import httpx
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.server import serve
-from pipesync.sandbox.world import SYSTEMS
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.server import serve
+from pipesync_sandbox.world import SYSTEMS
 
 SOQL = ("SELECT Id, Name, Amount, CurrencyIsoCode, StageName, CloseDate, OwnerId, AccountId, Account.Name, "
         "LastModifiedDate, SystemModstamp FROM Opportunity ORDER BY SystemModstamp LIMIT 100")
@@ -102,7 +102,7 @@ def main() -> None:
     for system in SYSTEMS:  # measure the vendor apps that exist
         module = {"salesforce": "salesforce", "hubspot": "hubspot", "pipedrive": "pipedrive.app"}[system]
         try:
-            __import__(f"pipesync.sandbox.{module}")
+            __import__(f"pipesync_sandbox.{module}")
             available.append(system)
         except ImportError as e:
             print(f"{system}: not measured ({e})")

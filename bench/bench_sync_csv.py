@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipesync.sandbox.csv_export import write_export
+from pipesync_sandbox.csv_export import write_export
 
 CONFIG = """\
 warehouse: sqlite:///bench.db

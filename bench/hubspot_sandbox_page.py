@@ -21,10 +21,10 @@ import time
 import httpx
 from asgi_call import call
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.hubspot import create_app
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.hubspot.app import create_app
+from pipesync_sandbox.server import serve
 
 PAGE_QUERY = "limit=100&properties=dealname,amount,dealstage,pipeline,closedate,hubspot_owner_id,deal_currency_code"
 

@@ -23,10 +23,10 @@ import time
 import httpx
 from asgi_call import call
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.pipedrive import create_app
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.pipedrive import create_app
+from pipesync_sandbox.server import serve
 
 PIPEDRIVE_SHARE = 0.22  # about this share of a generated world's deals are Pipedrive's
 

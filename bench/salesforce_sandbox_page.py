@@ -25,9 +25,9 @@ from urllib.parse import urlencode
 import requests
 from asgi_call import call
 
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.salesforce import create_app
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.salesforce.app import create_app
+from pipesync_sandbox.server import serve
 
 FIELDS = ("Id, Name, AccountId, Account.Name, Account.Website, Owner.Email, Owner.Name, Amount, CurrencyIsoCode, "
           "CloseDate, StageName, Probability, IsClosed, IsWon, ForecastCategoryName, LeadSource, NextStep, "

@@ -30,6 +30,16 @@ class FileErrors(ConfigError):
         super().__init__(f"{path}: {len(problems)} problem(s)\n{lines}")
 
 
+class UsageError(PipesyncError):
+    """A command was asked for something it cannot do as asked (an argument it must refuse)."""
+
+    exit_code = 2
+
+
+class NotInstalled(UsageError):
+    """A command comes with a part of pipesync that is not installed (the sandboxes and the demo)."""
+
+
 class MappingError(ConfigError):
     """A source's stage mapping does not cover what the source holds."""
 

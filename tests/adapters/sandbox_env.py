@@ -1,7 +1,7 @@
 """One vendor sandbox running on loopback, with a source config pointing an adapter at it.
 
-Each system's store mutates differently; :class:`SystemEnv` gives the tests one vocabulary
-(touch, delete, merge, live ids from the generator's ground truth).
+Every vendor store takes the same mutations (:class:`pipesync_sandbox.mutations.DealMutations`:
+touch, delete, merge); :class:`SystemEnv` adds the live ids from the generator's ground truth.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 from pipesync.adapters import open_adapter
 from pipesync.adapters.base import Adapter
-from pipesync.adapters.sandbox_sources import sandbox_source
 from pipesync.config import Settings, SourceConfig
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.sandboxes import RunningSandbox, Sandboxes
-from pipesync.sandbox.world import SYSTEMS, World
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.mutations import DealMutations
+from pipesync_sandbox.sandboxes import RunningSandbox, Sandboxes
+from pipesync_sandbox.sources import sandbox_source
+from pipesync_sandbox.world import SYSTEMS, World
 
 __all__ = ["SYSTEMS", "SystemEnv", "running"]
 
@@ -33,7 +34,7 @@ class SystemEnv:
         return self.sandbox.system
 
     @property
-    def store(self) -> Any:
+    def store(self) -> DealMutations:
         return self.sandbox.store
 
     def adapter(self) -> Adapter:
@@ -42,21 +43,6 @@ class SystemEnv:
     def seeded_live_ids(self) -> set[str]:
         """Ground truth: the generator's deals that are neither deleted nor merged away."""
         return {str(d.id) for d in self.sandbox.data.deals if not d.is_deleted and not d.merged_into}
-
-    def touch(self, fraction: float) -> set[str]:
-        if self.system == "salesforce":
-            return set(self.store.modify_deals(fraction))
-        if self.system == "hubspot":
-            return set(self.store.modify_fraction(fraction))
-        return {str(i) for i in self.store.touch(fraction)}
-
-    def delete(self, source_id: str) -> None:
-        if self.system == "salesforce":
-            self.store.delete_record("Opportunity", source_id)
-        elif self.system == "hubspot":
-            self.store.archive(self.store.resolve(source_id))
-        else:
-            self.store.delete([int(source_id)])
 
 
 @contextmanager

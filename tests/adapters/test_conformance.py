@@ -16,8 +16,8 @@ from pipesync.mapping import Mapping, PipelineRule, StageRule
 from pipesync.model import RAW_FIELDS, Category, Change, ChangeKind, ChangeOutcome, Cursor, Discovery, FieldChange, Page
 from pipesync.normalize import Normalizer
 from pipesync.pipeline import load_pipeline
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import FX_TO_USD, generate
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import FX_TO_USD, generate
 
 from .sandbox_env import SYSTEMS, SystemEnv, running
 
@@ -109,9 +109,9 @@ def test_incremental_read_sees_changes_and_deletions_and_its_cursor_advances(env
     with env.adapter() as adapter:
         full = read_all(adapter)
         cursor = full[-1].cursor
-        changed = env.touch(0.1)
+        changed = set(env.store.touch_deals(0.1))
         victim = sorted(env.seeded_live_ids() - changed)[0]
-        env.delete(victim)
+        env.store.delete_deal(victim)
         incremental = read_all(adapter, cursor)
         again = read_all(adapter, incremental[-1].cursor)
     seen = set(live_ids(incremental))
@@ -126,7 +126,7 @@ def test_incremental_read_sees_changes_and_deletions_and_its_cursor_advances(env
 def test_each_page_carries_a_cursor_that_resumes_after_it(env: SystemEnv):
     with env.adapter() as adapter:
         cursor = read_all(adapter)[-1].cursor
-        changed = env.touch(0.2)
+        changed = set(env.store.touch_deals(0.2))
         pages = read_all(adapter, cursor)
         first = next(p for p in pages if p.deals)
         # A run killed after the first page resumes from its cursor and still sees every change.

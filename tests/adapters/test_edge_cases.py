@@ -14,8 +14,8 @@ from pipesync.adapters.auth import Grant, TokenStore, Tokens
 from pipesync.config import SecretRef, Settings
 from pipesync.errors import AuthError, QuotaReserveReached
 from pipesync.model import Change, ChangeKind, ChangeOutcome, Cursor
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
 
 from .sandbox_env import running
 
@@ -99,7 +99,7 @@ def test_salesforce_merges_become_aliases_to_the_survivor(world, tmp_path):
         with env.adapter() as adapter:
             cursor = list(adapter.read_deals(None))[-1].cursor
             survivor, loser = sorted(env.seeded_live_ids())[:2]
-            env.store.merge_deals(survivor, [loser])
+            env.store.merge_deals(survivor, loser)
             pages = list(adapter.read_deals(cursor))
     assert {loser: survivor} == {k: v for p in pages for k, v in p.aliases.items()}
     assert loser in {i for p in pages for i in p.deleted_ids}
@@ -124,7 +124,7 @@ def test_salesforce_reads_above_the_bulk_threshold_through_bulk_api_2(world, tmp
     with running("salesforce", world, tmp_path, options={"bulk_threshold": 10}) as env:
         with env.adapter() as adapter:
             pages = list(adapter.read_deals(None))
-            changed = env.touch(0.05)
+            changed = set(env.store.touch_deals(0.05))
             again = list(adapter.read_deals(pages[-1].cursor))
     deals = [d for p in pages for d in p.deals]
     assert {d.source_id for d in deals} == env.seeded_live_ids() and len(deals) == len(env.seeded_live_ids())

@@ -5,6 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from pipesync.cli import app
+from pipesync_sandbox.demo import MARKER, fresh_folder
 
 
 def test_demo_maps_syncs_consolidates_and_reports(tmp_path):
@@ -24,3 +25,35 @@ def test_demo_maps_syncs_consolidates_and_reports(tmp_path):
     config = (folder / "pipesync.yaml").read_text(encoding="utf-8")
     secret = (folder / ".secrets" / "hubspot-access_token").read_text(encoding="utf-8")
     assert secret not in config, "secrets stay in their own files"
+    assert (folder / MARKER).is_file(), "the next demo may replace this folder"
+
+
+def test_demo_refuses_a_folder_holding_files_it_did_not_write_and_changes_nothing(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "forecast.xlsx").write_bytes(b"a user's file")
+    result = CliRunner().invoke(app, ["demo", "--dir", str(folder), "--size", "100"])
+    assert result.exit_code == 2
+    assert "did not write" in result.stderr and "nothing was changed" in result.stderr
+    assert [p.name for p in folder.iterdir()] == ["forecast.xlsx"]
+    assert (folder / "forecast.xlsx").read_bytes() == b"a user's file"
+
+
+def test_demo_refuses_a_file_given_as_its_folder(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me", encoding="utf-8")
+    result = CliRunner().invoke(app, ["demo", "--dir", str(target), "--size", "100"])
+    assert result.exit_code == 2 and target.read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_demo_folder_is_marked_and_only_a_marked_or_empty_folder_is_reused(tmp_path):
+    previous = tmp_path / "previous"
+    fresh_folder(previous)
+    (previous / "report.html").write_text("last run", encoding="utf-8")
+    fresh_folder(previous)  # a previous demo's folder is replaced, marker and all
+    assert [p.name for p in previous.iterdir()] == [MARKER]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fresh_folder(empty)
+    assert (empty / MARKER).is_file()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pipesync.adapters import open_adapter
-from pipesync.adapters.sandbox_sources import sandbox_source
 from pipesync.config import Settings
 from pipesync.mapper.propose import propose_mapping
 from pipesync.model import DiscoveredPipeline, DiscoveredStage, Discovery
 from pipesync.pipeline import load_pipeline
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.world import SYSTEMS, PipelineDef
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.sources import sandbox_source
+from pipesync_sandbox.world import SYSTEMS, PipelineDef
 
 
 def as_discovered(system: str, p: PipelineDef) -> DiscoveredPipeline:

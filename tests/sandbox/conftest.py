@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.world import World
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.world import World
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from pipesync.sandbox.world import (Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit,
+from pipesync_sandbox.world import (Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit,
                                     SystemData)
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # the company's clock in every test

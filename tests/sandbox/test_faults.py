@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipesync.sandbox.faults import FaultMiddleware, Faults, Injected, RequestFault
-from pipesync.sandbox.ratelimit import DailyBudget, RollingWindow
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.faults import FaultMiddleware, Faults, Injected, RequestFault
+from pipesync_sandbox.ratelimit import DailyBudget, RollingWindow
+from pipesync_sandbox.server import serve
 
 
 class _Vendor:

@@ -10,18 +10,20 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipesync.adapters.values import salesforce_suffix as adapters_salesforce_suffix
 from pipesync.errors import FileErrors
 from pipesync.model import Category
 from pipesync.parsing import domain_of
-from pipesync.sandbox.generator import FX_TO_USD, LABEL_COLUMNS, canonical_deals, generate, write_labels
-from pipesync.sandbox.ids import salesforce_suffix
-from pipesync.sandbox.lexicon import DATA_DIR, SHARED_KEYS, SHARED_OPEN, Catalog
-from pipesync.sandbox.world import SYSTEMS, World
 from pipesync.yamlfile import load_model
+from pipesync_sandbox import ids
+from pipesync_sandbox.generator import FX_TO_USD, LABEL_COLUMNS, canonical_deals, generate, write_labels
+from pipesync_sandbox.lexicon import DATA_DIR, SHARED_KEYS, SHARED_OPEN, Catalog
+from pipesync_sandbox.world import SYSTEMS, World
 
 
 def _all_deals(world: World):
@@ -86,10 +88,22 @@ def test_ids_look_like_each_vendors_ids(small_world):
     for prefix, records in (("006", sf.deals), ("001", sf.accounts), ("005", sf.owners), ("003", sf.contacts)):
         for r in records:
             assert len(r.id) == 18 and r.id.startswith(prefix) and r.id.isalnum()
-            assert r.id[15:] == salesforce_suffix(r.id[:15])
+            assert r.id[15:] == adapters_salesforce_suffix(r.id[:15])
     for records in (hs.deals, hs.accounts, hs.contacts, hs.owners, pd.deals, pd.accounts, pd.contacts, pd.owners):
         assert all(r.id.isdigit() and not r.id.startswith("0") for r in records)
     assert "default" in {p.id for p in hs.pipelines}
+
+
+def test_the_sandbox_computes_salesforce_checksums_on_its_own_and_agrees_with_salesforce():
+    assert ids.salesforce_suffix("001D000000IqhSL") == "IAZ"  # Salesforce's documented example
+    assert ids.salesforce_suffix("006000000000000") == "AAA" and ids.salesforce_suffix("ABCDEABCDEABCDE") == "555"
+    # its one-by-one and vectorized forms agree
+    assert ids.salesforce_id("006", 123_456_789) == ids.salesforce_ids("006", np.array([123_456_789]))[0]
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=15, max_size=15))
+def test_the_sandbox_and_the_adapter_agree_on_every_salesforce_checksum(id15):
+    assert ids.salesforce_suffix(id15) == adapters_salesforce_suffix(id15)
 
 
 def test_ids_increase_with_creation_time_like_the_vendors_sequences(small_world):

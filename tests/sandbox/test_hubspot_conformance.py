@@ -34,11 +34,11 @@ from hubspot.crm.deals import (BatchInputSimplePublicObjectBatchInput,
                                PublicMergeInput, PublicObjectSearchRequest, SimplePublicObjectInput,
                                SimplePublicObjectInputForCreate)
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.hubspot import create_app
-from pipesync.sandbox.hubspot_store import HubSpotStore
-from pipesync.sandbox.server import serve
-from pipesync.sandbox.world import World
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.hubspot.app import create_app
+from pipesync_sandbox.hubspot.store import HubSpotStore
+from pipesync_sandbox.server import serve
+from pipesync_sandbox.world import World
 
 API_CLIENT_MODULES = [
     "hubspot.crm.deals.api_client", "hubspot.crm.pipelines.api_client", "hubspot.crm.owners.api_client",

@@ -19,12 +19,12 @@ from hubspot.crm.deals import (ApiException, BatchInputSimplePublicObjectBatchIn
                                PublicMergeInput, PublicObjectSearchRequest, SimplePublicObjectInput)
 from starlette.testclient import TestClient
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.hubspot import create_app
-from pipesync.sandbox.hubspot_search import parse_search, run_search
-from pipesync.sandbox.hubspot_store import HubSpotStore
-from pipesync.sandbox.server import serve
-from pipesync.sandbox.world import (Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit,
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.hubspot.app import create_app
+from pipesync_sandbox.hubspot.search import parse_search, run_search
+from pipesync_sandbox.hubspot.store import HubSpotStore
+from pipesync_sandbox.server import serve
+from pipesync_sandbox.world import (Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit,
                                     SystemData)
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -375,10 +375,10 @@ def test_archive_fraction_archives_without_touching_lastmodified(portal):
     assert all(d.properties["hs_lastmodifieddate"] == before[d.id] for d in listed if d.id in archived)
 
 
-def test_modify_fraction_bumps_lastmodified_of_exactly_those_deals(portal):
+def test_touch_deals_bumps_lastmodified_of_exactly_those_deals(portal):
     client, store = portal
     store.clock = FakeClock(datetime(2025, 5, 1, tzinfo=UTC))
-    touched = store.modify_fraction(0.25, seed=1)
+    touched = store.touch_deals(0.25, seed=1)
     assert len(touched) == 7  # a quarter of the 27 live deals
     found = client.crm.deals.search_api.do_search(PublicObjectSearchRequest(
         filter_groups=[{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "2025-05-01T00:00:00Z"}]}],

@@ -1,7 +1,8 @@
 """Every response the Pipedrive sandbox sends validates against Pipedrive's own OpenAPI documents.
 
 Successful responses are validated by openapi-core against the operation they
-answer (``shared/specs/pipedrive/v2.yaml`` and ``v1.yaml``). Error responses,
+answer (``pipedrive/v2.yaml`` and ``v1.yaml`` in ``$PIPESYNC_VENDOR_SPECS``; the
+tests skip, saying how to enable them, without it). Error responses,
 which those operations do not document, are checked against the error schemas
 the same documents give elsewhere, and must carry every field those declare.
 
@@ -10,6 +11,9 @@ optional deal field nullable, yet Pipedrive sends ``null`` for values that are
 not set (an open deal's ``won_time``, a deal without a person's ``person_id``,
 the last page's ``next_cursor`` — whose own description says it is null at the
 end). Those properties, and only those, accept null; every other schema error fails.
+
+The token costs the sandbox charges (its own ``token_costs.yaml``) are checked against the
+``x-token-cost`` the documents declare.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_schema_validator import OAS30Validator
 from pipedrive_world import NOW, pipedrive_data
+from vendor_specs import pipedrive_spec, requires_pipedrive_specs
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.pipedrive import PipedriveStore, create_app
-from pipesync.sandbox.pipedrive.spec import load_spec
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.pipedrive import PipedriveStore, create_app
+from pipesync_sandbox.pipedrive.limits import token_costs
+from pipesync_sandbox.server import serve
+
+pytestmark = requires_pipedrive_specs
 
 VENDOR_API = "https://api.pipedrive.com"
 VENDOR_OAUTH = "https://oauth.pipedrive.com"
@@ -71,8 +78,8 @@ def _allow_nulls(schema: Any, names: set[str]) -> None:
 
 @pytest.fixture(scope="session")
 def documents() -> dict[str, dict[str, Any]]:
-    """The vendor's documents as published (parsed once per process and shared with the sandbox)."""
-    return {version: load_spec(version) for version in ("v1", "v2")}
+    """The vendor's documents as published."""
+    return {version: pipedrive_spec(version) for version in ("v1", "v2")}
 
 
 @pytest.fixture(scope="session")
@@ -234,3 +241,11 @@ def test_the_checker_rejects_a_response_that_breaks_the_documents(sandbox, opena
     assert_conforms(openapi, documents, good)
     with pytest.raises(Exception, match="not valid"):
         assert_conforms(openapi, documents, broken)
+
+
+def test_the_sandbox_charges_each_endpoint_the_token_cost_the_vendor_documents_declare(documents):
+    costs = token_costs()
+    for version in ("v1", "v2"):
+        for endpoint, cost in getattr(costs, version).items():
+            method, path = endpoint.split(" ")
+            assert documents[version]["paths"][path][method.lower()]["x-token-cost"] == cost, (version, endpoint)

@@ -25,15 +25,15 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.generator import generate
-from pipesync.sandbox.ids import salesforce_id as sf_id
-from pipesync.sandbox.salesforce import create_app
-from pipesync.sandbox.salesforce_auth import SalesforceCredentials
-from pipesync.sandbox.salesforce_soql import compile_query, date_literal_range, execute, format_datetime, parse
-from pipesync.sandbox.salesforce_store import SalesforceStore
-from pipesync.sandbox.server import serve
-from pipesync.sandbox.world import Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit, SystemData
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.generator import generate
+from pipesync_sandbox.ids import salesforce_id as sf_id
+from pipesync_sandbox.salesforce.app import create_app
+from pipesync_sandbox.salesforce.auth import SalesforceCredentials
+from pipesync_sandbox.salesforce.soql import compile_query, date_literal_range, execute, format_datetime, parse
+from pipesync_sandbox.salesforce.store import SalesforceStore
+from pipesync_sandbox.server import serve
+from pipesync_sandbox.world import Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, StageVisit, SystemData
 
 CREDS = SalesforceCredentials()
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -481,9 +481,9 @@ def test_store_helpers_edit_delete_and_merge_as_salesforce_would():
     open_before = len([r for r in store.rows("Opportunity", include_deleted=False) if not r["IsClosed"]])
     start = clock.now
     clock.now += timedelta(minutes=1)
-    edited = store.modify_deals(0.25, seed=1)
-    store.delete_record("Opportunity", sf_id("006", 20))
-    store.merge_deals(sf_id("006", 21), [sf_id("006", 22)])
+    edited = store.touch_deals(0.25, seed=1)
+    store.delete_deal(sf_id("006", 20))
+    assert store.merge_deals(sf_id("006", 21), sf_id("006", 22)) == sf_id("006", 21)
     clock.now += timedelta(minutes=1)
     end = clock.now
 

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from pipesync.cli.sandbox_cmd import parse_faults, sandbox_app
-from pipesync.sandbox.faults import Faults
-from pipesync.sandbox.sandboxes import Sandboxes
-from pipesync.sandbox.world import SYSTEMS
+from pipesync_sandbox.cli.sandbox_cmd import parse_faults, sandbox_app
+from pipesync_sandbox.faults import Faults
+from pipesync_sandbox.mutations import DealMutations
+from pipesync_sandbox.sandboxes import Sandboxes
+from pipesync_sandbox.world import SYSTEMS
 
 
 def _page(box) -> httpx.Response:
@@ -44,6 +45,14 @@ def test_all_three_sandboxes_serve_their_part_of_the_world(sandboxes):
         response = _page(box)
         assert response.status_code == 200, (box.system, response.text)
         assert box.data is sandboxes.world.systems[box.system]
+
+
+def test_every_vendor_store_takes_the_same_mutations(sandboxes):
+    for box in sandboxes:
+        assert isinstance(box.store, DealMutations), box.system
+        live = {str(d.id) for d in box.data.deals if not d.is_deleted and not d.merged_into}
+        touched = box.store.touch_deals(0.1, seed=4)
+        assert touched and set(touched) <= live, box.system
 
 
 def test_faults_switched_on_one_sandbox_show_in_that_vendors_own_words(sandboxes):
@@ -102,7 +111,7 @@ def test_fault_options_parse_into_faults_per_system_and_bad_ones_are_usage_error
 
 
 def test_sandbox_up_prints_urls_and_credentials_then_serves_until_interrupted():
-    command = [sys.executable, "-c", "from pipesync.cli.sandbox_cmd import sandbox_app; sandbox_app()",
+    command = [sys.executable, "-c", "from pipesync_sandbox.cli.sandbox_cmd import sandbox_app; sandbox_app()",
                "up", "--size", "100", "--json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipesync.sandbox.server import serve
+from pipesync_sandbox.server import serve
 
 
 async def _echo(request: Request) -> JSONResponse:

@@ -30,8 +30,12 @@ NOT_FOR_SYNC = (
     "pipesync.metrics.run",
     "pipesync.consolidate",
     "pipesync.report",
-    "pipesync.sandbox",
-    "pipesync.sandbox.world",
+    # pipesync-sandbox's commands are registered at start (pipesync.commands); the sandboxes load when they run
+    "pipesync_sandbox.world",
+    "pipesync_sandbox.sandboxes",
+    "pipesync_sandbox.demo",
+    "starlette",
+    "uvicorn",
     "pipesync.init",
 )
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from pipesync.sandbox.csv_export import write_export
 from pipesync.warehouse import schema as t
+from pipesync_sandbox.csv_export import write_export
 
 ROWS = 1_500  # three pages of 500
 VOLATILE = {"synced_at", "first_seen", "last_seen", "updated_at", "id"}
@@ -32,8 +32,8 @@ sources:
 # at the requested point of the requested page's transaction.
 CRASH = """\
 import os, sys
-from pipesync.warehouse import store
 from pipesync.cli import app
+from pipesync.warehouse import store
 page, where = int(sys.argv[1]), sys.argv[2]
 calls = {"n": 0}
 original = store.Warehouse._save_cursor
@@ -58,8 +58,8 @@ app()
 # transaction of its first page, as an out-of-memory kill would end it.
 CRASH_IN_WORKER = """\
 import os, sys
-from pipesync.warehouse import store
 from pipesync.cli import app
+from pipesync.warehouse import store
 parent = os.getpid()
 original = store.Warehouse._write_quarantine
 def crashing(self, conn, page, stamp):

@@ -154,8 +154,8 @@ def test_a_deal_listed_twice_in_one_export_ends_as_its_last_copy(example_project
 
 def test_a_large_file_read_by_parallel_workers_ends_as_one_read_in_order(tmp_path, warehouse_url):
     """Partitions written side by side by forked workers: same rows, counts, history and deletions."""
-    from pipesync.sandbox.csv_export import write_export
     from pipesync.workers import can_fork
+    from pipesync_sandbox.csv_export import write_export
 
     if not can_fork():
         pytest.skip("workers need fork")

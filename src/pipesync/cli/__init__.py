@@ -17,7 +17,6 @@ atexit.register(gc.freeze)
 # Importing a command module registers its command(s) on the app.
 from pipesync.cli import (  # noqa: E402,F401
     consolidate_cmd,
-    demo_cmd,
     init_cmd,
     map_cmd,
     metrics_cmd,
@@ -25,8 +24,9 @@ from pipesync.cli import (  # noqa: E402,F401
     sync_cmd,
     warehouse_cmd,
 )
-from pipesync.cli.sandbox_cmd import sandbox_app  # noqa: E402
+from pipesync.cli.plugins import load_plugins  # noqa: E402
 
-app.add_typer(sandbox_app, name="sandbox")
+# Then the commands other installed parts add (pipesync-sandbox: demo, sandbox).
+load_plugins(app)
 
 __all__ = ["app"]
