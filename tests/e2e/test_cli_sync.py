@@ -52,7 +52,7 @@ def test_secrets_inline_in_options_are_refused(tmp_path):
     )
     result = runner.invoke(app, ["sync", "--config", str(tmp_path / "pipesync.yaml")])
     assert result.exit_code == 2
-    assert "looks like a secret" in result.output and "pat-123" not in result.output
+    assert "'access_token' is a credential: put it under secrets:" in result.output and "pat-123" not in result.output
 
 
 def test_missing_config_says_how_to_start(tmp_path):

@@ -24,6 +24,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.hubspot_client import HubSpotClient
+from pipesync.adapters.hubspot_options import HubSpotOptions
 from pipesync.adapters.lookups import Lookup
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
@@ -60,13 +61,12 @@ class HubSpotAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.lookback_ms = int(float(opts.get("lookback_s", 30)) * 1000)
-        self.reconcile_s = float(opts.get("reconcile_hours", 24)) * 3600
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.external_ref_properties: dict[str, str] = dict(
-            opts.get("external_ref_properties", {"salesforce_opportunity_id": "salesforce"}))
-        self.api = HubSpotClient(source, oauth_store_path(source, settings))
+        self.options = opts = HubSpotOptions.model_validate(source.options)
+        self.lookback_ms = int(opts.lookback_s * 1000)
+        self.reconcile_s = opts.reconcile_hours * 3600
+        self.own_write_tolerance = opts.own_write_tolerance_s
+        self.external_ref_properties = opts.external_ref_properties
+        self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
         self._pipelines: list[dict[str, Any]] | None = None
         self._owners: dict[str, dict[str, Any]] | None = None
         self.companies = Lookup(lambda ids: self._batch_read(self.api.companies_batch, ids, ["name", "domain", "website"]),

@@ -18,7 +18,8 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
-from pipesync.adapters.pipedrive_client import IDS_MAX, PAGE_MAX, PipedriveClient
+from pipesync.adapters.pipedrive_client import IDS_MAX, PipedriveClient
+from pipesync.adapters.pipedrive_options import PAGE_MAX, PipedriveOptions
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import calendar_date, chunks, decimal_or_none, domain_of, instant, wire
@@ -55,17 +56,16 @@ class PipedriveAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.page_size = min(int(opts.get("page_size", PAGE_MAX)), PAGE_MAX)
-        self.origin_field_name = opts.get("origin_field", "Pipesync origin")
-        self.create_origin_field = bool(opts.get("create_origin_field", True))
+        self.options = opts = PipedriveOptions.model_validate(source.options)
+        self.page_size = opts.page_size
+        self.origin_field_name = opts.origin_field
+        self.create_origin_field = opts.create_origin_field
         # Pipedrive has no standard lead-source, next-step or foreign-id fields: custom fields by name.
-        self.lead_source_field = opts.get("lead_source_field", "Lead source")
-        self.next_step_field = opts.get("next_step_field", "Next step")
-        self.external_ref_fields: dict[str, str] = dict(
-            opts.get("external_ref_fields", {"Salesforce ID": "salesforce", "HubSpot ID": "hubspot"}))
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.api = PipedriveClient(source, oauth_store_path(source, settings))
+        self.lead_source_field = opts.lead_source_field
+        self.next_step_field = opts.next_step_field
+        self.external_ref_fields = opts.external_ref_fields
+        self.own_write_tolerance = opts.own_write_tolerance_s
+        self.api = PipedriveClient(source, opts, oauth_store_path(source, opts, settings))
         self._fields: dict[str, dict[str, Any]] | None = None
         self._users: dict[str, dict[str, Any]] | None = None
         self.orgs = Lookup(lambda ids: self.api.by_ids("/api/v2/organizations", ids), batch=IDS_MAX)

@@ -28,6 +28,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
+from pipesync.adapters.salesforce_options import SalesforceOptions
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_none, domain_of, instant, wire
 from pipesync.config import Settings, SourceConfig
@@ -60,15 +61,15 @@ class SalesforceAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.bulk_threshold = int(opts.get("bulk_threshold", 50_000))
-        self.batch_size = int(opts.get("batch_size", 2000))
-        self.origin_field = opts.get("origin_field", "Pipesync_Origin__c")
-        self.lost_reason_field = opts.get("lost_reason_field", "Loss_Reason__c")
-        self.upsert_field = opts.get("upsert_field", "External_Id__c")
-        self.external_ref_fields: dict[str, str] = dict(opts.get("external_ref_fields", {"HubSpot_Deal_Id__c": "hubspot"}))
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.api = SalesforceClient(source)
+        self.options = opts = SalesforceOptions.model_validate(source.options)
+        self.bulk_threshold = opts.bulk_threshold
+        self.batch_size = opts.batch_size
+        self.origin_field = opts.origin_field
+        self.lost_reason_field = opts.lost_reason_field
+        self.upsert_field = opts.upsert_field
+        self.external_ref_fields = opts.external_ref_fields
+        self.own_write_tolerance = opts.own_write_tolerance_s
+        self.api = SalesforceClient(source, opts)
         self._fields: dict[str, dict[str, Any]] | None = None
         self._stages: list[dict[str, Any]] | None = None
         self._contacts: dict[str, list[str]] = {}
