@@ -83,7 +83,7 @@ class SourceConfig(BaseModel):
         if "type" not in info.data:  # the type is already reported
             return AdapterOptions()
         model = plugin(info.data["type"]).options
-        return options if isinstance(options, model) else model.model_validate(options)
+        return options if isinstance(options, model) else model.model_validate({} if options is None else options)
 
     @field_validator("secrets")
     @classmethod

@@ -85,8 +85,10 @@ class AdapterPlugin:
 
     options: type[AdapterOptions]
     adapter: str
-    #: one line for ``pipesync init`` and the docs
+    #: one line for ``pipesync init``
     summary: str = ""
+    #: the secrets its default sign-in needs, which ``pipesync init`` names in its example
+    init_secrets: tuple[str, ...] = ()
 
     def adapter_class(self) -> type[Adapter]:
         module, name = self.adapter.split(":")

@@ -14,7 +14,7 @@ def test_init_writes_a_commented_config_and_the_shared_pipeline(tmp_path):
     assert result.exit_code == 0, result.output
     config = (tmp_path / "pipesync.yaml").read_text()
     assert config.startswith("# pipesync configuration")
-    assert "secrets:" in config and "{env: HUBSPOT_TOKEN}" in config
+    assert "secrets:" in config and "{env: HUBSPOT_ACCESS_TOKEN}" in config
     assert (tmp_path / "mappings" / "pipeline.yaml").exists()
     again = runner.invoke(app, ["init", str(tmp_path)])
     assert again.exit_code == 2 and "--force" in again.output

@@ -11,16 +11,18 @@ from pipesync.plugins import AdapterOptions, AdapterPlugin
 
 class CsvOptions(AdapterOptions):
     path: str = Field(description="the file, relative to the config's folder", examples=["exports/opportunities.csv"])
-    format: str = Field("generic", description="column presets: salesforce_report, hubspot_export, pipedrive_export "
-                                               "or generic; the mapping file's fields: override any column",
-                        examples=["salesforce_report"])
-    encoding: str = Field("auto", description="auto (a BOM, UTF-16, UTF-8, else the code page Excel saved the file "
-                                              "in) or a Python codec name")
-    delimiter: str = Field("auto", description="auto (Excel's sep= line, else sniffed among , ; tab |) or the "
-                                               "character")
-    page_size: int = Field(1000, gt=0, description="rows committed per transaction (with workers writing side by side, shorter transactions keep each from waiting on the other)")
-    external_refs: dict[str, str] = Field({}, description="columns holding the same deal's id in another source: "
-                                                          "{column: source}", examples=[{"HubSpot Deal ID": "hubspot"}])
+    format: str = Field("generic", description="salesforce_report, hubspot_export, pipedrive_export (their real "
+                                               "headers, adapters/csv_presets.yaml) or generic; a mapping file's "
+                                               "fields: overrides any column", examples=["salesforce_report"])
+    encoding: str = Field("auto", description="auto: a BOM, then UTF-16 by its zero bytes, then UTF-8, then the code "
+                                              "page Excel saved the file in (Windows-1252, else Shift-JIS, GBK, UHC or "
+                                              "Big5); a Python codec name forces one")
+    delimiter: str = Field("auto", description="auto: Excel's sep= line, else sniffed among , ; tab |; or the character")
+    page_size: int = Field(1000, gt=0, description="rows committed per transaction (with workers writing side by side, "
+                                                   "shorter transactions keep each from waiting on the other)")
+    external_refs: dict[str, str] = Field({}, description="{column: source}: the column holds the same deal's id in "
+                                                          "that source ({Salesforce Opportunity ID: sf}); the ids become "
+                                                          "that source's deal keys, so consolidation joins the deals")
 
     @field_validator("format")
     @classmethod

@@ -41,4 +41,4 @@ class HubSpotOptions(OAuthApiOptions):
 
 
 PLUGIN = AdapterPlugin(HubSpotOptions, "pipesync.adapters.hubspot:HubSpotAdapter",
-                       "HubSpot deals over the CRM API (hubspot-api-client)")
+                       "HubSpot deals over the CRM API (hubspot-api-client)", init_secrets=("access_token",))

@@ -40,4 +40,4 @@ class PipedriveOptions(OAuthApiOptions):
 
 
 PLUGIN = AdapterPlugin(PipedriveOptions, "pipesync.adapters.pipedrive:PipedriveAdapter",
-                       "Pipedrive deals over API v2 (httpx)")
+                       "Pipedrive deals over API v2 (httpx)", init_secrets=("api_token",))

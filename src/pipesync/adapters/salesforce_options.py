@@ -21,8 +21,10 @@ class SalesforceOptions(ApiOptions):
         "password", description="sign-in: password (secrets password, security_token, client_secret), refresh_token "
                                 "(secret refresh_token), jwt (secret private_key, PEM) or session (secret session_id)")
     login_url: str = Field(DEFAULT_LOGIN_URL, description="token endpoint host (https://test.salesforce.com, a My Domain)")
-    username: str | None = Field(None, description="the API user (an option or a secret)")
-    client_id: str | None = Field(None, description="the connected app's consumer key (an option or a secret)")
+    username: str | None = Field(None, description="the API user (an option or a secret)",
+                                 examples=["integration@acme.example"])
+    client_id: str | None = Field(None, description="the connected app's consumer key (an option or a secret)",
+                                  examples=["3MVG9-your-connected-app"])
     instance_url: str | None = Field(None, description="the org's address (default: the one the sign-in returns); "
                                                        "required for session, and for links to records")
     jwt_audience: str | None = Field(None, description="the JWT bearer flow's audience (default: login_url)")
@@ -53,4 +55,5 @@ class SalesforceOptions(ApiOptions):
 
 
 PLUGIN = AdapterPlugin(SalesforceOptions, "pipesync.adapters.salesforce:SalesforceAdapter",
-                       "Salesforce Opportunities over the REST and Bulk APIs (simple-salesforce)")
+                       "Salesforce Opportunities over the REST and Bulk APIs (simple-salesforce)",
+                       init_secrets=("password", "security_token", "client_secret"))
