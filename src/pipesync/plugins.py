@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from pipesync.errors import ConfigError
-
-if TYPE_CHECKING:
-    from pipesync.adapters.base import Adapter
 
 GROUP = "pipesync.adapters"
 
@@ -90,9 +87,10 @@ class AdapterPlugin:
     #: the secrets its default sign-in needs, which ``pipesync init`` names in its example
     init_secrets: tuple[str, ...] = ()
 
-    def adapter_class(self) -> type[Adapter]:
+    def adapter_class(self) -> Any:
+        """The adapter class (a ``pipesync.adapters.base.Adapter``), imported now."""
         module, name = self.adapter.split(":")
-        return getattr(import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(import_module(module), name)
 
 
 @cache
