@@ -101,7 +101,8 @@ class SourceConfig(BaseModel):
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid")
+    # hide_input: an option refused here may hold a credential
+    model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid", hide_input_in_errors=True)
 
     warehouse: str = "sqlite:///pipesync.db"
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")

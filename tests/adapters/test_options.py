@@ -85,6 +85,9 @@ def test_every_problem_is_reported_at_once_and_no_credential_in_python_errors_ei
         ("options", "api_token"), ("options", "page_size"), ("options", "pagesize"),
     }
     assert CREDENTIAL not in str(error.value)
+    with pytest.raises(ValidationError) as error:
+        Settings(sources=[{"name": "crm", "type": "hubspot", "options": {"apikey": CREDENTIAL}}])
+    assert CREDENTIAL not in str(error.value)
 
 
 def test_a_secret_the_adapter_does_not_read_is_reported_on_its_line(tmp_path):

@@ -64,8 +64,6 @@ class HubSpotAdapter(Adapter):
         self.options = opts = HubSpotOptions.model_validate(source.options)
         self.lookback_ms = int(opts.lookback_s * 1000)
         self.reconcile_s = opts.reconcile_hours * 3600
-        self.own_write_tolerance = opts.own_write_tolerance_s
-        self.external_ref_properties = opts.external_ref_properties
         self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
         self._pipelines: list[dict[str, Any]] | None = None
         self._owners: dict[str, dict[str, Any]] | None = None
@@ -120,7 +118,7 @@ class HubSpotAdapter(Adapter):
     def _properties(self) -> list[str]:
         # The time each deal entered its current stage lives in one property per stage.
         stage_ids = [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
-        return DEAL_PROPERTIES + list(self.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
+        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
 
     # ------------------------------------------------------------ reads
 
@@ -292,10 +290,10 @@ class HubSpotAdapter(Adapter):
             "lead_source": p.get("hs_analytics_source") or None,
             "lost_reason": p.get("closed_lost_reason") or None,
             "next_step": p.get("hs_next_step") or None,
-            "external_refs": [f"{system}:{p[k]}" for k, system in self.external_ref_properties.items() if p.get(k)],
+            "external_refs": [f"{system}:{p[k]}" for k, system in self.options.external_ref_properties.items() if p.get(k)],
             "is_deleted": bool(r.get("archived")),
         }
-        raw = {**r, **origin_marks(p.get(ORIGIN_PROPERTY), updated_at, self.own_write_tolerance)}
+        raw = {**r, **origin_marks(p.get(ORIGIN_PROPERTY), updated_at, self.options.own_write_tolerance_s)}
         return RawDeal(source_id=r["id"], locator=f"HubSpot deal {r['id']}", values=values, raw=raw)
 
     def _batch_read(self, api: Any, ids: list[str], properties: list[str]) -> dict[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ class PipedriveOptions(OAuthApiOptions):
     page_size: int = Field(PAGE_MAX, gt=0, le=PAGE_MAX, description="deals per v2 list page")
     origin_field: str = Field("Pipesync origin", description="custom text field tagging pipesync's writes")
     create_origin_field: bool = Field(True, description="create origin_field on the first write if it is missing")
+    # Pipedrive has no standard lead-source, next-step or foreign-id fields: custom fields by name.
     lead_source_field: str = Field("Lead source", description="custom field read into lead_source")
     next_step_field: str = Field("Next step", description="custom field read into next_step")
     external_ref_fields: dict[str, str] = Field({"Salesforce ID": "salesforce", "HubSpot ID": "hubspot"}, description=(
