@@ -67,14 +67,22 @@ def check_project(config: str | Path) -> CheckResult:
 
 
 def _check_secrets(settings: Settings, result: CheckResult) -> None:
-    """Each secret the config names can be read; its value is read and dropped, never shown."""
+    """Each secret a source's sign-in needs is named, and each one named can be read (its value is read
+    and dropped, never shown)."""
     doc = read_yaml(result.config)
+
+    def at(*loc: int | str) -> str:
+        line = line_of(doc, ("sources", *loc))
+        return f"{result.config}: line {line}: " if line else f"{result.config}: "
+
     for i, source in enumerate(settings.sources):
+        for name in sorted(source.options.needed_secrets() - source.secrets.keys()):
+            result.problems.append(f"{at(i, 'secrets' if source.secrets else 'type')}source {source.name!r}: "
+                                   f"its sign-in needs the secret {name!r} under secrets: (as {{env: VAR}})")
         for name, ref in source.secrets.items():
             what = f"source {source.name!r}: secret {name!r}"
             result.checked.append(f"{what} ({f'env {ref.env}' if ref.env else f'file {ref.file}'})")
             try:
                 resolve_secret(ref, what)
             except ConfigError as e:
-                line = line_of(doc, ("sources", i, "secrets", name))
-                result.problems.append(f"{result.config}: {f'line {line}: ' if line else ''}{e}")
+                result.problems.append(f"{at(i, 'secrets', name)}{e}")

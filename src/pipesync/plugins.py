@@ -67,6 +67,10 @@ class AdapterOptions(BaseModel):
             problems += [_line_error(err["loc"], err["msg"]) for err in e.errors()]
         raise ValidationError.from_exception_data(cls.__name__, problems, hide_input=True)
 
+    def needed_secrets(self) -> frozenset[str]:
+        """The secrets these options' sign-in cannot do without (``pipesync config check`` looks for them)."""
+        return frozenset()
+
     def history_wanted(self, in_bulk: bool) -> bool:
         """Whether sync reads the source's stage history (``in_bulk``: the adapter reads it a page at a time)."""
         return in_bulk
@@ -98,7 +102,10 @@ def registered() -> dict[str, AdapterPlugin]:
     """Every installed adapter, by source type."""
     found: dict[str, AdapterPlugin] = {}
     for entry in entry_points(group=GROUP):
-        plugin = entry.load()
+        try:
+            plugin = entry.load()
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"adapter {entry.name!r} ({entry.value}) cannot be loaded: {e}") from None
         if not isinstance(plugin, AdapterPlugin):
             raise ConfigError(f"entry point {entry.name} = {entry.value} (group {GROUP}) is not an AdapterPlugin")
         found[entry.name] = plugin

@@ -73,6 +73,17 @@ def test_every_problem_is_listed_with_its_file_and_line(example_project, monkeyp
     assert json.loads(cli.stdout)["problems"] == result.problems
 
 
+def test_a_source_without_the_secret_its_sign_in_needs_fails(tmp_path):
+    (tmp_path / "pipesync.yaml").write_text("sources:\n  - name: pd\n    type: pipedrive\n    options: {auth: oauth}\n")
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "pd.yaml").write_text("pipelines: []\n")
+    problems = check_project(tmp_path / "pipesync.yaml").problems
+    assert problems == [
+        f"{tmp_path / 'pipesync.yaml'}: line 3: source 'pd': its sign-in needs the secret '{name}' under secrets: "
+        "(as {env: VAR})" for name in ("client_id", "client_secret")
+    ]
+
+
 def test_a_broken_config_is_reported_alone(tmp_path):
     (tmp_path / "pipesync.yaml").write_text("sources:\n  - name: crm\n    type: csv\n    options: {path: a.csv, delimter: ';'}\n")
     result = runner.invoke(app, ["config", "check", "--config", str(tmp_path / "pipesync.yaml")])

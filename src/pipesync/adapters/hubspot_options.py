@@ -33,6 +33,10 @@ class HubSpotOptions(OAuthApiOptions):
     app_url: str = Field(APP_URL, description="HubSpot's web app, for links to records "
                                               "(https://app-eu1.hubspot.com for EU accounts)")
 
+    def needed_secrets(self) -> frozenset[str]:
+        # OAuth's refresh token may live in oauth_store alone, once a first one was stored
+        return frozenset({"access_token"} if self.auth == "private_app" else {"client_id", "client_secret"})
+
     def record_url(self, source_id: str) -> str | None:
         base = web_base(self.app_url)
         if not base or self.portal_id is None or self.portal_id == "":

@@ -33,6 +33,10 @@ class PipedriveOptions(OAuthApiOptions):
     company_domain: str | None = Field(None, description="the company's Pipedrive domain (acme or "
                                                          "acme.pipedrive.com), for links to records")
 
+    def needed_secrets(self) -> frozenset[str]:
+        # OAuth's refresh token may live in oauth_store alone, once a first one was stored
+        return frozenset({"api_token"} if self.auth == "api_token" else {"client_id", "client_secret"})
+
     def record_url(self, source_id: str) -> str | None:
         company = (self.company_domain or "").strip().lower().removesuffix(".pipedrive.com")
         if not company or not company.replace("-", "").isalnum():

@@ -49,6 +49,10 @@ class SalesforceOptions(ApiOptions):
             raise ValueError("auth: session needs instance_url (the instance the session belongs to)")
         return self
 
+    def needed_secrets(self) -> frozenset[str]:
+        return frozenset({"password": {"password"}, "refresh_token": {"refresh_token"}, "jwt": {"private_key"},
+                          "session": {"session_id"}}[self.auth])
+
     def record_url(self, source_id: str) -> str | None:
         base = web_base(self.instance_url)
         return base and f"{base}/lightning/r/Opportunity/{quote(source_id, safe='')}/view"
