@@ -71,7 +71,7 @@ def scaled(source, system: str, time_scale: float):
     """The source with Pipedrive's (unreported) burst window set to the sandbox's time-scaled one."""
     if system != "pipedrive":
         return source
-    return source.model_copy(update={"options": {**source.options, "burst_window_s": BURST[system][1] / time_scale}})
+    return source.model_copy(update={"options": source.options.model_copy(update={"burst_window_s": BURST[system][1] / time_scale})})
 
 
 def steady_rate(source, scale_faults: Faults, time_scale: float, duration: float, warmup: float) -> tuple[float, int]:

@@ -10,18 +10,22 @@ scheduler can point one config at another database.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SecretStr, SerializeAsAny, ValidationError, ValidationInfo, field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipesync.errors import ConfigError, FileErrors
+from pipesync.plugins import AdapterOptions, key_errors, plugin
 from pipesync.yamlfile import describe_errors, plain, read_yaml
 
 DEFAULT_CONFIG = "pipesync.yaml"
-SourceType = Literal["csv", "salesforce", "hubspot", "pipedrive"]
 
 
 class SecretRef(BaseModel):
@@ -53,30 +57,52 @@ def resolve_secret(ref: SecretRef, what: str) -> SecretStr:
 
 
 class SourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One source. ``options`` is validated by the options model its ``type`` registered
+    (:mod:`pipesync.plugins`): given as a plain mapping, it is read as that model."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=64)
-    type: SourceType
+    type: str
     mapping: str | None = None
     # What sync does when the source has live stages its mapping cannot place:
     # refuse the source (default: fix the mapping first) or quarantine those deals.
     unmapped_stages: Literal["refuse", "quarantine"] = "refuse"
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: SerializeAsAny[AdapterOptions] = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
 
-    @field_validator("options")
+    @field_validator("type")
     @classmethod
-    def _no_inline_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
-        for k in options:
-            if any(w in k.lower() for w in ("password", "token", "secret", "private_key")):
-                raise ValueError(f"option {k!r} looks like a secret: put it under secrets: as {{env: VAR}}")
-        return options
+    def _registered(cls, source_type: str) -> str:
+        plugin(source_type)
+        return source_type
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _typed(cls, options: Any, info: ValidationInfo) -> Any:
+        if "type" not in info.data:  # the type is already reported
+            return AdapterOptions()
+        model = plugin(info.data["type"]).options
+        return options if isinstance(options, model) else model.model_validate({} if options is None else options)
+
+    @field_validator("secrets")
+    @classmethod
+    def _known_secrets(cls, secrets: dict[str, SecretRef], info: ValidationInfo) -> dict[str, SecretRef]:
+        if "type" not in info.data:
+            return secrets
+        names = plugin(info.data["type"]).options.secret_names()
+        unknown = {k: f"not a secret a {info.data['type']} source reads "
+                      f"(it reads: {', '.join(sorted(names)) or 'none'})" for k in secrets if k not in names}
+        if unknown:
+            raise key_errors("secrets", unknown)
+        return secrets
 
 
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid")
+    # hide_input: an option refused here may hold a credential
+    model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid", hide_input_in_errors=True)
 
     warehouse: str = "sqlite:///pipesync.db"
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
@@ -145,6 +171,20 @@ class Settings(BaseSettings):
         return self.warehouse
 
 
+def _source_label(data: dict[str, Any]) -> Callable[[tuple[int | str, ...]], str | None]:
+    """Adds the source's name to a problem in one: ``sources.0.options.delimter (source 'crm')``."""
+    sources = data.get("sources")
+
+    def label(loc: tuple[int | str, ...]) -> str | None:
+        if len(loc) < 3 or loc[0] != "sources" or not isinstance(sources, list) or not isinstance(loc[1], int):
+            return None
+        entry = sources[loc[1]] if loc[1] < len(sources) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        return f"{'.'.join(map(str, loc))} (source {name!r})" if isinstance(name, str) else None
+
+    return label
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG) -> Settings:
     path = Path(path)
     if not path.exists():
@@ -156,6 +196,6 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as e:
-        raise FileErrors(str(path), describe_errors(doc, e)) from None
+        raise FileErrors(str(path), describe_errors(doc, e, _source_label(data))) from None
     settings.base_dir = path.resolve().parent
     return settings

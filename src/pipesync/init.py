@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
+from pipesync.adapters.docs import option_docs, yaml_value
 from pipesync.errors import ConfigError
 from pipesync.pipeline import default_pipeline_path
+from pipesync.plugins import registered
 
-CONFIG_TEMPLATE = """\
+CONFIG_HEADER = """\
 # pipesync configuration. Paths are relative to this file.
 # Secrets are never written here: each is read from an environment variable
 # (or a file, e.g. a mounted Kubernetes secret) when a source needs it.
@@ -32,28 +35,48 @@ stale_after_days: 30
 # sync_workers: 2
 
 sources:
-  # A CSV export. format: salesforce_report | hubspot_export | pipedrive_export | zoho_crm | zoho_bigin |
-  # monday_crm | salesflare | zendesk_sell | vtiger | jiandaoyun | canonical | generic
-  - name: sf_export
-    type: csv
-    options:
-      path: exports/opportunities.csv
-      format: salesforce_report
-      # A column holding the same deal's id in another source links the two outright:
-      # external_refs: {HubSpot Deal ID: hubspot}
-  # A CRM over its API (credentials from the environment):
-  # - name: hubspot
-  #   type: hubspot
-  #   secrets:
-  #     access_token: {env: HUBSPOT_TOKEN}
 """
+
+# The example sources' names, where not their type's.
+NAMES = {"csv": "sf_export"}
+
+
+def config_template() -> str:
+    """The commented starting config: an example source per adapter (a CSV export first, the only one
+    not commented out), each option under its description from the adapter's options model."""
+    plugins = sorted(registered().items(), key=lambda item: item[0] != "csv")
+    lines = [CONFIG_HEADER.rstrip("\n")]
+    for n, (source_type, plugin) in enumerate(plugins):
+        block = source_example(NAMES.get(source_type, source_type), source_type)
+        if plugin.summary:
+            lines.append(f"  # {plugin.summary}" + ("" if n == 0 else " (remove the # to use it):"))
+        lines += [f"  {line}" if n == 0 else f"  # {line}" for line in block]
+    return "\n".join(lines) + "\n"
+
+
+def source_example(name: str, source_type: str) -> list[str]:
+    """A source entry (YAML lines, indented as a list item): options with an example are set, the others
+    are shown commented out at their defaults, each under its description."""
+    plugin = registered()[source_type]
+    lines = [f"- name: {name}", f"  type: {source_type}"]
+    if plugin.init_secrets:
+        lines.append("  secrets:")
+        lines += [f"    {s}: {{env: {name.upper()}_{s.upper()}}}" for s in plugin.init_secrets]
+    lines.append("  options:")
+    for option in option_docs(plugin.options):
+        lines += [f"    # {text}" for text in textwrap.wrap(option.description, 96)]
+        if option.required or option.example is not None:
+            lines.append(f"    {option.name}: {yaml_value(option.example)}")
+        else:
+            lines.append(f"    # {option.name}: {'' if option.default is None else yaml_value(option.default)}".rstrip())
+    return lines
 
 
 def init_project(folder: Path, *, force: bool = False) -> list[Path]:
     """Writes pipesync.yaml and mappings/pipeline.yaml into ``folder``; returns what it wrote."""
     folder.mkdir(parents=True, exist_ok=True)
     targets = {
-        folder / "pipesync.yaml": CONFIG_TEMPLATE,
+        folder / "pipesync.yaml": config_template(),
         folder / "mappings" / "pipeline.yaml": default_pipeline_path().read_text(encoding="utf-8"),
     }
     existing = [p for p in targets if p.exists()]

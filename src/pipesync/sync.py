@@ -151,7 +151,7 @@ def _sync_source(
             )
         reading = _Reading(
             adapter, normalizer, wh, wh.known_deals(source.name), wh.quarantined(source.name),
-            history=source.options.get("history", adapter.history_in_bulk),
+            history=source.options.history_wanted(adapter.history_in_bulk),
             tick=(lambda n: progress(source.name, n)) if progress else (lambda n: None),
         )
         since = None if full else wh.cursor(source.name)

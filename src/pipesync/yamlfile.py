@@ -8,6 +8,7 @@ file and the line it stands on.
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,11 +113,13 @@ def line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def describe_errors(doc: Any, error: ValidationError) -> list[str]:
+def describe_errors(doc: Any, error: ValidationError,
+                    label: Callable[[tuple[int | str, ...]], str | None] = lambda loc: None) -> list[str]:
+    """One line per problem: ``line N: field: message``; ``label`` may name a location better than its path."""
     problems = []
     for err in error.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        field = ".".join(str(p) for p in loc) or "(top level)"
+        field = label(loc) or ".".join(str(p) for p in loc) or "(top level)"
         line = line_of(doc, loc)
         where = f"line {line}: " if line else ""
         problems.append(f"{where}{field}: {err['msg']}")

@@ -67,7 +67,7 @@ def test_rotating_refresh_tokens_survive_expiry_and_persist_across_runs(system, 
 @pytest.mark.parametrize("system", ["hubspot", "pipedrive"])
 def test_a_revoked_grant_is_an_auth_error_without_any_secret(system, world, tmp_path):
     with running(system, world, tmp_path, oauth=True) as env:
-        store = env.source.options["oauth_store"]
+        store = env.source.options.oauth_store
         TokenStore(store).save({"refresh_token": "revoked-or-stolen-0000"})
         with env.adapter() as adapter, pytest.raises(AuthError) as error:
             list(adapter.read_deals(None))
@@ -82,7 +82,7 @@ def test_salesforce_stops_before_the_quota_reserve_and_resumes_from_its_last_pag
     with running("salesforce", bigger, tmp_path, options={"batch_size": 200}) as env:
         live = env.seeded_live_ids()
         # The org's allocation is 100,000 calls: a reserve just under it leaves room for a few calls.
-        source = env.source.model_copy(update={"options": {**env.source.options, "quota_reserve": 100_000 - 6}})
+        source = env.source.model_copy(update={"options": env.source.options.model_copy(update={"quota_reserve": 100_000 - 6})})
         pages = []
         with open_adapter(source, Settings()) as adapter, pytest.raises(QuotaReserveReached, match="reserve"):
             for page in adapter.read_deals(None):
@@ -135,9 +135,9 @@ def test_salesforce_reads_above_the_bulk_threshold_through_bulk_api_2(world, tmp
 def test_salesforce_session_mode_reports_an_expired_session_as_a_config_error(world, tmp_path):
     with running("salesforce", world, tmp_path) as env:
         (tmp_path / "session").write_text("00D000000000001!expired.session.value")
-        opts = {k: v for k, v in env.source.options.items() if k not in ("username", "client_id")}
         source = env.source.model_copy(update={
-            "options": {**opts, "auth": "session", "instance_url": env.sandbox.base_url},
+            "options": env.source.options.model_copy(update={
+                "username": None, "client_id": None, "auth": "session", "instance_url": env.sandbox.base_url}),
             "secrets": {"session_id": SecretRef(file=str(tmp_path / "session"))},
         })
         with open_adapter(source, Settings()) as adapter, pytest.raises(AuthError) as error:

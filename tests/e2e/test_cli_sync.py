@@ -14,7 +14,7 @@ def test_init_writes_a_commented_config_and_the_shared_pipeline(tmp_path):
     assert result.exit_code == 0, result.output
     config = (tmp_path / "pipesync.yaml").read_text()
     assert config.startswith("# pipesync configuration")
-    assert "secrets:" in config and "{env: HUBSPOT_TOKEN}" in config
+    assert "secrets:" in config and "{env: HUBSPOT_ACCESS_TOKEN}" in config
     assert (tmp_path / "mappings" / "pipeline.yaml").exists()
     again = runner.invoke(app, ["init", str(tmp_path)])
     assert again.exit_code == 2 and "--force" in again.output
@@ -52,7 +52,7 @@ def test_secrets_inline_in_options_are_refused(tmp_path):
     )
     result = runner.invoke(app, ["sync", "--config", str(tmp_path / "pipesync.yaml")])
     assert result.exit_code == 2
-    assert "looks like a secret" in result.output and "pat-123" not in result.output
+    assert "'access_token' is a credential: put it under secrets:" in result.output and "pat-123" not in result.output
 
 
 def test_missing_config_says_how_to_start(tmp_path):

@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 from sqlalchemy import create_engine, select
 
-from pipesync.adapters import REGISTRY
 from pipesync.adapters.base import Adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.model import Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal, RawStageChange
+from pipesync.plugins import AdapterOptions, AdapterPlugin, registered
 from pipesync.sync import run_sync
 from pipesync.warehouse import schema as t
 
@@ -47,13 +47,13 @@ class HistoryCRM(Adapter):
 
 
 def test_source_history_is_mapped_and_replaced_not_duplicated(tmp_path, monkeypatch, warehouse_url):
-    monkeypatch.setitem(REGISTRY, "csv", f"{__name__}:HistoryCRM")
+    monkeypatch.setitem(registered(), "history_crm", AdapterPlugin(AdapterOptions, f"{__name__}:HistoryCRM"))
     HistoryCRM.reads = 0
     (tmp_path / "crm.yaml").write_text(
         "pipelines:\n  - stages:\n"
         "      - {label: lead, stage: prospecting}\n      - {label: pitch, stage: proposal}\n      - {label: won, stage: closed_won}\n"
     )
-    settings = Settings(warehouse=warehouse_url, mappings_dir=str(tmp_path), sources=[SourceConfig(name="crm", type="csv")])
+    settings = Settings(warehouse=warehouse_url, mappings_dir=str(tmp_path), sources=[SourceConfig(name="crm", type="history_crm")])
     run_sync(settings)
     run_sync(settings)
     run_sync(settings)  # nothing changed: history not read again, not duplicated

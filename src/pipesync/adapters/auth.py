@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from pipesync.adapters.options import OAuthApiOptions
 from pipesync.adapters.policy import Policy, Transient
 from pipesync.config import Settings, SourceConfig, resolve_secret
 from pipesync.errors import AuthError, ConfigError
@@ -192,16 +193,10 @@ def require_secret(secrets: Mapping[str, SecretStr], name: str, system: str, mod
     return secrets[name]
 
 
-def option(options: Mapping[str, Any], name: str, system: str, why: str) -> Any:
-    if options.get(name) in (None, ""):
-        raise ConfigError(f"{system}: option {name!r} is required ({why})")
-    return options[name]
-
-
-def oauth_store_path(source: SourceConfig, settings: Settings) -> Path:
+def oauth_store_path(source: SourceConfig, options: OAuthApiOptions, settings: Settings) -> Path:
     """Where a source's rotated refresh token lives: the ``oauth_store`` option, else
     ``.pipesync/<source>-oauth.json`` next to the config (a rotated token must outlive the run)."""
-    return settings.path(source.options.get("oauth_store") or Path(".pipesync") / f"{source.name}-oauth.json")
+    return settings.path(options.oauth_store or Path(".pipesync") / f"{source.name}-oauth.json")
 
 
 def load_secrets(source: SourceConfig) -> dict[str, SecretStr]:

@@ -1,16 +1,6 @@
 """CSV exports: Salesforce reports, HubSpot and Pipedrive exports, and any spreadsheet.
 
-Options (``sources[].options`` in pipesync.yaml):
-
-- ``path``: the file;
-- ``format``: ``salesforce_report``, ``hubspot_export``, ``pipedrive_export`` or
-  ``generic`` (column presets in ``csv_presets.yaml``; the mapping's ``fields``
-  override them);
-- ``encoding``: ``auto`` (default: UTF-8 with or without BOM, UTF-16 as Excel's
-  "Unicode text" writes it, else cp1252) or any Python codec name;
-- ``delimiter``: ``auto`` (sniffed among , ; tab |) or the character;
-- ``page_size``: rows committed per transaction (default 1000; with workers writing side by side,
-  shorter transactions keep each from waiting on the other).
+Options: :class:`~pipesync.adapters.csv_options.CsvOptions` (path, format, encoding, delimiter, ...).
 
 A file is a full snapshot: every read reads it all, and a deal that was in the
 warehouse but is no longer in the file is marked deleted. A large file is read
@@ -33,19 +23,22 @@ from importlib import resources
 from itertools import accumulate, islice, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, RootModel
 
 from pipesync.adapters.base import Adapter
+from pipesync.adapters.csv_options import CsvOptions
 from pipesync.adapters.values import salesforce_id18
-from pipesync.errors import ConfigError, SourceError
+from pipesync.errors import SourceError
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
 from pipesync.yamlfile import load_model
 
-PAGE_SIZE = 1000
+if TYPE_CHECKING:
+    from pipesync.config import Settings, SourceConfig
+
 DELIMITERS = ",;\t|"
 # Rows parsed per step: rows are handled a chunk at a time (C-level maps rather than a Python
 # loop per row), and a chunk this small still sits in the CPU cache while it is worked on.
@@ -144,19 +137,17 @@ class CsvAdapter(Adapter):
     record_noun = "row"
     history_in_bulk = False  # an export holds no stage history: nothing to read, nothing to replace
 
+    def __init__(self, source: SourceConfig, settings: Settings):
+        super().__init__(source, settings)
+        self.options = CsvOptions.model_validate(source.options)
+
     @cached_property
     def path(self) -> Path:
-        if "path" not in self.source.options:
-            raise ConfigError(f"source {self.name!r}: CSV sources need options.path")
-        return self.settings.path(self.source.options["path"])
+        return self.settings.path(self.options.path)
 
     @cached_property
     def preset(self) -> Preset:
-        name = self.source.options.get("format", "generic")
-        presets = load_presets()
-        if name not in presets:
-            raise ConfigError(f"source {self.name!r}: unknown CSV format {name!r} (known: {', '.join(presets)})")
-        return presets[name]
+        return load_presets()[self.options.format]  # the options checked the name
 
     @cached_property
     def _content(self) -> tuple[str, str]:
@@ -166,7 +157,7 @@ class CsvAdapter(Adapter):
         except OSError as e:
             raise SourceError(f"{self.path}: cannot read the file ({e.strerror})") from None
         try:
-            text = decode(data, self.source.options.get("encoding", "auto"))
+            text = decode(data, self.options.encoding)
         except (UnicodeDecodeError, LookupError) as e:
             raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
         return text, hashlib.sha256(data).hexdigest()
@@ -214,11 +205,11 @@ class CsvAdapter(Adapter):
         """
         index = header_index(header)
         refs: list[tuple[int, str, Callable[[str], str]]] = []
-        for column, target in (self.source.options.get("external_refs") or {}).items():
+        for column, target in self.options.external_refs.items():
             if fold(column) not in index:
                 raise SourceError(f"{self.path}: options.external_refs names column {column!r}, but the file has no such column")
             other = self.settings.source(str(target))
-            other_preset = load_presets().get(other.options.get("format", "generic")) if other.type == "csv" else None
+            other_preset = load_presets()[other.options.format] if isinstance(other.options, CsvOptions) else None
             form = salesforce_id18 if other.type == "salesforce" else other_preset.id_form if other_preset else str
             refs.append((index[fold(column)], other.name, form))
         return refs
@@ -236,7 +227,7 @@ class CsvAdapter(Adapter):
 
         Found once per adapter: discovery, each part of the file and map read the same table.
         """
-        delimiter = self.source.options.get("delimiter", "auto")
+        delimiter = self.options.delimiter
         if delimiter != "auto":
             return delimiter
         text = self._content[0]
@@ -277,7 +268,7 @@ class CsvAdapter(Adapter):
 
     @property
     def _page_size(self) -> int:
-        return int(self.source.options.get("page_size", PAGE_SIZE))
+        return self.options.page_size
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         return self._read_rows(None)

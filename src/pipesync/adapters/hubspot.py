@@ -24,6 +24,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.hubspot_client import HubSpotClient
+from pipesync.adapters.hubspot_options import HubSpotOptions
 from pipesync.adapters.lookups import Lookup
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
@@ -60,13 +61,10 @@ class HubSpotAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.lookback_ms = int(float(opts.get("lookback_s", 30)) * 1000)
-        self.reconcile_s = float(opts.get("reconcile_hours", 24)) * 3600
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.external_ref_properties: dict[str, str] = dict(
-            opts.get("external_ref_properties", {"salesforce_opportunity_id": "salesforce"}))
-        self.api = HubSpotClient(source, oauth_store_path(source, settings))
+        self.options = opts = HubSpotOptions.model_validate(source.options)
+        self.lookback_ms = int(opts.lookback_s * 1000)
+        self.reconcile_s = opts.reconcile_hours * 3600
+        self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
         self._pipelines: list[dict[str, Any]] | None = None
         self._owners: dict[str, dict[str, Any]] | None = None
         self.companies = Lookup(lambda ids: self._batch_read(self.api.companies_batch, ids, ["name", "domain", "website"]),
@@ -120,7 +118,7 @@ class HubSpotAdapter(Adapter):
     def _properties(self) -> list[str]:
         # The time each deal entered its current stage lives in one property per stage.
         stage_ids = [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
-        return DEAL_PROPERTIES + list(self.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
+        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
 
     # ------------------------------------------------------------ reads
 
@@ -292,10 +290,10 @@ class HubSpotAdapter(Adapter):
             "lead_source": p.get("hs_analytics_source") or None,
             "lost_reason": p.get("closed_lost_reason") or None,
             "next_step": p.get("hs_next_step") or None,
-            "external_refs": [f"{system}:{p[k]}" for k, system in self.external_ref_properties.items() if p.get(k)],
+            "external_refs": [f"{system}:{p[k]}" for k, system in self.options.external_ref_properties.items() if p.get(k)],
             "is_deleted": bool(r.get("archived")),
         }
-        raw = {**r, **origin_marks(p.get(ORIGIN_PROPERTY), updated_at, self.own_write_tolerance)}
+        raw = {**r, **origin_marks(p.get(ORIGIN_PROPERTY), updated_at, self.options.own_write_tolerance_s)}
         return RawDeal(source_id=r["id"], locator=f"HubSpot deal {r['id']}", values=values, raw=raw)
 
     def _batch_read(self, api: Any, ids: list[str], properties: list[str]) -> dict[str, dict[str, Any]]:

@@ -18,34 +18,34 @@ from hubspot import HubSpot
 from pydantic import SecretStr
 
 from pipesync.adapters.auth import Grant, StaticToken, TokenStore, Tokens, load_secrets, request_token, require_secret
+from pipesync.adapters.hubspot_options import HubSpotOptions
 from pipesync.adapters.policy import (
     DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, hubspot_budget, retry_after_seconds, scrub,
 )
 from pipesync.config import SourceConfig
-from pipesync.errors import AuthError, ConfigError, RateLimitError
+from pipesync.errors import AuthError, RateLimitError
 
 SYSTEM = "HubSpot"
-DEFAULT_BASE_URL = "https://api.hubapi.com"
 
 
 class HubSpotClient:
-    def __init__(self, source: SourceConfig, oauth_store: Path):
-        opts = source.options
-        self.base_url = str(opts.get("base_url", DEFAULT_BASE_URL)).rstrip("/")
-        verify = opts.get("ca_bundle")
-        quota = DailyQuota(int(opts.get("quota_reserve", 0)), SYSTEM)
-        self.policy = Policy.from_options(SYSTEM, opts, pacer=Pacer(limit=opts.get("burst_limit"), window=10.0),
+    def __init__(self, source: SourceConfig, opts: HubSpotOptions, oauth_store: Path):
+        self.base_url = opts.base_url.rstrip("/")
+        self.timeout = opts.timeout_s
+        verify = opts.ca_bundle
+        quota = DailyQuota(opts.quota_reserve, SYSTEM)
+        self.policy = Policy.from_options(SYSTEM, opts, pacer=Pacer(limit=opts.burst_limit, window=10.0),
                                           quota=quota, refresh=self._refresh)
         self.search_policy = Policy.from_options(SYSTEM, opts, quota=quota, refresh=self._refresh,
-                                                 pacer=Pacer(limit=int(opts.get("search_per_second", 5)), window=1.0))
+                                                 pacer=Pacer(limit=opts.search_per_second, window=1.0))
         secrets = load_secrets(source)
-        mode = opts.get("auth", "private_app")
+        mode = opts.auth
         if mode == "private_app":
             self.tokens: Tokens = StaticToken(require_secret(secrets, "access_token", SYSTEM, mode), SYSTEM)
-        elif mode == "oauth":
+        else:
             client_id = require_secret(secrets, "client_id", SYSTEM, mode)
             client_secret = require_secret(secrets, "client_secret", SYSTEM, mode)
-            token_url = str(opts.get("oauth_url", f"{self.base_url}/oauth/v1/token"))
+            token_url = opts.oauth_url or f"{self.base_url}/oauth/v1/token"
             token_policy = Policy.from_options(SYSTEM, opts)
 
             def fetch(refresh_token: SecretStr | None) -> Grant:
@@ -59,8 +59,6 @@ class HubSpotClient:
 
             store = TokenStore(oauth_store)
             self.tokens = Tokens(fetch, refresh_token=secrets.get("refresh_token"), store=store)
-        else:
-            raise ConfigError(f"{SYSTEM}: unknown auth mode {mode!r} (use private_app or oauth)")
         kwargs: dict[str, Any] = {"host": self.base_url, "retry": urllib3.Retry(0, redirect=0, raise_on_status=False)}
         if verify:
             kwargs["ssl_ca_cert"] = verify
@@ -96,7 +94,7 @@ class HubSpotClient:
             method.__self__.api_client.configuration.access_token = self.tokens.access_token()
             self._generation = self.tokens.generation
             try:
-                r = method(*args, _preload_content=False, **kwargs)
+                r = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             except urllib3.exceptions.MaxRetryError as e:
                 raise Transient("could not connect", replay_safe=isinstance(e.reason, urllib3.exceptions.NewConnectionError)) from None
             except urllib3.exceptions.NewConnectionError:

@@ -18,7 +18,8 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
-from pipesync.adapters.pipedrive_client import IDS_MAX, PAGE_MAX, PipedriveClient
+from pipesync.adapters.pipedrive_client import IDS_MAX, PipedriveClient
+from pipesync.adapters.pipedrive_options import PAGE_MAX, PipedriveOptions
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import calendar_date, chunks, decimal_or_none, domain_of, instant, wire
@@ -55,17 +56,8 @@ class PipedriveAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.page_size = min(int(opts.get("page_size", PAGE_MAX)), PAGE_MAX)
-        self.origin_field_name = opts.get("origin_field", "Pipesync origin")
-        self.create_origin_field = bool(opts.get("create_origin_field", True))
-        # Pipedrive has no standard lead-source, next-step or foreign-id fields: custom fields by name.
-        self.lead_source_field = opts.get("lead_source_field", "Lead source")
-        self.next_step_field = opts.get("next_step_field", "Next step")
-        self.external_ref_fields: dict[str, str] = dict(
-            opts.get("external_ref_fields", {"Salesforce ID": "salesforce", "HubSpot ID": "hubspot"}))
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.api = PipedriveClient(source, oauth_store_path(source, settings))
+        self.options = opts = PipedriveOptions.model_validate(source.options)
+        self.api = PipedriveClient(source, opts, oauth_store_path(source, opts, settings))
         self._fields: dict[str, dict[str, Any]] | None = None
         self._users: dict[str, dict[str, Any]] | None = None
         self.orgs = Lookup(lambda ids: self.api.by_ids("/api/v2/organizations", ids), batch=IDS_MAX)
@@ -110,7 +102,8 @@ class PipedriveAdapter(Adapter):
             self.persons.prime({str(p["id"]): p for p in self.api.all("/api/v2/persons", {"limit": PAGE_MAX})})
         for key, path, extra in PASSES:
             mark = Watermark.load(state.get(key))
-            params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size, **extra}
+            params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.options.page_size,
+                                      **extra}
             if mark.stamp:
                 params["updated_since"] = mark.stamp
             for rows in self.api.pages(path, params):
@@ -136,6 +129,7 @@ class PipedriveAdapter(Adapter):
 
     def _raw_deal(self, d: dict[str, Any], fields: dict[str, dict[str, Any]], users: dict[str, dict[str, Any]],
                   orgs: dict[str, dict[str, Any]], persons: dict[str, dict[str, Any]]) -> RawDeal:
+        opts = self.options
         custom = self._custom_fields(d.get("custom_fields") or {}, fields)
         owner = users.get(str(d.get("owner_id")), {})
         org = orgs.get(str(d.get("org_id")), {})
@@ -165,16 +159,16 @@ class PipedriveAdapter(Adapter):
             "account_name": org.get("name"),
             "account_domain": domain_of(org.get("website")),
             "contact_emails": [e["value"] for e in emails],
-            "lead_source": custom.get(_field_key(self.lead_source_field)) if self.lead_source_field else None,
+            "lead_source": custom.get(_field_key(opts.lead_source_field)) if opts.lead_source_field else None,
             "lost_reason": d.get("lost_reason"),
-            "next_step": custom.get(_field_key(self.next_step_field)) if self.next_step_field else None,
-            "external_refs": [f"{system}:{custom[_field_key(name)]}" for name, system in self.external_ref_fields.items()
+            "next_step": custom.get(_field_key(opts.next_step_field)) if opts.next_step_field else None,
+            "external_refs": [f"{system}:{custom[_field_key(name)]}" for name, system in opts.external_ref_fields.items()
                               if custom.get(_field_key(name))],
             "is_deleted": bool(d.get("is_deleted")),
         }
         raw = {**d, "custom_fields": custom, "is_archived": bool(d.get("is_archived")),
-               **origin_marks(custom.get(_field_key(self.origin_field_name)) if self.origin_field_name else None,
-                              updated_at, self.own_write_tolerance)}
+               **origin_marks(custom.get(_field_key(opts.origin_field)) if opts.origin_field else None,
+                              updated_at, opts.own_write_tolerance_s)}
         return RawDeal(source_id=str(d["id"]), locator=f"Pipedrive deal {d['id']}", values=values, raw=raw)
 
     def _custom_fields(self, custom: dict[str, Any], fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -317,20 +311,20 @@ class PipedriveAdapter(Adapter):
         return None
 
     def _origin_code(self) -> str | None:
-        if not self.origin_field_name:
+        if not self.options.origin_field:
             return None
-        key = _field_key(self.origin_field_name)
+        key = _field_key(self.options.origin_field)
         for code, f in self._deal_fields().items():
             if _field_key(f.get("field_name", "")) == key:
                 return code
-        if not self.create_origin_field:
+        if not self.options.create_origin_field:
             raise ConfigError(
-                f"Pipedrive: no deal field named {self.origin_field_name!r} to tag pipesync's writes; create a text "
+                f"Pipedrive: no deal field named {self.options.origin_field!r} to tag pipesync's writes; create a text "
                 f"deal field with that name, or set the source's origin_field option"
             )
         # One text field, created once, so pipesync can tell its own write-back from a user's change.
         created = self.api.request("POST", "/api/v2/dealFields",
-                                   json={"field_name": self.origin_field_name, "field_type": "varchar"})
+                                   json={"field_name": self.options.origin_field, "field_type": "varchar"})
         self._fields = None
         return str(created["data"]["field_code"])
 

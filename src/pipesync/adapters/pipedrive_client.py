@@ -14,37 +14,35 @@ from pydantic import SecretStr
 from pipesync.adapters.auth import (
     Grant, StaticToken, TokenStore, Tokens, load_secrets, request_token, require_secret, tls_verify,
 )
+from pipesync.adapters.pipedrive_options import PAGE_MAX, PipedriveOptions
 from pipesync.adapters.policy import DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, pipedrive_budget
 from pipesync.config import SourceConfig
-from pipesync.errors import AuthError, ConfigError, SourceError
+from pipesync.errors import AuthError, SourceError
 from pipesync.redaction import scrub
 
 SYSTEM = "Pipedrive"
-DEFAULT_BASE_URL = "https://api.pipedrive.com"
 DEFAULT_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
-PAGE_MAX = 500  # v2 list endpoints
 IDS_MAX = 100  # v2 ``ids=`` filter
 
 
 class PipedriveClient:
     """One authenticated Pipedrive API session; every request goes through the shared policy."""
 
-    def __init__(self, source: SourceConfig, oauth_store: Path):
-        opts = source.options
-        self.base_url = str(opts.get("base_url", DEFAULT_BASE_URL)).rstrip("/")
-        ca_bundle = opts.get("ca_bundle")
-        self.auth_mode = opts.get("auth", "api_token")
+    def __init__(self, source: SourceConfig, opts: PipedriveOptions, oauth_store: Path):
+        self.base_url = opts.base_url.rstrip("/")
+        ca_bundle = opts.ca_bundle
+        self.auth_mode = opts.auth
         # Pipedrive reports the burst limit but not its window: 2 s as documented, unless configured.
-        self.pacer = Pacer(window=float(opts.get("burst_window_s", 2.0)))
+        self.pacer = Pacer(window=opts.burst_window_s)
         self.policy = Policy.from_options(SYSTEM, opts, pacer=self.pacer, refresh=self._refresh,
-                                          quota=DailyQuota(int(opts.get("quota_reserve", 0)), SYSTEM))
+                                          quota=DailyQuota(opts.quota_reserve, SYSTEM))
         secrets = load_secrets(source)
         if self.auth_mode == "api_token":
             self.tokens: Tokens = StaticToken(require_secret(secrets, "api_token", SYSTEM, "api_token"), SYSTEM)
-        elif self.auth_mode == "oauth":
+        else:
             client_id = require_secret(secrets, "client_id", SYSTEM, "oauth")
             client_secret = require_secret(secrets, "client_secret", SYSTEM, "oauth")
-            token_url = str(opts.get("oauth_url", DEFAULT_TOKEN_URL))
+            token_url = opts.oauth_url or DEFAULT_TOKEN_URL
             token_policy = Policy.from_options(SYSTEM, opts)
 
             def fetch(refresh_token: SecretStr | None) -> Grant:
@@ -59,10 +57,8 @@ class PipedriveClient:
             store = TokenStore(oauth_store)
             self.tokens = Tokens(fetch, refresh_token=secrets.get("refresh_token"), store=store,
                                  access_token=secrets.get("access_token"), on_grant=self._on_grant)
-        else:
-            raise ConfigError(f"{SYSTEM}: unknown auth mode {self.auth_mode!r} (use api_token or oauth)")
         self._generation = 0
-        self.http = httpx.Client(verify=tls_verify(ca_bundle), timeout=float(opts.get("timeout_s", 60.0)))
+        self.http = httpx.Client(verify=tls_verify(ca_bundle), timeout=opts.timeout_s)
 
     def _on_grant(self, grant: Grant) -> None:
         # OAuth calls go to the company's own domain, which comes with each grant.

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from pipesync.adapters.options import ApiOptions
 from pipesync.errors import AuthError, QuotaReserveReached, RateLimitError, SourceError
 from pipesync.redaction import scrub
 
@@ -290,11 +291,10 @@ class Policy:
         self.stats = CallStats()
 
     @classmethod
-    def from_options(cls, system: str, options: Mapping[str, object], **kwargs: object) -> "Policy":
+    def from_options(cls, system: str, options: ApiOptions, **kwargs: Any) -> "Policy":
         """A policy with a source's ``max_attempts``, ``retry_base_s`` and ``retry_max_s`` options."""
-        return cls(system, max_attempts=int(options.get("max_attempts", 8)),  # type: ignore[call-overload]
-                   base_delay=float(options.get("retry_base_s", 0.5)),  # type: ignore[arg-type]
-                   max_delay=float(options.get("retry_max_s", 60.0)), **kwargs)  # type: ignore[arg-type]
+        return cls(system, max_attempts=options.max_attempts, base_delay=options.retry_base_s,
+                   max_delay=options.retry_max_s, **kwargs)
 
     def call(self, send: Callable[[], T], *, what: str, idempotent: bool = True) -> T:
         refreshed = False

@@ -28,6 +28,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
+from pipesync.adapters.salesforce_options import SalesforceOptions
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_none, domain_of, instant, wire
 from pipesync.config import Settings, SourceConfig
@@ -60,15 +61,8 @@ class SalesforceAdapter(Adapter):
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
-        opts = source.options
-        self.bulk_threshold = int(opts.get("bulk_threshold", 50_000))
-        self.batch_size = int(opts.get("batch_size", 2000))
-        self.origin_field = opts.get("origin_field", "Pipesync_Origin__c")
-        self.lost_reason_field = opts.get("lost_reason_field", "Loss_Reason__c")
-        self.upsert_field = opts.get("upsert_field", "External_Id__c")
-        self.external_ref_fields: dict[str, str] = dict(opts.get("external_ref_fields", {"HubSpot_Deal_Id__c": "hubspot"}))
-        self.own_write_tolerance = float(opts.get("own_write_tolerance_s", 5.0))
-        self.api = SalesforceClient(source)
+        self.options = opts = SalesforceOptions.model_validate(source.options)
+        self.api = SalesforceClient(source, opts)
         self._fields: dict[str, dict[str, Any]] | None = None
         self._stages: list[dict[str, Any]] | None = None
         self._contacts: dict[str, list[str]] = {}
@@ -92,7 +86,8 @@ class SalesforceAdapter(Adapter):
         return bool(name) and name in self._describe()
 
     def _select(self) -> list[str]:
-        extra = [f for f in [*OPTIONAL_FIELDS, self.origin_field, self.lost_reason_field, *self.external_ref_fields]
+        opts = self.options
+        extra = [f for f in [*OPTIONAL_FIELDS, opts.origin_field, opts.lost_reason_field, *opts.external_ref_fields]
                  if self._has(f)]
         return BASE_FIELDS + list(dict.fromkeys(extra))
 
@@ -100,7 +95,7 @@ class SalesforceAdapter(Adapter):
 
     def _query(self, soql: str, *, deleted: bool, what: str) -> Iterator[list[dict[str, Any]]]:
         """Batches of a REST query (``queryAll`` when ``deleted``), following ``nextRecordsUrl``."""
-        headers = {"Sforce-Query-Options": f"batchSize={self.batch_size}"}
+        headers = {"Sforce-Query-Options": f"batchSize={self.options.batch_size}"}
         body = self.api.call(lambda sf: sf.query(soql, include_deleted=deleted, headers=headers), what=what)
         while True:
             yield body.get("records") or []
@@ -119,7 +114,8 @@ class SalesforceAdapter(Adapter):
 
     def _bulk(self, soql: str) -> Iterator[list[dict[str, Any]]]:
         """A Bulk API 2.0 ``queryAll`` job, as batches of rows shaped like REST records."""
-        chunks_ = self.api.call(lambda sf: list(sf.bulk2.Opportunity.query_all(soql, max_records=self.batch_size * 25)),
+        most = self.options.batch_size * 25
+        chunks_ = self.api.call(lambda sf: list(sf.bulk2.Opportunity.query_all(soql, max_records=most)),
                                 what="Bulk API 2.0 query")
         for text in chunks_:
             yield [_nest(row) for row in csv.DictReader(io.StringIO(text))]
@@ -170,7 +166,7 @@ class SalesforceAdapter(Adapter):
         soql = f"SELECT {', '.join(self._select())} FROM Opportunity {where} ORDER BY SystemModstamp, Id"
         if full:
             self._contacts = self._all_contact_roles()
-        batches = self._bulk(soql) if self._count(where) > self.bulk_threshold else \
+        batches = self._bulk(soql) if self._count(where) > self.options.bulk_threshold else \
             self._query(soql, deleted=True, what="query Opportunities")
         for rows in batches:
             rows = mark.fresh(rows, _record_id, _stamp)
@@ -211,14 +207,14 @@ class SalesforceAdapter(Adapter):
             "account_domain": domain_of(account.get("Website")),
             "contact_emails": emails,
             "lead_source": r.get("LeadSource"),
-            "lost_reason": r.get(self.lost_reason_field) if self.lost_reason_field else None,
+            "lost_reason": r.get(self.options.lost_reason_field) if self.options.lost_reason_field else None,
             "next_step": r.get("NextStep"),
-            "external_refs": [f"{system}:{r[f]}" for f, system in self.external_ref_fields.items() if r.get(f)],
+            "external_refs": [f"{system}:{r[f]}" for f, system in self.options.external_ref_fields.items() if r.get(f)],
             "is_deleted": bool(boolean(r.get("IsDeleted"))),
         }
         raw = {k: v for k, v in r.items() if k != "attributes"}
-        raw.update(origin_marks(r.get(self.origin_field) if self.origin_field else None, updated_at,
-                                self.own_write_tolerance))
+        raw.update(origin_marks(r.get(self.options.origin_field) if self.options.origin_field else None, updated_at,
+                                self.options.own_write_tolerance_s))
         return RawDeal(source_id=r["Id"], locator=f"Opportunity {r['Id']}", values=values, raw=raw)
 
     def _all_contact_roles(self) -> dict[str, list[str]]:
@@ -310,8 +306,8 @@ class SalesforceAdapter(Adapter):
         if change.kind is ChangeKind.CLOSE_LOST and "source_stage" not in values:
             values["source_stage"] = self._lost_stage(row)
         writable = dict(WRITABLE)
-        if self._has(self.lost_reason_field):
-            writable["lost_reason"] = self.lost_reason_field
+        if self._has(self.options.lost_reason_field):
+            writable["lost_reason"] = self.options.lost_reason_field
         fields: dict[str, Any] = {}
         for field, value in values.items():
             if field not in writable or (writable[field] not in self._describe()):
@@ -324,13 +320,13 @@ class SalesforceAdapter(Adapter):
             fields[writable[field]] = wire(value)
         if not fields:
             raise ConfigError("the change sets no fields")
-        if self.origin_field:
-            if not self._has(self.origin_field):
+        if self.options.origin_field:
+            if not self._has(self.options.origin_field):
                 raise ConfigError(
-                    f"Salesforce: the org has no Opportunity field {self.origin_field} to tag pipesync's writes "
+                    f"Salesforce: the org has no Opportunity field {self.options.origin_field} to tag pipesync's writes "
                     f"(without it a later sync reads them back as user changes); create it as Text(255), or set "
                     f"the source's origin_field option to the field you use")
-            fields[self.origin_field] = origin_tag(key=key)
+            fields[self.options.origin_field] = origin_tag(key=key)
         return fields
 
     def _lost_stage(self, row: dict[str, Any] | None) -> str:
@@ -347,7 +343,7 @@ class SalesforceAdapter(Adapter):
         a lost response look the records up by their origin tag before sending anything again."""
         results: dict[int, ChangeResult] = {}
         records, pending = [], []
-        upsert = self._has(self.upsert_field)
+        upsert = self._has(self.options.upsert_field)
         for i, change in batch:
             try:
                 fields = self._fields_for(change, None, key=str(i))
@@ -355,12 +351,12 @@ class SalesforceAdapter(Adapter):
                 results[i] = failed(change, str(e))
                 continue
             if upsert:
-                fields[self.upsert_field] = change.deal_key
+                fields[self.options.upsert_field] = change.deal_key
             records.append({"attributes": {"type": "Opportunity"}, **fields})
             pending.append((i, change))
         if not records:
             return results
-        path = f"composite/sobjects/Opportunity/{self.upsert_field}" if upsert else "composite/sobjects"
+        path = f"composite/sobjects/Opportunity/{self.options.upsert_field}" if upsert else "composite/sobjects"
         method = "PATCH" if upsert else "POST"
         try:
             answer = self.api.call(lambda sf: sf.restful(path, method=method, json={"allOrNone": False, "records": records}),
@@ -374,17 +370,18 @@ class SalesforceAdapter(Adapter):
         return results
 
     def _recover_creates(self, records: list[dict[str, Any]], path: str, method: str) -> list[dict[str, Any]]:
-        if not self._has(self.origin_field):
+        origin = self.options.origin_field
+        if not self._has(origin):
             raise AmbiguousWrite("Salesforce: a create's outcome is unknown and the org has no origin field to check it")
-        tags = [r[self.origin_field] for r in records]
-        rows = self._query_all(format_soql(f"SELECT Id, {self.origin_field} FROM Opportunity WHERE {self.origin_field} IN {{}}",
+        tags = [r[origin] for r in records]
+        rows = self._query_all(format_soql(f"SELECT Id, {origin} FROM Opportunity WHERE {origin} IN {{}}",
                                            tags), what="find created Opportunities")
-        made = {r[self.origin_field]: r["Id"] for r in rows}
-        missing = [r for r in records if r[self.origin_field] not in made]
+        made = {r[origin]: r["Id"] for r in rows}
+        missing = [r for r in records if r[origin] not in made]
         answer = self.api.call(lambda sf: sf.restful(path, method=method, json={"allOrNone": False, "records": missing}),
                                what="create Opportunities", idempotent=False) if missing else []
         resent = iter(answer)
-        return [{"success": True, "id": made[r[self.origin_field]]} if r[self.origin_field] in made else next(resent)
+        return [{"success": True, "id": made[r[origin]]} if r[origin] in made else next(resent)
                 for r in records]
 
 

@@ -17,45 +17,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import jwt
 from pydantic import SecretStr
 
-from pipesync.adapters.auth import Grant, StaticToken, Tokens, option, request_token, require_secret
+from pipesync.adapters.auth import Grant, StaticToken, Tokens, request_token, require_secret
 from pipesync.adapters.policy import Policy
+from pipesync.adapters.salesforce_options import SalesforceOptions
 from pipesync.errors import ConfigError
 
 SYSTEM = "Salesforce"
-DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-MODES = ("password", "refresh_token", "jwt", "session")
 
 
-def salesforce_tokens(opts: Mapping[str, Any], secrets: Mapping[str, SecretStr], *, verify: str | bool,
+def salesforce_tokens(opts: SalesforceOptions, secrets: Mapping[str, SecretStr], *, verify: str | bool,
                       policy: Policy, on_grant: Callable[[Grant], None]) -> Tokens:
     """The token source for the configured auth mode; ``grant.extra['instance_url']`` comes with each grant."""
-    mode = opts.get("auth", "password")
-    login_url = str(opts.get("login_url", DEFAULT_LOGIN_URL)).rstrip("/")
+    mode = opts.auth
+    login_url = opts.login_url.rstrip("/")
     token_url = f"{login_url}/services/oauth2/token"
 
     def post(data: dict[str, str]) -> Grant:
         return request_token(token_url, data, system=SYSTEM, policy=policy, verify=verify)
 
     def client() -> dict[str, str]:
-        form = {"client_id": _value(secrets, opts, "client_id", mode)}
+        form = {"client_id": _value(secrets, "client_id", opts.client_id, mode)}
         if "client_secret" in secrets:
             form["client_secret"] = secrets["client_secret"].get_secret_value()
         return form
 
-    if mode == "session":
-        option(opts, "instance_url", SYSTEM, "session mode calls the instance the session belongs to")
+    if mode == "session":  # the options require instance_url with it
         return StaticToken(require_secret(secrets, "session_id", SYSTEM, mode), SYSTEM)
     if mode == "password":
         def fetch(_: SecretStr | None) -> Grant:
             password = require_secret(secrets, "password", SYSTEM, mode).get_secret_value()
             token = secrets["security_token"].get_secret_value() if "security_token" in secrets else ""
-            return post({"grant_type": "password", **client(), "username": _value(secrets, opts, "username", mode),
+            return post({"grant_type": "password", **client(), "username": _value(secrets, "username", opts.username, mode),
                          "password": password + token})
         return Tokens(fetch, on_grant=on_grant)
     if mode == "refresh_token":
@@ -63,26 +60,25 @@ def salesforce_tokens(opts: Mapping[str, Any], secrets: Mapping[str, SecretStr],
             assert refresh is not None
             return post({"grant_type": "refresh_token", **client(), "refresh_token": refresh.get_secret_value()})
         return Tokens(fetch, refresh_token=require_secret(secrets, "refresh_token", SYSTEM, mode), on_grant=on_grant)
-    if mode == "jwt":
-        key = require_secret(secrets, "private_key", SYSTEM, mode)
-        audience = str(opts.get("jwt_audience", login_url))
+    # jwt
+    key = require_secret(secrets, "private_key", SYSTEM, mode)
+    audience = opts.jwt_audience or login_url
 
-        def fetch(_: SecretStr | None) -> Grant:
-            claims = {"iss": _value(secrets, opts, "client_id", mode), "sub": _value(secrets, opts, "username", mode),
-                      "aud": audience, "exp": int(time.time()) + 180}
-            try:
-                assertion = jwt.encode(claims, key.get_secret_value(), algorithm="RS256")
-            except (ValueError, TypeError, jwt.PyJWTError):
-                raise ConfigError(f"{SYSTEM}: the private_key secret is not a usable RSA private key (PEM)") from None
-            return post({"grant_type": JWT_BEARER, "assertion": assertion})
-        return Tokens(fetch, on_grant=on_grant)
-    raise ConfigError(f"{SYSTEM}: unknown auth mode {mode!r} (use one of {', '.join(MODES)})")
+    def fetch_jwt(_: SecretStr | None) -> Grant:
+        claims = {"iss": _value(secrets, "client_id", opts.client_id, mode), "sub": _value(secrets, "username", opts.username, mode),
+                  "aud": audience, "exp": int(time.time()) + 180}
+        try:
+            assertion = jwt.encode(claims, key.get_secret_value(), algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError):
+            raise ConfigError(f"{SYSTEM}: the private_key secret is not a usable RSA private key (PEM)") from None
+        return post({"grant_type": JWT_BEARER, "assertion": assertion})
+    return Tokens(fetch_jwt, on_grant=on_grant)
 
 
-def _value(secrets: Mapping[str, SecretStr], opts: Mapping[str, Any], name: str, mode: str) -> str:
+def _value(secrets: Mapping[str, SecretStr], name: str, option: str | None, mode: str) -> str:
     """A non-secret credential part (client id, username), accepted as an option or a secret."""
     if name in secrets:
         return secrets[name].get_secret_value()
-    if opts.get(name):
-        return str(opts[name])
+    if option:
+        return option
     raise ConfigError(f"{SYSTEM}: auth mode {mode!r} needs {name!r} (an option, or a secret)")

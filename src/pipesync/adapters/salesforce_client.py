@@ -24,28 +24,27 @@ from pipesync.adapters.policy import (
     DailyQuota, Pacer, Policy, TokenExpired, Transient, classify_status, salesforce_budget,
 )
 from pipesync.adapters.salesforce_auth import SYSTEM, salesforce_tokens
+from pipesync.adapters.salesforce_options import SalesforceOptions
 from pipesync.config import SourceConfig
 from pipesync.errors import AuthError, RateLimitError, SourceError
 from pipesync.redaction import scrub
 
 T = TypeVar("T")
-DEFAULT_VERSION = "62.0"
 
 
 class SalesforceClient:
-    def __init__(self, source: SourceConfig):
-        opts = source.options
-        self.version = str(opts.get("api_version", DEFAULT_VERSION))
-        verify: str | bool = opts.get("ca_bundle") or True
-        self.quota = DailyQuota(int(opts.get("quota_reserve", 1000)), SYSTEM)
+    def __init__(self, source: SourceConfig, opts: SalesforceOptions):
+        self.version = opts.api_version
+        verify: str | bool = opts.ca_bundle or True
+        self.quota = DailyQuota(opts.quota_reserve, SYSTEM)
         self.policy = Policy.from_options(SYSTEM, opts, pacer=Pacer(), quota=self.quota, refresh=self._refresh)
         self.tokens = salesforce_tokens(opts, load_secrets(source), verify=verify,
                                         policy=Policy.from_options(SYSTEM, opts), on_grant=self._on_grant)
-        self.instance_url = str(opts.get("instance_url", "")).rstrip("/")
+        self.instance_url = (opts.instance_url or "").rstrip("/")
         self.session = requests.Session()
         if isinstance(verify, str):
             self.session.mount("https://", _PinnedCA(verify))
-        self.timeout = float(opts.get("timeout_s", 120.0))
+        self.timeout = opts.timeout_s
         self.session.hooks["response"].append(self._observe)
         self._last_headers: dict[str, str] = {}
         self._sf: Salesforce | None = None

@@ -12,8 +12,18 @@ from pipesync.metrics.compute import attach_records, load_truth, measure
 from pipesync.metrics.periods import Period, quarter_of
 from pipesync.metrics.results import Metrics
 from pipesync.pipeline import load_pipeline
-from pipesync.report.links import link_records
 from pipesync.warehouse.store import Warehouse
+
+
+def link_records(settings: Settings, metrics: Metrics) -> None:
+    """Sets the web page of every CRM record behind the listed deals: the source's adapter
+    knows its system's record URLs (None where there is no page, or the source is gone)."""
+    sources = {s.name: s for s in settings.sources}
+    for listed in (metrics.stuck_deals, metrics.stale_deals, metrics.suspicious_amounts):
+        for deal in listed.deals:
+            for record in deal.records:
+                source = sources.get(record.source)
+                record.url = source.options.record_url(str(record.source_id)) if source and record.source_id else None
 
 
 @dataclass

@@ -1,15 +1,18 @@
-"""Record links back to each CRM, built from the source's type and options."""
+"""Record links back to each CRM: each adapter's options build its system's record URLs."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipesync.config import SourceConfig
-from pipesync.report.links import record_url
 
 
 def source(type_: str, **options: str) -> SourceConfig:
-    return SourceConfig(name="s", type=type_, options=options)
+    return SourceConfig(name="s", type=type_, options={"path": "deals.csv", **options} if type_ == "csv" else options)
+
+
+def record_url(source: SourceConfig, source_id: str) -> str | None:
+    return source.options.record_url(source_id)
 
 
 def test_salesforce_lightning_record_page():
