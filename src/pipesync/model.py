@@ -161,6 +161,10 @@ RAW_FIELDS = (
     "last_activity_at", "owner_email", "owner_name", "account_name", "account_domain",
     "contact_emails", "lead_source", "lost_reason", "next_step", "external_refs", "is_deleted",
 )
+# Of those, the ones holding a point in time (read in the source's timezone) and every field
+# holding a date, whose all-numeric forms need the mapping's ``parse.date_order``.
+INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
+DATE_FIELDS = ("close_date", *INSTANT_FIELDS)
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping, fold
-from pipesync.model import Category, Deal, RawDeal, SharedPipeline
+from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline
 from pipesync.parsing import (
     domain_of,
     parse_amount,
@@ -39,8 +39,6 @@ from pipesync.parsing import (
 )
 
 TEXT_FIELDS = ("name", "owner_name", "account_name", "lead_source", "lost_reason", "next_step")
-INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
-DATE_FIELDS = ("close_date", *INSTANT_FIELDS)  # every field read with parse.date_order
 CORE_FIELDS = (
     "source", "source_id", "pipeline", "source_stage", "stage", "status", "amount", "currency", "amount_reporting", "raw",
 )

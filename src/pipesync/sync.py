@@ -19,8 +19,7 @@ from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
 from pipesync.errors import MappingError, PipesyncError
-from pipesync.mapper.drift import unmapped_live_stages
-from pipesync.mapping import load_mapping
+from pipesync.mapping import load_mapping, unmapped_live_stages
 from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline

@@ -14,7 +14,8 @@ from pipesync.errors import MappingError
 from pipesync.mapper import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:  # the proposal engine and its lexicon load when the command runs, not with every command
-    from pipesync.mapper import DriftReport, Proposal
+    from pipesync.mapper import Proposal
+    from pipesync.mapping import DriftReport
 
 
 def stdin_is_terminal() -> bool:
@@ -39,9 +40,10 @@ def map_command(
 
     Interactive when stdin is a terminal. With --json alone the proposal is printed and nothing is written.
     """
-    from pipesync.mapper import check_mapping, map_context, propose_mapping, write_mapping
+    from pipesync.mapper import map_context, propose_mapping, write_mapping
     from pipesync.mapper.date_order import advise_date_order
     from pipesync.mapper.review import review, undecided_lines
+    from pipesync.mapping import check_mapping
 
     ctx = map_context(settings_from(config), source)
     if check:
