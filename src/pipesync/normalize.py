@@ -4,7 +4,10 @@ Adapters hand over canonical field names with the source's values; this module
 parses them (text or already typed), maps the stage through the mapping file,
 settles the status and converts the amount into the reporting currency. The
 first field that cannot be read makes a :class:`NormalizationError`, which the
-sync turns into a quarantine row naming the record and the field.
+sync turns into a quarantine row naming the record and the field. A value that is
+only partly readable where the rest still makes a good deal (one malformed address
+in a list of contact e-mails) is a :class:`PartlyRead`: the deal keeps what could be
+read and the sync counts what was dropped.
 
 A sync normalizes a page of records at a time, field by field across the page:
 exports repeat the same dates, stages, owners and currencies on every row, so
@@ -45,6 +48,15 @@ CORE_FIELDS = (
 MEMO_LIMIT = 100_000  # distinct texts remembered per field
 _BLANKS = {None: None, "": None}
 _NO_CORE = (None,) * len(CORE_FIELDS)  # a failed record's place among the core fields
+
+
+class PartlyRead(ValueError):
+    """Raised by a parser that read part of a value: ``kept`` is the part, the message says what was dropped."""
+
+    def __init__(self, reason: str, kept: Any, dropped: Any):
+        super().__init__(reason)
+        self.kept = kept
+        self.dropped = dropped
 
 
 def _blank(v: Any) -> bool:
@@ -104,6 +116,8 @@ class NormalizedPage:
 
     columns: dict[str, Sequence[Any]]  # every Deal field, in CORE_FIELDS then parser order
     errors: dict[int, NormalizationError]  # record index → why it could not be normalized
+    # record index → the first value left out of a deal that was kept (field, reason, what was dropped)
+    dropped: dict[int, NormalizationError]
 
     def __len__(self) -> int:
         return len(self.columns["source"])
@@ -192,12 +206,15 @@ class Normalizer:
 
     def _emails(self, v: Any) -> list[str]:
         items = v if isinstance(v, (list, tuple)) else split_list(str(v))
-        out = []
+        out, bad = [], []
         for item in items:
             try:
                 out.append(parse_email(str(item)))
             except ValueError:
-                continue  # a malformed contact email does not make the deal unreadable; raw keeps it
+                bad.append(str(item))
+        if bad:
+            # A malformed contact e-mail does not make the deal unreadable: it is dropped and counted; raw keeps it.
+            raise PartlyRead(f"{len(bad)} malformed address(es) dropped", sorted(set(out)), ", ".join(bad))
         return sorted(set(out))
 
     def _stage(self, pipeline: str | None, source_stage: str | None) -> str:
@@ -243,6 +260,7 @@ class Normalizer:
     def normalize_page(self, raws: Sequence[RawDeal]) -> NormalizedPage:
         """Each record's canonical fields, column by column, and the error of the first field each failed record failed on."""
         errors: dict[int, NormalizationError] = {}
+        dropped: dict[int, NormalizationError] = {}
         core = []
         for i, raw in enumerate(raws):
             try:
@@ -253,12 +271,15 @@ class Normalizer:
         columns: dict[str, Sequence[Any]] = dict(zip(CORE_FIELDS, zip(*core))) if core else {f: () for f in CORE_FIELDS}
         values = [raw.values for raw in raws]
         for field, parse in self._parsers.items():
-            columns[field] = self._column(field, [v.get(field) for v in values], parse, errors)
-        return NormalizedPage(columns, errors)
+            columns[field] = self._column(field, [v.get(field) for v in values], parse, errors, dropped)
+        return NormalizedPage(columns, errors, dropped)
 
-    def _column(self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError]) -> list[Any]:
-        """One field of every record of a page, parsed; blanks are None. Failures go to ``errors``
-        (the first per record wins)."""
+    def _column(
+        self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError],
+        dropped: dict[int, NormalizationError],
+    ) -> list[Any]:
+        """One field of every record of a page, parsed; blanks are None. Failures go to ``errors``,
+        values read in part to ``dropped`` (the first per record wins)."""
         memo = self._memos.get(field)
         if parse is _strip:
             out = [x.strip() or None if x.__class__ is str else None if x is None else str(x).strip() or None for x in column]
@@ -266,7 +287,7 @@ class Normalizer:
             try:
                 out = [memo[x] for x in column]  # type: ignore[index]  # every text seen before: the usual case
             except (KeyError, TypeError):
-                out = self._parse_each(field, column, parse, memo, errors)
+                out = self._parse_each(field, column, parse, memo, errors, dropped)
         default = _DEFAULTS.get(field)
         if default is not None:
             out = [default() if x is None else x for x in out]
@@ -275,7 +296,7 @@ class Normalizer:
     @staticmethod
     def _parse_each(
         field: str, column: list[Any], parse: Callable[[Any], Any], memo: dict[Any, Any] | None,
-        errors: dict[int, NormalizationError],
+        errors: dict[int, NormalizationError], dropped: dict[int, NormalizationError],
     ) -> list[Any]:
         out: list[Any] = [None] * len(column)
         for i, x in enumerate(column):
@@ -283,6 +304,10 @@ class Normalizer:
                 continue
             try:
                 value = out[i] = parse(x)
+            except PartlyRead as e:
+                out[i] = e.kept
+                dropped.setdefault(i, NormalizationError(field, str(e), e.dropped))
+                continue
             except (ValueError, ArithmeticError) as e:
                 errors.setdefault(i, NormalizationError(field, str(e), x))
                 continue

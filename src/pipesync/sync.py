@@ -35,11 +35,16 @@ class SourceCounts:
     unchanged: int = 0
     deleted: int = 0
     quarantined: int = 0
+    # Deals kept without a value that could not be read and does not decide the deal (a malformed
+    # contact e-mail): a warning, not a quarantine; the raw record keeps the value.
+    dropped: int = 0
+    first_dropped: str | None = None  # where and what, for the warning
     error: str | None = None
 
     def add(self, other: "SourceCounts") -> None:
-        for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined"):
+        for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined", "dropped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.first_dropped = self.first_dropped or other.first_dropped
 
 
 @dataclass
@@ -320,6 +325,9 @@ def _page_write(
             continue
         key = deal_key(source, ids[j])
         seen.add(key)
+        if j in normalized.dropped:
+            counts.dropped += 1
+            counts.first_dropped = counts.first_dropped or f"{raw.locator}: {normalized.dropped[j]}"
         if record in in_quarantine:
             write.released.append(record)
         before = known.get(key)

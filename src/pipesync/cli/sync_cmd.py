@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
@@ -70,6 +71,12 @@ def render(result: SyncResult) -> None:
     for name, c in result.sources.items():
         if c.error:
             console.print(f"[red]{name} failed:[/] ", c.error, highlight=False)
+        if c.dropped:
+            console.print(
+                f"[yellow]warning:[/] {name}: {c.dropped} deal(s) kept without a value that could not be read "
+                f"(first: {escape(c.first_dropped or '')}); the raw record keeps it.",
+                highlight=False,
+            )
     if result.quarantined:
         console.print(
             f"{result.quarantined} record(s) quarantined: see the quarantine table "
