@@ -40,6 +40,7 @@ class SourceCounts:
     dropped: int = 0
     first_dropped: str | None = None  # where and what, for the warning
     error: str | None = None
+    exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
     def add(self, other: "SourceCounts") -> None:
         for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined", "dropped"):
@@ -56,6 +57,11 @@ class SyncResult:
     @property
     def quarantined(self) -> int:
         return sum(c.quarantined for c in self.sources.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every source synced; else the gravest of their errors' codes (2 config, 1 failure)."""
+        return max((c.exit_code for c in self.sources.values()), default=0)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "status": self.status, "sources": {k: asdict(v) for k, v in self.sources.items()}}
@@ -96,7 +102,7 @@ def run_sync(
                 with _fewer_gc_passes():
                     _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers)
             except PipesyncError as e:
-                counts.error = str(e)
+                counts.error, counts.exit_code = str(e), e.exit_code
         failed = [n for n, c in result.sources.items() if c.error]
         result.status = "ok" if not failed else ("failed" if len(failed) == len(chosen) else "partial")
     except BaseException as e:  # KeyboardInterrupt included: the run is recorded as what it was

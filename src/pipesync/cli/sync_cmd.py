@@ -54,9 +54,8 @@ def sync(
                 settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers, progress=advance
             )
         render(result)
-    failed = any(c.error for c in result.sources.values())
-    if failed or (strict and result.quarantined):
-        raise typer.Exit(1)
+    if result.exit_code or (strict and result.quarantined):
+        raise typer.Exit(result.exit_code or 1)
 
 
 def render(result: SyncResult) -> None:
@@ -70,12 +69,12 @@ def render(result: SyncResult) -> None:
     console.print(table)
     for name, c in result.sources.items():
         if c.error:
-            console.print(f"[red]{name} failed:[/] ", c.error, highlight=False)
+            console.print(f"[red]{name} failed:[/] ", c.error, highlight=False, soft_wrap=True)  # a path stays whole
         if c.dropped:
             console.print(
                 f"[yellow]warning:[/] {name}: {c.dropped} deal(s) kept without a value that could not be read "
                 f"(first: {escape(c.first_dropped or '')}); the raw record keeps it.",
-                highlight=False,
+                highlight=False, soft_wrap=True,
             )
     if result.quarantined:
         console.print(

@@ -1,0 +1,103 @@
+"""Every failure is one message and the documented exit code: 1 failure, 2 usage/config, 3 drift found.
+
+With ``--json`` the message is a JSON object on stdout (a scheduler parses stdout, whatever happened);
+without it, a line on stderr. An error pipesync did not expect is no exception to that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import pipesync.sync
+from pipesync.cli import app
+
+runner = CliRunner()
+
+BROKEN_PIPELINE = "stages: [{key: a, label: A, category: nonsense}]\n"
+BROKEN_MAPPING = "pipelines: [{id: x, stages: [{label: a, stage: nonsense}]}]\n"
+
+# Every command that reads the shared pipeline (mappings/pipeline.yaml) …
+READ_THE_PIPELINE = [
+    ["sync"], ["map", "hubspot_export", "--yes"], ["map", "hubspot_export", "--check"],
+    ["consolidate"], ["metrics"], ["report"],
+]
+# … and every one that reads a source's mapping file.
+READ_THE_MAPPING = [["sync"], ["sync", "hubspot_export"], ["map", "hubspot_export", "--yes"], ["map", "hubspot_export", "--check"]]
+
+
+def invoke(project: Path, command: list[str], *extra: str):
+    return runner.invoke(app, [*command, "--config", str(project / "pipesync.yaml"), *extra])
+
+
+def the_error(result) -> dict:
+    """The one JSON error object on stdout: the command's own when it stopped, a source's when sync went on."""
+    out = json.loads(result.stdout)
+    if "error" in out:
+        return out["error"]
+    failed = [s for s in out["sources"].values() if s["error"]]
+    assert len(failed) == 1
+    return {"message": failed[0]["error"], "exit_code": failed[0]["exit_code"]}
+
+
+@pytest.mark.parametrize("command", READ_THE_PIPELINE, ids=" ".join)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_broken_pipeline_file_exits_2_under_every_command(example_project, command, as_json):
+    (example_project / "mappings" / "pipeline.yaml").write_text(BROKEN_PIPELINE, encoding="utf-8")
+    result = invoke(example_project, command, *(["--json"] if as_json else []))
+    assert result.exit_code == 2, result.output
+    if as_json:
+        error = the_error(result)
+        assert error["exit_code"] == 2 and "pipeline.yaml: 2 problem(s)" in error["message"]
+    else:
+        assert "pipeline.yaml: 2 problem(s)" in result.stderr and "line 1: stages.0.category" in result.stderr
+
+
+@pytest.mark.parametrize("command", READ_THE_MAPPING, ids=" ".join)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_broken_mapping_file_exits_2_under_every_command(example_project, command, as_json):
+    (example_project / "mappings" / "hubspot_export.yaml").write_text(BROKEN_MAPPING, encoding="utf-8")
+    result = invoke(example_project, command, *(["--json"] if as_json else []))
+    assert result.exit_code == 2, result.output
+    shown = words(the_error(result)["message"] if as_json else result.output + result.stderr)
+    assert "hubspot_export.yaml: 1 problem(s)" in shown and "'nonsense' is not a stage" in shown
+
+
+def test_an_unexpected_error_under_json_is_a_json_error_object(example_project, monkeypatch):
+    monkeypatch.setattr(pipesync.sync, "run_sync", boom)
+    result = invoke(example_project, ["sync"], "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": {"type": "OSError", "message": "unexpected OSError: disk full", "exit_code": 1}}
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unexpected_error_is_a_short_message_and_its_traceback_on_request(example_project, monkeypatch):
+    monkeypatch.setattr(pipesync.sync, "run_sync", boom)
+    result = invoke(example_project, ["sync"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: unexpected OSError: disk full (set PIPESYNC_DEBUG=1 to see where)\n"
+
+    monkeypatch.setenv("PIPESYNC_DEBUG", "1")
+    result = invoke(example_project, ["sync"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and 'raise OSError("disk full")' in result.stderr
+
+
+def test_map_check_tells_drift_from_a_failure(example_project):
+    (example_project / "mappings" / "hubspot_export.yaml").write_text("pipelines: []\n", encoding="utf-8")
+    result = invoke(example_project, ["map", "hubspot_export", "--check"], "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["items"]
+    assert "exit 3 on drift" in words(runner.invoke(app, ["map", "--help"]).stdout)
+
+
+def words(text: str) -> str:
+    """Text as words, whatever a terminal's wrapping and boxes did to it."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def boom(*args, **kwargs):
+    raise OSError("disk full")
