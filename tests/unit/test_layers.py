@@ -20,7 +20,7 @@ import pipesync
 # Low to high. A unit may import from units on lower lines only.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"model", "files", "yamlfile"},
+    {"model", "files", "yamlfile", "cldr"},
     {"parsing", "currency", "config", "mapping", "pipeline", "workers", "defaults"},
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
