@@ -1,6 +1,6 @@
 """The canonical model: the typed objects that cross every arrow of the data flow.
 
-See DESIGN.md, "The canonical model". Amounts are Decimal, instants are
+See docs/architecture.md, "The canonical model". Amounts are Decimal, instants are
 UTC-aware datetimes, calendar dates (close dates) are plain dates so they never
 shift through a timezone.
 """
@@ -212,7 +212,7 @@ class Page:
     snapshot_complete: bool = False
     # ids the source reports deleted (or merged away) without a full record
     deleted_ids: list[str] = field(default_factory=list)
-    # merged-away id → surviving id, as the source reports merges (DESIGN: deal_aliases)
+    # merged-away id → surviving id, as the source reports merges (the warehouse's deal_aliases)
     aliases: dict[str, str] = field(default_factory=dict)
 
 
