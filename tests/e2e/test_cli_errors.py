@@ -43,27 +43,27 @@ def the_error(result) -> dict:
     return {"message": failed[0]["error"], "exit_code": failed[0]["exit_code"]}
 
 
-@pytest.mark.parametrize("command", READ_THE_PIPELINE, ids=" ".join)
+BROKEN = [
+    *(pytest.param("pipeline.yaml", BROKEN_PIPELINE, command, "pipeline.yaml: 2 problem(s)", "line 1: stages.0.category",
+                   id=f"pipeline.yaml-{' '.join(command)}") for command in READ_THE_PIPELINE),
+    *(pytest.param("hubspot_export.yaml", BROKEN_MAPPING, command, "hubspot_export.yaml: 1 problem(s)",
+                   "'nonsense' is not a stage", id=f"mapping-{' '.join(command)}") for command in READ_THE_MAPPING),
+]
+
+
+@pytest.mark.parametrize(("file", "text", "command", "problems", "detail"), BROKEN)
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_a_broken_pipeline_file_exits_2_under_every_command(example_project, command, as_json):
-    (example_project / "mappings" / "pipeline.yaml").write_text(BROKEN_PIPELINE, encoding="utf-8")
+def test_a_broken_rules_file_exits_2_under_every_command_that_reads_it(example_project, file, text, command, problems, detail, as_json):
+    (example_project / "mappings" / file).write_text(text, encoding="utf-8")
     result = invoke(example_project, command, *(["--json"] if as_json else []))
     assert result.exit_code == 2, result.output
     if as_json:
         error = the_error(result)
-        assert error["exit_code"] == 2 and "pipeline.yaml: 2 problem(s)" in error["message"]
+        assert error["exit_code"] == 2
+        shown = words(error["message"])
     else:
-        assert "pipeline.yaml: 2 problem(s)" in result.stderr and "line 1: stages.0.category" in result.stderr
-
-
-@pytest.mark.parametrize("command", READ_THE_MAPPING, ids=" ".join)
-@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_a_broken_mapping_file_exits_2_under_every_command(example_project, command, as_json):
-    (example_project / "mappings" / "hubspot_export.yaml").write_text(BROKEN_MAPPING, encoding="utf-8")
-    result = invoke(example_project, command, *(["--json"] if as_json else []))
-    assert result.exit_code == 2, result.output
-    shown = words(the_error(result)["message"] if as_json else result.output + result.stderr)
-    assert "hubspot_export.yaml: 1 problem(s)" in shown and "'nonsense' is not a stage" in shown
+        shown = words(result.stderr + result.stdout)
+    assert problems in shown and detail in shown
 
 
 def test_an_unexpected_error_under_json_is_a_json_error_object(example_project, monkeypatch):
