@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -48,6 +47,11 @@ def emit_json(data: Any) -> None:
 
 # Set (to anything but 0 or empty) to see the traceback of an unexpected error, as well as its message.
 DEBUG_ENV = "PIPESYNC_DEBUG"
+# How a command ends the framework's way (an exit code it chose, an abort, a usage error click reports
+# itself). ClickException is found through BadParameter: typer runs on click, or on its own copy of it.
+_FRAMEWORK_EXITS = (
+    typer.Exit, typer.Abort, *(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"),
+)
 
 
 def handles_errors(fn: F) -> F:
@@ -62,8 +66,8 @@ def handles_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # exits the command chose, and usage errors click reports itself
+        except _FRAMEWORK_EXITS:
+            raise
         except PipesyncError as e:
             fail(type(e).__name__, str(e), e.exit_code, json_out=kwargs.get("json_out", False))
         except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes an exit code
