@@ -34,13 +34,8 @@ def invoke(project: Path, command: list[str], *extra: str):
 
 
 def the_error(result) -> dict:
-    """The one JSON error object on stdout: the command's own when it stopped, a source's when sync went on."""
-    out = json.loads(result.stdout)
-    if "error" in out:
-        return out["error"]
-    failed = [s for s in out["sources"].values() if s["error"]]
-    assert len(failed) == 1
-    return {"message": failed[0]["error"], "exit_code": failed[0]["exit_code"]}
+    """The one JSON error object on stdout (sync prints it beside the counts of the sources that did sync)."""
+    return json.loads(result.stdout)["error"]
 
 
 BROKEN = [
@@ -64,6 +59,16 @@ def test_a_broken_rules_file_exits_2_under_every_command_that_reads_it(example_p
     else:
         shown = words(result.stderr + result.stdout)
     assert problems in shown and detail in shown
+
+
+def test_sync_goes_on_past_a_broken_source_and_says_so_under_json(example_project):
+    (example_project / "mappings" / "hubspot_export.yaml").write_text(BROKEN_MAPPING, encoding="utf-8")
+    result = invoke(example_project, ["sync"], "--json")
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["status"] == "partial" and out["sources"]["sf_export"]["inserted"] == 11
+    assert out["sources"]["hubspot_export"]["exit_code"] == 2
+    assert out["error"]["type"] == "SourceFailed" and out["error"]["message"].startswith("hubspot_export: ")
 
 
 def test_an_unexpected_error_under_json_is_a_json_error_object(example_project, monkeypatch):

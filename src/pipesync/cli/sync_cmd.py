@@ -35,7 +35,11 @@ def sync(
     settings = settings_from(config)
     if json_out:
         result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers)
-        emit_json(result.as_dict())
+        out = result.as_dict()
+        if result.exit_code:  # the error object every command's --json has on failure, beside the counts
+            failed = "; ".join(f"{name}: {c.error}" for name, c in result.sources.items() if c.error)
+            out["error"] = {"type": "SourceFailed", "message": failed, "exit_code": result.exit_code}
+        emit_json(out)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
