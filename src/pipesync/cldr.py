@@ -94,6 +94,7 @@ def _locales() -> _Locales:
 
 
 def _is_sign(symbol: str, code: str) -> bool:
-    if not symbol or symbol == code or (symbol.isascii() and symbol.isalpha() and (len(symbol) == 1 or symbol.isupper() and len(symbol) == 3)):
-        return False
-    return not any(c.isdigit() for c in symbol)
+    """Whether ``symbol`` is worth looking for in a written amount."""
+    if symbol.isascii() and symbol.isalpha() and (len(symbol) == 1 or (len(symbol) == 3 and symbol.isupper())):
+        return False  # "K" (kwacha) would take the k of 12k; "ABC" is read as a code already
+    return bool(symbol) and symbol != code and not any(c.isdigit() for c in symbol)
