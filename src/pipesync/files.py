@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
 def write_atomically(path: str | Path, text: str, *, mode: int | None = None, durable: bool = False) -> Path:
     """Writes ``text`` beside ``path`` and renames it into place.
 
-    ``mode`` sets the permissions before any byte is written (0o600 for secrets);
+    The file gets the permissions any program's new file gets (0o666 less the umask);
+    ``mode`` sets them instead, before any byte is written (0o600 for secrets).
     ``durable`` fsyncs first, for files whose loss cannot be recovered (a rotated token).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # Created by hand, not with mkstemp, whose 0o600 would make every report and mapping private.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
     try:
         if mode is not None:
-            os.fchmod(fd, mode)
+            os.fchmod(fd, mode)  # exactly this, whatever the umask
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             if durable:
@@ -25,6 +28,6 @@ def write_atomically(path: str | Path, text: str, *, mode: int | None = None, du
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -1,6 +1,6 @@
 """The canonical model: the typed objects that cross every arrow of the data flow.
 
-See DESIGN.md, "The canonical model". Amounts are Decimal, instants are
+See docs/architecture.md, "The canonical model". Amounts are Decimal, instants are
 UTC-aware datetimes, calendar dates (close dates) are plain dates so they never
 shift through a timezone.
 """
@@ -161,6 +161,10 @@ RAW_FIELDS = (
     "last_activity_at", "owner_email", "owner_name", "account_name", "account_domain",
     "contact_emails", "lead_source", "lost_reason", "next_step", "external_refs", "is_deleted",
 )
+# Of those, the ones holding a point in time (read in the source's timezone) and every field
+# holding a date, whose all-numeric forms need the mapping's ``parse.date_order``.
+INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
+DATE_FIELDS = ("close_date", *INSTANT_FIELDS)
 
 
 @dataclass(slots=True)
@@ -208,7 +212,7 @@ class Page:
     snapshot_complete: bool = False
     # ids the source reports deleted (or merged away) without a full record
     deleted_ids: list[str] = field(default_factory=list)
-    # merged-away id → surviving id, as the source reports merges (DESIGN: deal_aliases)
+    # merged-away id → surviving id, as the source reports merges (the warehouse's deal_aliases)
     aliases: dict[str, str] = field(default_factory=dict)
 
 

@@ -4,7 +4,10 @@ Adapters hand over canonical field names with the source's values; this module
 parses them (text or already typed), maps the stage through the mapping file,
 settles the status and converts the amount into the reporting currency. The
 first field that cannot be read makes a :class:`NormalizationError`, which the
-sync turns into a quarantine row naming the record and the field.
+sync turns into a quarantine row naming the record and the field. A value that is
+only partly readable where the rest still makes a good deal (one malformed address
+in a list of contact e-mails) is a :class:`PartlyRead`: the deal keeps what could be
+read and the sync counts what was dropped.
 
 A sync normalizes a page of records at a time, field by field across the page:
 exports repeat the same dates, stages, owners and currencies on every row, so
@@ -26,7 +29,7 @@ from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping, fold
-from pipesync.model import Category, Deal, RawDeal, SharedPipeline
+from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline
 from pipesync.parsing import (
     domain_of,
     parse_amount,
@@ -39,14 +42,21 @@ from pipesync.parsing import (
 )
 
 TEXT_FIELDS = ("name", "owner_name", "account_name", "lead_source", "lost_reason", "next_step")
-INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
-DATE_FIELDS = ("close_date", *INSTANT_FIELDS)  # every field read with parse.date_order
 CORE_FIELDS = (
     "source", "source_id", "pipeline", "source_stage", "stage", "status", "amount", "currency", "amount_reporting", "raw",
 )
 MEMO_LIMIT = 100_000  # distinct texts remembered per field
 _BLANKS = {None: None, "": None}
 _NO_CORE = (None,) * len(CORE_FIELDS)  # a failed record's place among the core fields
+
+
+class PartlyRead(ValueError):
+    """Raised by a parser that read part of a value: ``kept`` is the part, the message says what was dropped."""
+
+    def __init__(self, reason: str, kept: Any, dropped: Any):
+        super().__init__(reason)
+        self.kept = kept
+        self.dropped = dropped
 
 
 def _blank(v: Any) -> bool:
@@ -71,28 +81,12 @@ def _refs(v: Any) -> list[str]:
     return [str(x) for x in v] if isinstance(v, (list, tuple)) else split_list(str(v))
 
 
-_set = object.__setattr__
 # What a blank field becomes where the model's default is not None: a fresh list for each deal, "", False.
 _DEFAULTS: dict[str, Callable[[], Any]] = {
     name: f.default_factory or (lambda value=f.default: value)  # type: ignore[misc]
     for name, f in Deal.model_fields.items()
     if f.default_factory is not None or (f.default is not None and f.default is not PydanticUndefined)
 }
-
-
-def _checked_deal(values: dict[str, Any], fields_set: set[str]) -> Deal:
-    """A Deal from a complete set of values this module has already parsed and checked.
-
-    Validating them again would repeat every check made here and cost a third of
-    normalizing a record; this is what pydantic's ``model_construct`` does, minus
-    its per-field bookkeeping (measured 100× slower).
-    """
-    deal = Deal.__new__(Deal)
-    _set(deal, "__dict__", values)
-    _set(deal, "__pydantic_fields_set__", fields_set)
-    _set(deal, "__pydantic_extra__", None)
-    _set(deal, "__pydantic_private__", None)
-    return deal
 
 
 @dataclass(slots=True)
@@ -106,6 +100,8 @@ class NormalizedPage:
 
     columns: dict[str, Sequence[Any]]  # every Deal field, in CORE_FIELDS then parser order
     errors: dict[int, NormalizationError]  # record index → why it could not be normalized
+    # record index → the first value left out of a deal that was kept (field, reason, what was dropped)
+    dropped: dict[int, NormalizationError]
 
     def __len__(self) -> int:
         return len(self.columns["source"])
@@ -113,7 +109,8 @@ class NormalizedPage:
     def result(self, i: int) -> Deal | NormalizationError:
         if i in self.errors:
             return self.errors[i]
-        return _checked_deal({field: column[i] for field, column in self.columns.items()}, set(self.columns))
+        # Every value is parsed and checked already: validating it again would repeat this module's work.
+        return Deal.model_construct(set(self.columns), **{field: column[i] for field, column in self.columns.items()})
 
 
 class Normalizer:
@@ -194,12 +191,15 @@ class Normalizer:
 
     def _emails(self, v: Any) -> list[str]:
         items = v if isinstance(v, (list, tuple)) else split_list(str(v))
-        out = []
+        out, bad = [], []
         for item in items:
             try:
                 out.append(parse_email(str(item)))
             except ValueError:
-                continue  # a malformed contact email does not make the deal unreadable; raw keeps it
+                bad.append(str(item))
+        if bad:
+            # A malformed contact e-mail does not make the deal unreadable: it is dropped and counted; raw keeps it.
+            raise PartlyRead(f"{len(bad)} malformed address(es) dropped", sorted(set(out)), ", ".join(bad))
         return sorted(set(out))
 
     def _stage(self, pipeline: str | None, source_stage: str | None) -> str:
@@ -245,6 +245,7 @@ class Normalizer:
     def normalize_page(self, raws: Sequence[RawDeal]) -> NormalizedPage:
         """Each record's canonical fields, column by column, and the error of the first field each failed record failed on."""
         errors: dict[int, NormalizationError] = {}
+        dropped: dict[int, NormalizationError] = {}
         core = []
         for i, raw in enumerate(raws):
             try:
@@ -255,12 +256,15 @@ class Normalizer:
         columns: dict[str, Sequence[Any]] = dict(zip(CORE_FIELDS, zip(*core))) if core else {f: () for f in CORE_FIELDS}
         values = [raw.values for raw in raws]
         for field, parse in self._parsers.items():
-            columns[field] = self._column(field, [v.get(field) for v in values], parse, errors)
-        return NormalizedPage(columns, errors)
+            columns[field] = self._column(field, [v.get(field) for v in values], parse, errors, dropped)
+        return NormalizedPage(columns, errors, dropped)
 
-    def _column(self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError]) -> list[Any]:
-        """One field of every record of a page, parsed; blanks are None. Failures go to ``errors``
-        (the first per record wins)."""
+    def _column(
+        self, field: str, column: list[Any], parse: Callable[[Any], Any], errors: dict[int, NormalizationError],
+        dropped: dict[int, NormalizationError],
+    ) -> list[Any]:
+        """One field of every record of a page, parsed; blanks are None. Failures go to ``errors``,
+        values read in part to ``dropped`` (the first per record wins)."""
         memo = self._memos.get(field)
         if parse is _strip:
             out = [x.strip() or None if x.__class__ is str else None if x is None else str(x).strip() or None for x in column]
@@ -268,7 +272,7 @@ class Normalizer:
             try:
                 out = [memo[x] for x in column]  # type: ignore[index]  # every text seen before: the usual case
             except (KeyError, TypeError):
-                out = self._parse_each(field, column, parse, memo, errors)
+                out = self._parse_each(field, column, parse, memo, errors, dropped)
         default = _DEFAULTS.get(field)
         if default is not None:
             out = [default() if x is None else x for x in out]
@@ -277,7 +281,7 @@ class Normalizer:
     @staticmethod
     def _parse_each(
         field: str, column: list[Any], parse: Callable[[Any], Any], memo: dict[Any, Any] | None,
-        errors: dict[int, NormalizationError],
+        errors: dict[int, NormalizationError], dropped: dict[int, NormalizationError],
     ) -> list[Any]:
         out: list[Any] = [None] * len(column)
         for i, x in enumerate(column):
@@ -285,6 +289,10 @@ class Normalizer:
                 continue
             try:
                 value = out[i] = parse(x)
+            except PartlyRead as e:
+                out[i] = e.kept
+                dropped.setdefault(i, NormalizationError(field, str(e), e.dropped))
+                continue
             except (ValueError, ArithmeticError) as e:
                 errors.setdefault(i, NormalizationError(field, str(e), x))
                 continue

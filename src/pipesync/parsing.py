@@ -9,25 +9,39 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-# Currency symbols → ISO codes; the first code is the reading when the source's
-# default currency does not settle it ("$" is USD unless the source is CAD, AUD …).
-SYMBOLS: dict[str, tuple[str, ...]] = {
-    "US$": ("USD",), "R$": ("BRL",), "C$": ("CAD",), "CA$": ("CAD",), "A$": ("AUD",), "AU$": ("AUD",),
-    "NZ$": ("NZD",), "HK$": ("HKD",), "S$": ("SGD",), "SG$": ("SGD",), "MX$": ("MXN",), "Rs.": ("INR",),
-    "Rs": ("INR",), "CHF": ("CHF",), "zł": ("PLN",),
-    "kr": ("SEK", "NOK", "DKK"), "Kč": ("CZK",), "Ft": ("HUF",), "lei": ("RON",),
-    "$": ("USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"), "€": ("EUR",), "£": ("GBP",),
-    "¥": ("JPY", "CNY"), "￥": ("JPY", "CNY"), "元": ("CNY",), "円": ("JPY",), "₩": ("KRW",), "원": ("KRW",),
-    "₹": ("INR",), "₽": ("RUB",), "₺": ("TRY",), "₪": ("ILS",), "₫": ("VND",), "฿": ("THB",),
-    "₱": ("PHP",), "₴": ("UAH",), "R": ("ZAR",), "د.إ": ("AED",), "ر.س": ("SAR",), "﷼": ("SAR",),
+from pipesync import cldr
+
+# Currency signs as people write them that CLDR has not, or reads otherwise: Indian exports write
+# "Rs" for rupees (CLDR: Pakistani, Sri Lankan …), Romanian ones "lei"; Arabic abbreviations
+# without their final dot. These readings come first; every other sign is CLDR's (pipesync.cldr).
+_WRITTEN_SIGNS: dict[str, tuple[str, ...]] = {
+    "Rs": ("INR",), "Rs.": ("INR",), "SG$": ("SGD",), "lei": ("RON",), "R": ("ZAR",), "円": ("JPY",), "원": ("KRW",),
+    "د.إ": ("AED",), "ر.س": ("SAR",), "﷼": ("SAR",),
 }
-_SYMBOL_RE = re.compile("|".join(re.escape(s) for s in sorted(SYMBOLS, key=len, reverse=True)))
+
+
+@cache
+def _signs() -> tuple[dict[str, tuple[str, ...]], re.Pattern[str]]:
+    """Currency sign → ISO codes (the first is the reading when the source's default currency does not
+    settle it: "$" is USD unless the source is CAD, AUD …), and a pattern finding any sign, longest first."""
+    signs = dict(cldr.currency_symbols())
+    for sign, codes in _WRITTEN_SIGNS.items():
+        signs[sign] = codes + tuple(c for c in signs.get(sign, ()) if c not in codes)
+    # Alternatives grouped by their first character: a search over 200 signs then costs about
+    # what one over 40 did (0.25 us against 0.5 us ungrouped).
+    rests: dict[str, list[str]] = {}
+    for sign in sorted(signs, key=len, reverse=True):
+        rests.setdefault(sign[0], []).append(re.escape(sign[1:]))
+    return signs, re.compile("|".join(f"{re.escape(first)}(?:{'|'.join(r)})" for first, r in rests.items()))
+
+
 _CODE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{3})(?![A-Za-z])")
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_CHARS = re.compile(r"[^0-9.,'\s\u00a0\u202f\u2009-]")
@@ -39,7 +53,7 @@ _LAKH_GROUPS = re.compile(r"\d{1,2}(,\d{2})*,\d{3}(\.\d*)?")  # 1,00,000: Indian
 
 
 def _pick(symbol: str, default_currency: str | None) -> str:
-    codes = SYMBOLS[symbol]
+    codes = _signs()[0][symbol]
     return default_currency if default_currency in codes else codes[0]
 
 
@@ -72,10 +86,11 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
     m = _CODE_RE.search(s)
     if m:
         currency, s = m.group(1), s[: m.start()] + s[m.end():]
-    m = _SYMBOL_RE.search(s)
-    if m:
-        currency = currency or _pick(m.group(0), default_currency)
-        s = s[: m.start()] + s[m.end():]
+    if _NUMBER_CHARS.search(s):  # more than a number: a currency sign perhaps (the signs are loaded only then)
+        m = _signs()[1].search(s)
+        if m:
+            currency = currency or _pick(m.group(0), default_currency)
+            s = s[: m.start()] + s[m.end():]
     s = s.strip().replace("\u2212", "-")  # the typographic minus sign
     scale = 0
     m = _SCALED.search(s)
@@ -123,35 +138,40 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
     return (-value if negative else value), currency
 
 
-# Month names in the languages exports are written in; any prefix of three letters or more
-# that names one month only is read too ("Sept.", "janv.", "juil"), with or without accents.
-_MONTH_NAMES = {
-    "en": "january february march april may june july august september october november december",
-    "de": "januar februar märz april mai juni juli august september oktober november dezember",
-    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
-    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",
-    "pt": "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro",
-    "it": "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre",
-    "nl": "januari februari maart april mei juni juli augustus september oktober november december",
-}
-_MONTH_ABBREVIATIONS = {"mrz": 3, "mrt": 3}  # German and Dutch abbreviations that are no prefix
+_MONTH_ABBREVIATIONS = {"mrz": 3}  # German for März, as exports write it; CLDR has "mär" only
+# A month name is read when at least this share of the languages writing it mean the same month:
+# "may" (or a name it begins) is May in 22 languages and another month in 3 (Basaa, Duala …);
+# "listopad" is November in Czech, Polish and Silesian but October in Croatian, and is refused.
+MONTH_CONSENSUS = 0.8
 
 
+@cache
 def _months() -> dict[str, int]:
-    readings: dict[str, set[int]] = {}
-    for names in _MONTH_NAMES.values():
-        for month, name in enumerate(names.split(), 1):
-            for spelling in {name, _unaccented(name)}:
-                for end in range(3, len(spelling) + 1):
-                    readings.setdefault(spelling[:end], set()).add(month)
-    return {prefix: months.pop() for prefix, months in readings.items() if len(months) == 1} | _MONTH_ABBREVIATIONS
+    """Month names and abbreviations of every CLDR locale, with or without accents, and their prefixes
+    of three letters or more ("Sept.", "janv.", "juil"), each read as the month the languages writing
+    it agree on (``MONTH_CONSENSUS``); a prefix one language writes for two months ("jui") is not read."""
+    votes: dict[str, dict[str, set[int]]] = {}  # text → language → the months it writes so
+    for spelling, named in cldr.month_names().items():
+        for month, languages in named.items():
+            for form in {spelling, _unaccented(spelling)}:
+                for end in range(3, len(form) + 1):
+                    for language in languages:
+                        votes.setdefault(form[:end], {}).setdefault(language, set()).add(month)
+    readings = {}
+    for text, by_language in votes.items():
+        # A language that writes the text for two months (French "jui": juin, juillet) cannot vote.
+        ballots = Counter(next(iter(months)) for months in by_language.values() if len(months) == 1)
+        if ballots:
+            month, n = ballots.most_common(1)[0]
+            if n >= MONTH_CONSENSUS * len(by_language):
+                readings[text] = month
+    return readings | _MONTH_ABBREVIATIONS
 
 
 def _unaccented(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
-MONTHS = _months()
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _NUMERIC_DATE = re.compile(r"^(\d{1,4})[./\-](\d{1,2})[./\-](\d{1,4})\.?$")
 _CJK_DATE = re.compile(r"^(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})\s*[日일]?\.?$")
@@ -207,7 +227,7 @@ def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = (
             day, month, year = m.group(1), m.group(2), m.group(3)
         else:
             month, day, year = m.group(4), m.group(5), m.group(6)
-        mon = MONTHS.get(month.casefold().rstrip("."))
+        mon = _months().get(unicodedata.normalize("NFC", month.casefold().rstrip(".")))
         if mon is None:
             raise ValueError(f"unknown month name {month!r}")
         return date(_year(int(year)), mon, int(day))

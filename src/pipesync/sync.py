@@ -19,8 +19,7 @@ from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
 from pipesync.errors import MappingError, PipesyncError
-from pipesync.mapper.drift import unmapped_live_stages
-from pipesync.mapping import load_mapping
+from pipesync.mapping import load_mapping, unmapped_live_stages
 from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
@@ -36,11 +35,17 @@ class SourceCounts:
     unchanged: int = 0
     deleted: int = 0
     quarantined: int = 0
+    # Deals kept without a value that could not be read and does not decide the deal (a malformed
+    # contact e-mail): a warning, not a quarantine; the raw record keeps the value.
+    dropped: int = 0
+    first_dropped: str | None = None  # where and what, for the warning
     error: str | None = None
+    exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
     def add(self, other: "SourceCounts") -> None:
-        for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined"):
+        for name in ("read", "inserted", "updated", "unchanged", "deleted", "quarantined", "dropped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.first_dropped = self.first_dropped or other.first_dropped
 
 
 @dataclass
@@ -52,6 +57,11 @@ class SyncResult:
     @property
     def quarantined(self) -> int:
         return sum(c.quarantined for c in self.sources.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every source synced; else the gravest of their errors' codes (2 config, 1 failure)."""
+        return max((c.exit_code for c in self.sources.values()), default=0)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "status": self.status, "sources": {k: asdict(v) for k, v in self.sources.items()}}
@@ -92,7 +102,7 @@ def run_sync(
                 with _fewer_gc_passes():
                     _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers)
             except PipesyncError as e:
-                counts.error = str(e)
+                counts.error, counts.exit_code = str(e), e.exit_code
         failed = [n for n, c in result.sources.items() if c.error]
         result.status = "ok" if not failed else ("failed" if len(failed) == len(chosen) else "partial")
     except BaseException as e:  # KeyboardInterrupt included: the run is recorded as what it was
@@ -321,6 +331,9 @@ def _page_write(
             continue
         key = deal_key(source, ids[j])
         seen.add(key)
+        if j in normalized.dropped:
+            counts.dropped += 1
+            counts.first_dropped = counts.first_dropped or f"{raw.locator}: {normalized.dropped[j]}"
         if record in in_quarantine:
             write.released.append(record)
         before = known.get(key)

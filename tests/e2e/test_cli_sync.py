@@ -35,7 +35,8 @@ def test_sync_json_is_machine_readable(example_project):
     data = json.loads(result.stdout)
     assert data["status"] == "ok"
     assert data["sources"]["hubspot_export"] == {
-        "read": 11, "inserted": 10, "updated": 0, "unchanged": 0, "deleted": 0, "quarantined": 1, "error": None,
+        "read": 11, "inserted": 10, "updated": 0, "unchanged": 0, "deleted": 0, "quarantined": 1,
+        "dropped": 0, "first_dropped": None, "error": None, "exit_code": 0,
     }
 
 

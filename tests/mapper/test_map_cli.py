@@ -106,7 +106,7 @@ def test_check_catches_a_renamed_an_added_and_a_removed_stage(project):
     ), encoding="utf-8")
 
     result = run(project, "--check", "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # drift found: neither a failure (1) nor a broken file (2)
     items = {i["kind"]: i for i in json.loads(result.stdout)["items"]}
     assert set(items) == {"renamed", "new", "removed"}
     assert items["renamed"]["message"].startswith("stage 'Demo' in pipeline 'Sales' seems renamed to 'Demo scheduled'")
@@ -116,7 +116,7 @@ def test_check_catches_a_renamed_an_added_and_a_removed_stage(project):
     )
 
     shown = run(project, "--check")
-    assert shown.exit_code == 1
+    assert shown.exit_code == 3
     assert "3 drift problem(s)" in shown.stdout
 
 

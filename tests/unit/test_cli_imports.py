@@ -59,15 +59,15 @@ def test_sync_does_not_import(sync_imports: set[str], module: str) -> None:
     assert module not in sync_imports
 
 
-def test_the_sync_path_still_loads_drift(sync_imports: set[str]) -> None:
-    # sync refuses a source whose live stages the mapping misses: drift is on its path, alone
-    assert "pipesync.mapper.drift" in sync_imports
+def test_the_sync_path_checks_drift_without_the_mapper(sync_imports: set[str]) -> None:
+    # sync refuses a source whose live stages the mapping misses: the mapping model's own check
+    assert "pipesync.mapping" in sync_imports
 
 
 def test_the_command_line_loads_no_engine() -> None:
     """`pipesync --help`, `pipesync init` … load neither the sync engine nor SQLAlchemy."""
     loaded = loaded_by("import pipesync.cli")
-    assert not {"pipesync.sync", "pipesync.warehouse.store", "sqlalchemy", "pipesync.mapper.drift"} & loaded
+    assert not {"pipesync.sync", "pipesync.warehouse.store", "sqlalchemy", "pipesync.mapping"} & loaded
 
 
 def test_the_mapper_package_still_offers_every_name() -> None:

@@ -133,6 +133,19 @@ def test_a_page_gives_each_record_its_deal_or_its_error_in_order():
     assert results[3].amount is None and results[3].contact_emails == [] and results[3].contact_emails is not results[0].contact_emails
 
 
+def test_a_malformed_contact_email_is_dropped_and_said_but_the_deal_is_kept():
+    page = normalizer().normalize_page([
+        raw(source_id="1", source_stage="Negotiation", contact_emails="Jo@Acme.de; not-an-email; bob@"),
+        raw(source_id="2", source_stage="Negotiation", contact_emails=["ann@acme.de", "ann at acme"]),
+        raw(source_id="3", source_stage="Negotiation", contact_emails="kim@acme.de"),
+    ])
+    assert not page.errors
+    assert [page.result(i).contact_emails for i in range(3)] == [["jo@acme.de"], ["ann@acme.de"], ["kim@acme.de"]]
+    assert sorted(page.dropped) == [0, 1]
+    assert page.dropped[0].field == "contact_emails"
+    assert str(page.dropped[0]) == "contact_emails: 2 malformed address(es) dropped (got 'not-an-email, bob@')"
+
+
 def test_normalized_deals_are_exactly_what_validation_would_build():
     # The normalizer builds deals without validating them again: every value must already be what the model holds.
     deal = normalizer(timezone="Europe/Berlin").normalize(raw(

@@ -121,6 +121,51 @@ def test_a_month_prefix_is_read_only_where_it_names_one_month():
         parse_date("3 jui 2026")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "15 grudnia 2026", "15. prosince 2026", "15 Aralık 2026", "15 декабря 2026", "15 Δεκεμβρίου 2026",
+        "15. joulukuuta 2026", "15 dec. 2026", "15 desember 2026",
+    ],
+)
+def test_month_names_of_every_cldr_locale(text):
+    # Polish, Czech, Turkish, Russian, Greek, Finnish, Dutch, Norwegian: none of them a hand-kept list's
+    assert parse_date(text) == date(2026, 12, 15)
+
+
+def test_a_month_name_languages_disagree_on_is_refused():
+    # November in Czech and Polish, October in Croatian
+    with pytest.raises(ValueError, match="unknown month name 'listopad'"):
+        parse_date("15 listopad 2026")
+    assert parse_date("15 May 2026") == date(2026, 5, 15)  # May, though Duala writes "may" for October
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("₾1,200", (Decimal("1200"), "GEL")),
+        ("₦ 50,000", (Decimal("50000"), "NGN")),
+        ("GH₵ 300", (Decimal("300"), "GHS")),
+        ("₸12 500", (Decimal("12500"), "KZT")),
+        ("1.234,50 zł", (Decimal("1234.50"), "PLN")),
+        ("Rs 1,00,000", (Decimal("100000"), "INR")),  # as Indian exports write rupees, not CLDR's Pakistani reading
+    ],
+)
+def test_currency_signs_of_every_cldr_locale(text, expected):
+    assert parse_amount(text) == expected
+
+
+def test_currency_codes_are_cldrs_including_those_recently_replaced():
+    from pipesync.currency import FxTable
+
+    fx = FxTable("USD", {})
+    assert fx.check_code("xcg") == "XCG"  # the Caribbean guilder, 2025
+    assert fx.check_code("HRK") == "HRK"  # a Croatian deal of 2022
+    for code in ("XAU", "XYZ", "DEM"):  # gold; nothing; the mark, gone before any CRM's deals
+        with pytest.raises(ValueError, match="not an ISO 4217 currency code"):
+            fx.check_code(code)
+
+
 def test_ambiguous_date_is_refused_not_guessed():
     with pytest.raises(ValueError, match="ambiguous.*date_order"):
         parse_date("03/04/2026")

@@ -200,3 +200,18 @@ def test_a_large_file_read_by_parallel_workers_ends_as_one_read_in_order(tmp_pat
     assert first.quarantined > 0 and second.deleted == 20 and second.updated > 0
     assert side_by_side[1]["stage_history"], "stage moves were observed"
     assert side_by_side[1] == in_order[1]
+
+
+def test_a_malformed_contact_email_is_counted_and_the_deal_kept(example_project, tmp_path):
+    settings = settings_for(example_project, f"sqlite:///{tmp_path / 'w.db'}")
+    export = example_project / "exports" / "hubspot_deals.csv"
+    header, *lines = export.read_text(encoding="utf-8").splitlines()
+    emails = {"9001234501": "jo@acme.com; jo at acme", "9001234502": "kim@@globex", "9001234503": "ann@initech.com"}
+    export.write_text("\n".join([header + ",Contact email", *(f"{line},{emails.get(line[:10], '')}" for line in lines)]) + "\n",
+                      encoding="utf-8")
+    counts = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
+    assert (counts.inserted, counts.quarantined, counts.dropped) == (10, 1, 2)
+    assert counts.first_dropped == "hubspot_deals.csv row 2: contact_emails: 1 malformed address(es) dropped (got 'jo at acme')"
+    deals = {r["key"]: r for r in rows(settings.warehouse, t.deals, [t.deals.c.key])}
+    assert deals["hubspot_export:9001234501"]["contact_emails"] == ["jo@acme.com"]
+    assert deals["hubspot_export:9001234502"]["contact_emails"] == []

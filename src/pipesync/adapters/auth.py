@@ -9,9 +9,7 @@ token to disk atomically before it is used.
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from pipesync.adapters.options import OAuthApiOptions
 from pipesync.adapters.policy import Policy, Transient
 from pipesync.config import Settings, SourceConfig, resolve_secret
 from pipesync.errors import AuthError, ConfigError
+from pipesync.files import write_atomically
 from pipesync.redaction import scrub
 
 
@@ -104,17 +103,7 @@ class TokenStore:
 
     def save(self, data: Mapping[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(dict(data), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, json.dumps(dict(data)), mode=0o600, durable=True)
 
 
 class Tokens:

@@ -1,8 +1,8 @@
-"""The one small surface every adapter has (DESIGN.md, "Adapters").
+"""The one small surface every adapter has (docs/architecture.md, "The adapter surface").
 
 An adapter knows one system's API or file format and nothing else: it yields
 :class:`RawDeal` records whose ``values`` use canonical field names (see
-``pipesync.normalize.FIELDS``) and leaves parsing, stage mapping and currency
+``pipesync.model.RAW_FIELDS``) and leaves parsing, stage mapping and currency
 conversion to ``pipesync.normalize``, so nothing vendor-specific leaks past it.
 """
 

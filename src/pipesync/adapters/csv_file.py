@@ -32,7 +32,7 @@ from pipesync.adapters.csv_options import CsvOptions
 from pipesync.adapters.values import salesforce_id18
 from pipesync.errors import SourceError
 from pipesync.mapping import ANY, Mapping, fold
-from pipesync.model import Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
+from pipesync.model import DATE_FIELDS, Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
 from pipesync.yamlfile import load_model
 
@@ -363,8 +363,6 @@ class CsvAdapter(Adapter):
 
     def date_style(self) -> DateStyle:
         """What the file's date columns prove about day/month order, with the first proof of each."""
-        from pipesync.normalize import DATE_FIELDS
-
         header, columns, data = self._table(self._content[0])
         date_columns = [i for field, i in columns.items() if field in DATE_FIELDS]
         order_of: dict[str, str | None] = {}

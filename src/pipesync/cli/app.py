@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,15 +45,45 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+# Set (to anything but 0 or empty) to see the traceback of an unexpected error, as well as its message.
+DEBUG_ENV = "PIPESYNC_DEBUG"
+# How a command ends the framework's way (an exit code it chose, an abort, a usage error click reports
+# itself). ClickException is found through BadParameter: typer runs on click, or on its own copy of it.
+_FRAMEWORK_EXITS = (
+    typer.Exit, typer.Abort, *(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"),
+)
+
+
 def handles_errors(fn: F) -> F:
-    """Turns pipesync errors into a message on stderr and the documented exit code (1 failure, 2 config)."""
+    """Turns every error into the documented exit code (1 failure, 2 config/usage) and one message:
+    on stderr, or with ``--json`` (the command's ``json_out``) as ``{"error": {...}}`` on stdout.
+
+    An error pipesync did not expect (a bug, a full disk) is a failure like any other; its
+    traceback is printed on stderr only with ``PIPESYNC_DEBUG=1``.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except _FRAMEWORK_EXITS:
+            raise
         except PipesyncError as e:
-            err_console.print("[bold red]error:[/]", escape(str(e)), highlight=False)
-            raise typer.Exit(e.exit_code) from None
+            fail(type(e).__name__, str(e), e.exit_code, json_out=kwargs.get("json_out", False))
+        except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes an exit code
+            if os.environ.get(DEBUG_ENV, "0") not in ("", "0"):
+                traceback.print_exc()
+            message = f"unexpected {type(e).__name__}: {e}" if str(e) else f"unexpected {type(e).__name__}"
+            hint = "" if kwargs.get("json_out") else f" (set {DEBUG_ENV}=1 to see where)"
+            fail(type(e).__name__, message + hint, 1, json_out=kwargs.get("json_out", False))
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(kind: str, message: str, exit_code: int, *, json_out: bool) -> None:
+    """Reports an error and exits with ``exit_code``."""
+    if json_out:
+        emit_json({"error": {"type": kind, "message": message, "exit_code": exit_code}})
+    else:
+        err_console.print("[bold red]error:[/]", escape(message), highlight=False)
+    raise typer.Exit(exit_code)

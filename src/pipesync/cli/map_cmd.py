@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, err_console, handles_errors, settings_from
+from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, err_console, fail, handles_errors, settings_from
 from pipesync.errors import MappingError
 from pipesync.mapper import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:  # the proposal engine and its lexicon load when the command runs, not with every command
-    from pipesync.mapper import DriftReport, Proposal
+    from pipesync.mapper import Proposal
+    from pipesync.mapping import DriftReport
+
+
+# `--check`'s exit code when the file and the source differ: drift is a finding, not a failure
+# of the check (1) nor a broken file (2), and a scheduled job tells the three apart.
+DRIFT_FOUND = 3
 
 
 def stdin_is_terminal() -> bool:
@@ -32,16 +38,21 @@ def map_command(
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", min=0.0, max=1.0, help="Confidence to accept."),
     json_out: bool = JsonOption,
     check: bool = typer.Option(
-        False, "--check", help="Compare the mapping file with the live source; exit 1 on drift (for a scheduled job)."
+        False, "--check",
+        help=f"Compare the mapping file with the live source; exit {DRIFT_FOUND} on drift (for a scheduled job).",
     ),
 ) -> None:
     """Discover SOURCE's pipelines and stages, propose their shared stages, review, write mappings/SOURCE.yaml.
 
     Interactive when stdin is a terminal. With --json alone the proposal is printed and nothing is written.
+
+    Exit codes: 0 ok, 1 failure (or stages left undecided with --yes), 2 usage or a broken file,
+    3 drift found by --check.
     """
-    from pipesync.mapper import check_mapping, map_context, propose_mapping, write_mapping
+    from pipesync.mapper import map_context, propose_mapping, write_mapping
     from pipesync.mapper.date_order import advise_date_order
     from pipesync.mapper.review import review, undecided_lines
+    from pipesync.mapping import check_mapping
 
     ctx = map_context(settings_from(config), source)
     if check:
@@ -53,7 +64,7 @@ def map_command(
         else:
             render_drift(report, ctx.path)
         if not report.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(DRIFT_FOUND)
         return
 
     proposal = propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold, dates=ctx.dates)
@@ -62,11 +73,8 @@ def map_command(
         return
     if not yes:
         if not stdin_is_terminal():
-            err_console.print(
-                "error: stdin is not a terminal: pass --yes to accept proposals at or above --threshold, "
-                "or --json to print the proposal"
-            )
-            raise typer.Exit(2)
+            fail("UsageError", "stdin is not a terminal: pass --yes to accept proposals at or above --threshold, "
+                 "or --json to print the proposal", 2, json_out=False)
         if not review(proposal, ctx.pipeline, console):
             console.print("Nothing written.")
             return

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
@@ -34,7 +35,11 @@ def sync(
     settings = settings_from(config)
     if json_out:
         result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers)
-        emit_json(result.as_dict())
+        out = result.as_dict()
+        if result.exit_code:  # the error object every command's --json has on failure, beside the counts
+            failed = "; ".join(f"{name}: {c.error}" for name, c in result.sources.items() if c.error)
+            out["error"] = {"type": "SourceFailed", "message": failed, "exit_code": result.exit_code}
+        emit_json(out)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -53,9 +58,8 @@ def sync(
                 settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers, progress=advance
             )
         render(result)
-    failed = any(c.error for c in result.sources.values())
-    if failed or (strict and result.quarantined):
-        raise typer.Exit(1)
+    if result.exit_code or (strict and result.quarantined):
+        raise typer.Exit(result.exit_code or 1)
 
 
 def render(result: SyncResult) -> None:
@@ -69,7 +73,13 @@ def render(result: SyncResult) -> None:
     console.print(table)
     for name, c in result.sources.items():
         if c.error:
-            console.print(f"[red]{name} failed:[/] ", c.error, highlight=False)
+            console.print(f"[red]{name} failed:[/] ", c.error, highlight=False, soft_wrap=True)  # a path stays whole
+        if c.dropped:
+            console.print(
+                f"[yellow]warning:[/] {name}: {c.dropped} deal(s) kept without a value that could not be read "
+                f"(first: {escape(c.first_dropped or '')}); the raw record keeps it.",
+                highlight=False, soft_wrap=True,
+            )
     if result.quarantined:
         console.print(
             f"{result.quarantined} record(s) quarantined: see the quarantine table "

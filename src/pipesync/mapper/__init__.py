@@ -2,9 +2,10 @@
 
 ``pipesync map`` is a thin layer over these; each is usable from Python as is.
 
-The names below load their submodule on first use (PEP 562): ``pipesync sync``
-imports :mod:`pipesync.mapper.drift` alone, without the lexicon, the proposal
-engine and their dependencies.
+The names below load their submodule on first use (PEP 562): a command that needs
+one of them does not load the lexicon, the proposal engine and their dependencies.
+Drift (a mapping file against the live source) is the mapping model's own check, in
+:mod:`pipesync.mapping`: ``pipesync sync`` runs it without this package.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipesync.mapper.context import MapContext, map_context
-    from pipesync.mapper.drift import DriftItem, DriftReport, check_mapping, unmapped_live_stages
     from pipesync.mapper.lexicon import Lexicon, load_lexicon, normalize
     from pipesync.mapper.mapping_writer import write_mapping
     from pipesync.mapper.propose import (
@@ -32,7 +32,6 @@ DEFAULT_THRESHOLD = 0.8
 
 _SUBMODULE_OF = {
     "MapContext": "context", "map_context": "context",
-    "DriftItem": "drift", "DriftReport": "drift", "check_mapping": "drift", "unmapped_live_stages": "drift",
     "Lexicon": "lexicon", "load_lexicon": "lexicon", "normalize": "lexicon",
     "write_mapping": "mapping_writer",
     "Guess": "propose", "PipelineProposal": "propose", "Proposal": "propose",
@@ -42,9 +41,8 @@ _SUBMODULE_OF = {
 _SUBMODULES = frozenset(_SUBMODULE_OF.values())
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "DriftItem", "DriftReport", "Guess", "Lexicon", "MapContext", "PipelineProposal",
-    "Proposal", "StageProposal", "accept_confident", "check_mapping", "load_lexicon", "map_context",
-    "normalize", "propose_mapping", "unmapped_live_stages", "write_mapping",
+    "DEFAULT_THRESHOLD", "Guess", "Lexicon", "MapContext", "PipelineProposal", "Proposal", "StageProposal",
+    "accept_confident", "load_lexicon", "map_context", "normalize", "propose_mapping", "write_mapping",
 ]
 
 

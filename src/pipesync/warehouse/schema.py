@@ -1,4 +1,4 @@
-"""The warehouse tables (DESIGN.md, "Warehouse"): stable names, columns as in the model.
+"""The warehouse tables (docs/architecture.md, "The warehouse"): stable names, columns as in the model.
 
 SQLAlchemy Core, so the same schema serves SQLite, PostgreSQL and any other
 dialect. JSON columns hold lists and source payloads; amounts are Numeric.
@@ -167,7 +167,7 @@ sync_runs = Table(
     Column("finished_at", Instant),
     Column("status", String(16), nullable=False),
     Column("sources", JSON, nullable=False),
-    # per source: {read, inserted, updated, unchanged, deleted, quarantined}
+    # per source: sync.SourceCounts ({read, inserted, updated, unchanged, deleted, quarantined, dropped, error …})
     Column("counts", JSON, nullable=False),
     Column("error", Text),
 )

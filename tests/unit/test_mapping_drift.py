@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pipesync.mapper.drift import check_mapping, unmapped_live_stages
-from pipesync.mapping import Mapping
+from pipesync.mapping import Mapping, check_mapping, unmapped_live_stages
 
 from tests.mapper.helpers import discovery, stage
 

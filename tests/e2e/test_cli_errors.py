@@ -1,0 +1,108 @@
+"""Every failure is one message and the documented exit code: 1 failure, 2 usage/config, 3 drift found.
+
+With ``--json`` the message is a JSON object on stdout (a scheduler parses stdout, whatever happened);
+without it, a line on stderr. An error pipesync did not expect is no exception to that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import pipesync.sync
+from pipesync.cli import app
+
+runner = CliRunner()
+
+BROKEN_PIPELINE = "stages: [{key: a, label: A, category: nonsense}]\n"
+BROKEN_MAPPING = "pipelines: [{id: x, stages: [{label: a, stage: nonsense}]}]\n"
+
+# Every command that reads the shared pipeline (mappings/pipeline.yaml) …
+READ_THE_PIPELINE = [
+    ["sync"], ["map", "hubspot_export", "--yes"], ["map", "hubspot_export", "--check"],
+    ["consolidate"], ["metrics"], ["report"],
+]
+# … and every one that reads a source's mapping file.
+READ_THE_MAPPING = [["sync"], ["sync", "hubspot_export"], ["map", "hubspot_export", "--yes"], ["map", "hubspot_export", "--check"]]
+
+
+def invoke(project: Path, command: list[str], *extra: str):
+    return runner.invoke(app, [*command, "--config", str(project / "pipesync.yaml"), *extra])
+
+
+def the_error(result) -> dict:
+    """The one JSON error object on stdout (sync prints it beside the counts of the sources that did sync)."""
+    return json.loads(result.stdout)["error"]
+
+
+BROKEN = [
+    *(pytest.param("pipeline.yaml", BROKEN_PIPELINE, command, "pipeline.yaml: 2 problem(s)", "line 1: stages.0.category",
+                   id=f"pipeline.yaml-{' '.join(command)}") for command in READ_THE_PIPELINE),
+    *(pytest.param("hubspot_export.yaml", BROKEN_MAPPING, command, "hubspot_export.yaml: 1 problem(s)",
+                   "'nonsense' is not a stage", id=f"mapping-{' '.join(command)}") for command in READ_THE_MAPPING),
+]
+
+
+@pytest.mark.parametrize(("file", "text", "command", "problems", "detail"), BROKEN)
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_broken_rules_file_exits_2_under_every_command_that_reads_it(example_project, file, text, command, problems, detail, as_json):
+    (example_project / "mappings" / file).write_text(text, encoding="utf-8")
+    result = invoke(example_project, command, *(["--json"] if as_json else []))
+    assert result.exit_code == 2, result.output
+    if as_json:
+        error = the_error(result)
+        assert error["exit_code"] == 2
+        shown = words(error["message"])
+    else:
+        shown = words(result.stderr + result.stdout)
+    assert problems in shown and detail in shown
+
+
+def test_sync_goes_on_past_a_broken_source_and_says_so_under_json(example_project):
+    (example_project / "mappings" / "hubspot_export.yaml").write_text(BROKEN_MAPPING, encoding="utf-8")
+    result = invoke(example_project, ["sync"], "--json")
+    assert result.exit_code == 2
+    out = json.loads(result.stdout)
+    assert out["status"] == "partial" and out["sources"]["sf_export"]["inserted"] == 11
+    assert out["sources"]["hubspot_export"]["exit_code"] == 2
+    assert out["error"]["type"] == "SourceFailed" and out["error"]["message"].startswith("hubspot_export: ")
+
+
+def test_an_unexpected_error_under_json_is_a_json_error_object(example_project, monkeypatch):
+    monkeypatch.setattr(pipesync.sync, "run_sync", boom)
+    result = invoke(example_project, ["sync"], "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": {"type": "OSError", "message": "unexpected OSError: disk full", "exit_code": 1}}
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unexpected_error_is_a_short_message_and_its_traceback_on_request(example_project, monkeypatch):
+    monkeypatch.setattr(pipesync.sync, "run_sync", boom)
+    result = invoke(example_project, ["sync"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: unexpected OSError: disk full (set PIPESYNC_DEBUG=1 to see where)\n"
+
+    monkeypatch.setenv("PIPESYNC_DEBUG", "1")
+    result = invoke(example_project, ["sync"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and 'raise OSError("disk full")' in result.stderr
+
+
+def test_map_check_tells_drift_from_a_failure(example_project):
+    (example_project / "mappings" / "hubspot_export.yaml").write_text("pipelines: []\n", encoding="utf-8")
+    result = invoke(example_project, ["map", "hubspot_export", "--check"], "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["items"]
+    assert "exit 3 on drift" in words(runner.invoke(app, ["map", "--help"]).stdout)
+
+
+def words(text: str) -> str:
+    """Text as words, whatever a terminal's wrapping and boxes did to it."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def boom(*args, **kwargs):
+    raise OSError("disk full")
