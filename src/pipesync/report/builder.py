@@ -21,9 +21,8 @@ from markupsafe import Markup
 from pipesync.config import Settings
 from pipesync.errors import PipesyncError
 from pipesync.files import write_atomically
-from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, Unit
+from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, StageConversion, Unit
 from pipesync.metrics.formatting import format_delta, format_value
-from pipesync.metrics.definitions import StageConversion
 from pipesync.metrics.periods import Period, day_of, kind, month_of, quarter_of
 from pipesync.metrics.results import DealList, Metrics, PeriodFigures, PeriodInfo, SegmentMetrics
 from pipesync.metrics.run import run_views
