@@ -34,7 +34,7 @@ def state_at(deals: DealSet, history: History, stages: StageTable, at: float) ->
     """Each deal as it stood at ``at``.
 
     * Open: created before ``at`` (or creation unknown), and open now or closed on a
-      close date on or after the day of ``at``.
+      close date not before ``at`` (a deal closed on day D is closed from the start of D).
     * Stage and entry into it: for a deal open now that entered its current stage
       before ``at`` (``stage_entered_at``) and has no later history entry before
       ``at``, its current stage; else its last history entry before ``at`` when that
