@@ -135,3 +135,11 @@ def test_the_last_day_of_a_quarter_gives_the_whole_quarter(tmp_path):
     m = run_metrics(settings, now=end_of_day(date(2026, 9, 30)))
     assert Period(m.period.start, m.period.end) == Period(date(2026, 7, 1), date(2026, 9, 30))
     assert (m.period.to_date, m.previous_period.start, m.previous_period.end) == (False, date(2026, 4, 1), date(2026, 6, 30))
+
+
+def test_days_in_stage_count_from_the_crm_entry_even_when_a_sync_saw_the_move_later(tmp_path):
+    # The CRM says qualification since 10-05; the history entry was observed by a sync on 10-07.
+    deal = DealRow("hubspot:O1", "qualification", "open", 5_000, "2026-10-01", stage_entered="2026-10-05",
+                   last_activity="2026-11-14", history=[("prospecting", "2026-10-01"), ("qualification", "2026-10-07")])
+    m = run_metrics(write_warehouse(f"sqlite:///{tmp_path / 'w.db'}", [deal]), now=AS_OF)
+    assert [(d.id, d.days) for d in m.stuck_deals.deals] == [("hubspot:O1", 42)]

@@ -36,8 +36,8 @@ def state_at(deals: DealSet, history: History, stages: StageTable, at: float) ->
     * Open: created before ``at`` (or creation unknown), and open now or closed on a
       close date not before ``at`` (a deal closed on day D is closed from the start of D).
     * Stage and entry into it: for a deal open now that entered its current stage
-      before ``at`` (``stage_entered_at``) and has no later history entry before
-      ``at``, its current stage; else its last history entry before ``at`` when that
+      before ``at`` (``stage_entered_at``) and has no later history entry into another
+      stage before ``at``, its current stage since then; else its last history entry before ``at`` when that
       is an open stage; else its current stage if open now, otherwise the pipeline's
       first step, entered (as far as anything says) when the deal was created.
     * Last touch: the latest of ``last_activity_at``, ``updated_at``,
@@ -49,7 +49,9 @@ def state_at(deals: DealSet, history: History, stages: StageTable, at: float) ->
     with np.errstate(invalid="ignore"):
         existed = np.isnan(d.created) | (d.created < at)
         open_ = existed & ((d.status == OPEN) | ((d.status != OPEN) & (d.close_day >= at)))
-        in_current = (d.status == OPEN) & (d.stage_entered < at) & ~(hist_at > d.stage_entered)
+        # A later entry into the same stage is the same move seen late (a sync), not a new visit.
+        moved_since = (hist_at > d.stage_entered) & (hist_stage != d.stage)
+        in_current = (d.status == OPEN) & (d.stage_entered < at) & ~moved_since
         from_history = (hist_stage >= 0) & (stages.category[hist_stage] == OPEN)
         fallback = np.where(d.status == OPEN, d.stage, stages.funnel_stages[0])
         stage = np.where(in_current, d.stage, np.where(from_history, hist_stage, fallback)).astype(np.int64)
