@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     mappings_dir: str = "mappings"
     pipeline: str | None = None
     stale_after_days: int = Field(default=30, gt=0)
+    # how the funnel's stage conversion is counted (docs/metrics.md): "cohort" or "cumulative"
+    stage_conversion: Literal["cohort", "cumulative"] = "cohort"
     # processes a sync may use to read a large file source side by side (default: one per core)
     sync_workers: int | None = Field(default=None, gt=0)
     # match and survivorship rules for `pipesync consolidate` (default: the built-in rules)

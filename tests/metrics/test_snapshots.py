@@ -1,4 +1,4 @@
-"""Every run stores its headline figures; trends read the latest snapshot of each period."""
+"""Every run stores its headline figures: a record of what was reported."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from sqlalchemy import create_engine, func, select
 from pipesync.metrics.periods import Period
 from pipesync.metrics.run import run_metrics
 from pipesync.metrics.definitions import HEADLINE
-from pipesync.metrics.snapshots import trend
 from pipesync.warehouse import schema
 from tests.metrics.builders import NOW
 
-Q3 = Period(date(2026, 7, 1), date(2026, 9, 30))
 Q4 = Period(date(2026, 10, 1), date(2026, 12, 31))
 
 
@@ -31,15 +29,18 @@ def test_a_run_stores_one_row_per_segment_and_metric(quarter_settings):
     assert all((r.period_start, r.period_end) == (Q4.start, Q4.end) for r in rows)
 
 
-def test_the_trend_has_the_latest_snapshot_of_each_period_oldest_first(quarter_settings):
-    run_metrics(quarter_settings, Q3, now=NOW - timedelta(days=60))
+def test_every_run_is_kept_under_the_instant_its_figures_are_as_of(quarter_settings):
     run_metrics(quarter_settings, Q4, now=NOW - timedelta(days=1))
     run_metrics(quarter_settings, Q4, now=NOW)
     engine = create_engine(quarter_settings.warehouse_url())
     with engine.connect() as conn:
-        points = trend(conn, ["win_rate", "won_count"])
+        rows = conn.execute(
+            select(schema.metric_snapshots.c.taken_at, schema.metric_snapshots.c.value)
+            .where(schema.metric_snapshots.c.metric == "won_count")
+            .order_by(schema.metric_snapshots.c.taken_at)
+        ).all()
     engine.dispose()
-    assert [(p.period_start, p.period_end) for p in points] == [(Q3.start, Q3.end), (Q4.start, Q4.end)]
-    assert points[0].values == {"win_rate": 0.5, "won_count": 1}
-    assert points[1].values == {"win_rate": 2 / 3, "won_count": 2}
-    assert points[1].taken_at.replace(tzinfo=None) == NOW.replace(tzinfo=None)
+    # D4 was won on 11-10, D3 on 10-31: both before either instant
+    assert [(r.taken_at.replace(tzinfo=None), r.value) for r in rows] == [
+        ((NOW - timedelta(days=1)).replace(tzinfo=None), 2), (NOW.replace(tzinfo=None), 2)
+    ]

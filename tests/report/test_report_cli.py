@@ -31,3 +31,18 @@ def test_an_unwritable_destination_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["report", "-c", str(config), "--out", str(tmp_path / "missing" / "r.html")])
     assert result.exit_code == 1
     assert "cannot write the report" in result.stderr
+
+
+def test_a_quarter_in_progress_says_so_and_trends_over_the_last_four_quarters(tmp_path):
+    settings = write_warehouse(f"sqlite:///{tmp_path / 'w.db'}", quarter_deals())
+    config = tmp_path / "pipesync.yaml"
+    config.write_text(f"warehouse: {settings.warehouse}\n", encoding="utf-8")
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "-c", str(config), "--out", str(out), "--as-of", "2026-11-22"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "<strong>quarter to date</strong> · compared with 2026-07-01 to 2026-08-22" in html
+    assert "As of end of 2026-11-22" in html
+    # computed from the deals on the first run: no snapshot of any earlier quarter exists
+    for label in ("Q4 2025", "Q1 2026", "Q2 2026", "Q3 2026", "Q4 2026 QTD"):
+        assert f">{label}</text>" in html

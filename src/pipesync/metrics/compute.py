@@ -6,9 +6,9 @@ seconds. docs/metrics.md states each definition exactly as computed here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import select
@@ -16,10 +16,11 @@ from sqlalchemy.engine import Connection
 
 from pipesync.errors import ConfigError
 from pipesync.metrics import attention, dealset, stageflow
-from pipesync.metrics.dealset import LOST, OPEN, WON, DealSet, History, day_number
-from pipesync.metrics.definitions import ALL_SEGMENT, DAYS_PER_MONTH, HEADLINE, VIEWS
+from pipesync.metrics.asof import State, state_at
+from pipesync.metrics.dealset import LOST, WON, DealSet, History, day_number
+from pipesync.metrics.definitions import ALL_SEGMENT, DAYS_PER_MONTH, HEADLINE, STAGE_CONVERSIONS, VIEWS, StageConversion
 from pipesync.metrics.grouped import group_count, group_sum
-from pipesync.metrics.periods import Period
+from pipesync.metrics.periods import Period, compare
 from pipesync.metrics.results import (
     DealList,
     Figure,
@@ -28,6 +29,7 @@ from pipesync.metrics.results import (
     LeadSourceWinRate,
     LostReason,
     Metrics,
+    PeriodFigures,
     PeriodInfo,
     RecordRef,
     SegmentMetrics,
@@ -53,8 +55,9 @@ class Truth:
     stages: StageTable
 
 
-def load_truth(conn: Connection, pipeline: SharedPipeline, period: Period) -> Truth:
-    deals, history = dealset.load(conn, pipeline, period.previous().start)
+def load_truth(conn: Connection, pipeline: SharedPipeline, since: date) -> Truth:
+    """The deal set for periods starting on or after ``since`` (older closed deals cannot count in them)."""
+    deals, history = dealset.load(conn, pipeline, since)
     return Truth(deals, history, StageTable.of(pipeline))
 
 
@@ -62,46 +65,35 @@ def load_truth(conn: Connection, pipeline: SharedPipeline, period: Period) -> Tr
 class PeriodState:
     """Per-deal facts about one period, shared by every view."""
 
-    open_at_end: np.ndarray  # open at the as-of instant (period end, or now if that is earlier)
-    stage_at_end: np.ndarray  # stage code at that instant
+    at_end: State  # the deals as they stood at the period's as-of instant (its end, or earlier)
     velocity_open: np.ndarray  # open at the end and not parked
     created_in: np.ndarray
     won_in: np.ndarray
     lost_in: np.ndarray
     cycle_days: np.ndarray  # close date − created date, for won deals
     start: float
-    before: float  # first day after the period, or now
+    before: float  # the as-of instant: the first day after the period, or earlier
 
 
-def period_state(truth: Truth, period: Period, now: float) -> PeriodState:
+def period_state(truth: Truth, period: Period, as_of: float) -> PeriodState:
+    """The period measured up to ``as_of`` (a day number; its end when that is earlier)."""
     d, st = truth.deals, truth.stages
-    start, after = day_number(period.start), day_number(period.end) + 1
-    as_of = min(after, now)
-    created_known = ~np.isnan(d.created)
+    start, before = day_number(period.start), min(day_number(period.end) + 1, as_of)
+    at_end = state_at(d, truth.history, st, before)
     with np.errstate(invalid="ignore"):
-        existed = ~created_known | (d.created < as_of)
-        closed_later = (d.status != OPEN) & (d.close_day >= as_of)
-        open_at_end = existed & ((d.status == OPEN) | closed_later)
-        # The stage then: the last history entry before it, if that is an open stage; else the
-        # current stage of a deal still open; else the pipeline's first step (the entry stage).
-        hist_stage, _ = stageflow.last_entries(truth.history, len(d), as_of)
-        from_history = (hist_stage >= 0) & (st.category[hist_stage] == OPEN)
-        entry_stage = st.funnel_stages[0]
-        stage_at_end = np.where(from_history, hist_stage, np.where(d.status == OPEN, d.stage, entry_stage))
-        closed_in = (d.close_day >= start) & (d.close_day < after)
-        created_in = created_known & (d.created >= start) & (d.created < after)
+        closed_in = (d.close_day >= start) & (d.close_day < before)
+        created_in = ~np.isnan(d.created) & (d.created >= start) & (d.created < before)
     won_in = closed_in & (d.status == WON)
     cycle = np.maximum(0.0, d.close_day - np.floor(d.created))
     return PeriodState(
-        open_at_end=open_at_end,
-        stage_at_end=stage_at_end.astype(np.int64),
-        velocity_open=open_at_end & ~st.parked[stage_at_end],
+        at_end=at_end,
+        velocity_open=at_end.open & ~st.parked[at_end.stage],
         created_in=created_in,
         won_in=won_in,
         lost_in=closed_in & (d.status == LOST),
         cycle_days=cycle,
         start=start,
-        before=as_of,
+        before=before,
     )
 
 
@@ -114,7 +106,7 @@ def headline(truth: Truth, s: PeriodState, codes: np.ndarray, n: int, flags: dic
     """Each headline metric per segment (``codes`` gives each deal's segment)."""
     amount = np.nan_to_num(truth.deals.amount)
     priced = ~np.isnan(truth.deals.amount)
-    prob = truth.stages.probability[s.stage_at_end]
+    prob = truth.stages.probability[s.at_end.stage]
 
     def count(mask: np.ndarray) -> np.ndarray:
         return group_count(codes[mask], n).astype(float)
@@ -132,9 +124,9 @@ def headline(truth: Truth, s: PeriodState, codes: np.ndarray, n: int, flags: dic
     with np.errstate(invalid="ignore", divide="ignore"):
         per_day = np.where(avg_cycle > 0, velocity_open * avg_won * win_rate / np.where(avg_cycle > 0, avg_cycle, 1), np.nan)
     out = {
-        "open_pipeline_value": total(amount, s.open_at_end),
-        "open_pipeline_count": count(s.open_at_end),
-        "weighted_pipeline": total(amount * prob, s.open_at_end),
+        "open_pipeline_value": total(amount, s.at_end.open),
+        "open_pipeline_count": count(s.at_end.open),
+        "weighted_pipeline": total(amount * prob, s.at_end.open),
         "new_pipeline_count": count(s.created_in),
         "new_pipeline_value": total(amount, s.created_in),
         "won_count": won,
@@ -188,8 +180,8 @@ def _segments(truth: Truth, cur: PeriodState, prev: PeriodState, view: str, flag
 def _pipeline_by_stage(truth: Truth, s: PeriodState) -> list[StagePipeline]:
     st = truth.stages
     n = len(st.category)
-    stage = st.slots(s.stage_at_end[s.open_at_end])
-    amount = np.nan_to_num(truth.deals.amount)[s.open_at_end]
+    stage = st.slots(s.at_end.stage[s.at_end.open])
+    amount = np.nan_to_num(truth.deals.amount)[s.at_end.open]
     counts = group_count(stage, n)
     values = group_sum(amount, stage, n)
     weighted = group_sum(amount * st.probability[stage], stage, n)
@@ -200,29 +192,34 @@ def _pipeline_by_stage(truth: Truth, s: PeriodState) -> list[StagePipeline]:
     ]
 
 
-def _funnel(truth: Truth, cur: PeriodState, prev: PeriodState) -> list[FunnelStep]:
+def _funnel(truth: Truth, cur: PeriodState, prev: PeriodState, definition: StageConversion) -> list[FunnelStep]:
     st, n = truth.stages, len(truth.deals)
 
-    def counts(s: PeriodState) -> np.ndarray:
-        parked = s.open_at_end & st.parked[s.stage_at_end]
-        return stageflow.funnel_counts(truth.history, st, n, s.start, s.before, parked)
+    def counts(s: PeriodState) -> tuple[np.ndarray, np.ndarray]:
+        """(reached, went on) per step, as floats for the ratios."""
+        if definition == "cohort":
+            entered, went_on = stageflow.stage_cohorts(truth.history, st, s.start, s.before)
+            return entered.astype(float), went_on.astype(float)
+        parked = s.at_end.open & st.parked[s.at_end.stage]
+        reached = stageflow.funnel_counts(truth.history, st, n, s.start, s.before, parked).astype(float)
+        return reached, np.append(reached[1:], np.nan)
 
-    now_c, prev_c = counts(cur), counts(prev)
+    (reached, went_on), (prev_reached, prev_went_on) = counts(cur), counts(prev)
+    conversion, prev_conversion = _ratio(went_on, reached), _ratio(prev_went_on, prev_reached)
+    share = _ratio(reached, np.full_like(reached, reached[0]))
     steps = []
     for k, code in enumerate(st.funnel_stages):
         last = k == len(st.funnel_stages) - 1
-        went_on = None if last else int(now_c[k + 1])
-        label = "Won" if last else st.label(code)
         steps.append(
             FunnelStep(
                 stage=st.key(code),
-                label=label,
-                reached=int(now_c[k]),
-                went_on=went_on,
-                conversion=None if last else _number(_ratio(now_c[k + 1 : k + 2], now_c[k : k + 1])[0]),
-                share_of_first=_number(_ratio(now_c[k : k + 1], now_c[0:1])[0]),
-                previous_reached=int(prev_c[k]),
-                previous_conversion=None if last else _number(_ratio(prev_c[k + 1 : k + 2], prev_c[k : k + 1])[0]),
+                label="Won" if last else st.label(code),
+                reached=int(reached[k]),
+                went_on=None if last else int(went_on[k]),
+                conversion=None if last else _number(conversion[k]),
+                share_of_first=_number(share[k]),
+                previous_reached=int(prev_reached[k]),
+                previous_conversion=None if last else _number(prev_conversion[k]),
             )
         )
     return steps
@@ -266,7 +263,7 @@ def _win_rate_by_lead_source(truth: Truth, s: PeriodState) -> list[LeadSourceWin
     return sorted(rows, key=lambda r: (-(r.won + r.lost), r.lead_source))
 
 
-def _deal_list(truth: Truth, mask: np.ndarray, limit: int, describe: Describe) -> DealList:
+def _deal_list(truth: Truth, mask: np.ndarray, stage: np.ndarray, limit: int, describe: Describe) -> DealList:
     d = truth.deals
     idx = np.flatnonzero(mask)
     amount = np.nan_to_num(d.amount[idx], nan=-np.inf)
@@ -277,7 +274,7 @@ def _deal_list(truth: Truth, mask: np.ndarray, limit: int, describe: Describe) -
         reason, days, typical = describe(i)
         deals.append(
             FlaggedDeal(
-                id=d.ids[i], name="", source=sources.labels[sources.codes[i]], stage=truth.stages.key(int(d.stage[i])),
+                id=d.ids[i], name="", source=sources.labels[sources.codes[i]], stage=truth.stages.key(int(stage[i])),
                 owner=owners.labels[owners.codes[i]], amount=_number(d.amount[i]), reason=reason, days=days,
                 typical_amount=typical,
             )
@@ -293,26 +290,37 @@ def measure(
     now: datetime,
     stale_after_days: int,
     reporting_currency: str,
+    stage_conversion: StageConversion = "cohort",
     limit: int = 50,
 ) -> Metrics:
-    """The metrics of ``period`` for ``view``, against the previous period. Pure: reads nothing, writes nothing."""
+    """The metrics of ``period`` for ``view`` as of the instant ``now``, against the previous period.
+
+    When ``now`` falls inside the period, the previous period is measured up to the
+    same point (periods.compare). Pure: reads nothing, writes nothing, and the wall
+    clock plays no part.
+    """
     if view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}: use one of {', '.join(VIEWS)}")
+    if stage_conversion not in STAGE_CONVERSIONS:
+        raise ConfigError(f"unknown stage conversion {stage_conversion!r}: use one of {', '.join(STAGE_CONVERSIONS)}")
     d, st = truth.deals, truth.stages
-    now_day = now.timestamp() / 86400.0
-    previous = period.previous()
-    cur, prev = period_state(truth, period, now_day), period_state(truth, previous, now_day)
+    c = compare(period, now)
+    cur, prev = period_state(truth, period, _day(c.as_of)), period_state(truth, c.previous, _day(c.previous_as_of))
+    # Stuck, stale and suspicious are about the as-of instant itself, whatever the period.
+    now_state = cur.at_end if c.to_date else state_at(d, truth.history, st, _day(now))
+    stage = np.where(now_state.open, now_state.stage, d.stage)
 
-    stuck_mask, stage_days = attention.stuck(d, truth.history, st, now_day)
-    stale_mask, touch_days = attention.stale(d, st, now_day, stale_after_days)
+    stuck_mask, stage_days = attention.stuck(now_state, st)
+    stale_mask, touch_days = attention.stale(now_state, st, stale_after_days)
     owners = d.segments["owner"]
-    candidates = (d.status == OPEN) | cur.won_in | cur.lost_in
-    verdict = suspicious_amounts(d.amount, owners.codes, len(owners.labels), d.stage, len(st.pipeline.stages), candidates)
+    candidates = now_state.open | cur.won_in | cur.lost_in
+    baseline = np.where(now_state.existed, d.amount, np.nan)  # a deal created later is no evidence yet
+    verdict = suspicious_amounts(baseline, owners.codes, len(owners.labels), stage, len(st.pipeline.stages), candidates)
     flags = {"stuck_deals": stuck_mask, "stale_deals": stale_mask, "suspicious_amounts": verdict.flagged}
 
     def stuck_reason(i: int) -> tuple[str, float, None]:
-        sla = int(st.sla_days[d.stage[i]])
-        return f"{stage_days[i]:.0f} days in {st.label(int(d.stage[i]))} (SLA {sla} days)", float(stage_days[i]), None
+        sla = int(st.sla_days[stage[i]])
+        return f"{stage_days[i]:.0f} days in {st.label(int(stage[i]))} (SLA {sla} days)", float(stage_days[i]), None
 
     def stale_reason(i: int) -> tuple[str, float, None]:
         return f"no activity or update for {touch_days[i]:.0f} days", float(touch_days[i]), None
@@ -325,22 +333,39 @@ def measure(
         return f"{shown} the typical size of {group} ({typical:,.0f} {reporting_currency})", None, typical
 
     return Metrics(
-        period=PeriodInfo(start=period.start, end=period.end),
-        previous_period=PeriodInfo(start=previous.start, end=previous.end),
+        period=PeriodInfo(start=period.start, end=period.end, to_date=c.to_date),
+        previous_period=PeriodInfo(start=c.previous.start, end=c.previous_through, to_date=c.to_date),
         as_of=now,
         view=view,
         deal_set=d.kind,
         reporting_currency=reporting_currency,
+        stage_conversion=stage_conversion,
         segments=_segments(truth, cur, prev, view, flags),
         pipeline_by_stage=_pipeline_by_stage(truth, cur),
-        funnel=_funnel(truth, cur, prev),
+        funnel=_funnel(truth, cur, prev, stage_conversion),
         days_in_stage=_days_in_stage(truth, cur, prev),
         lost_reasons=_lost_reasons(truth, cur),
         win_rate_by_lead_source=_win_rate_by_lead_source(truth, cur),
-        stuck_deals=_deal_list(truth, stuck_mask, limit, stuck_reason),
-        stale_deals=_deal_list(truth, stale_mask, limit, stale_reason),
-        suspicious_amounts=_deal_list(truth, verdict.flagged, limit, suspicious_reason),
+        stuck_deals=_deal_list(truth, stuck_mask, stage, limit, stuck_reason),
+        stale_deals=_deal_list(truth, stale_mask, stage, limit, stale_reason),
+        suspicious_amounts=_deal_list(truth, verdict.flagged, stage, limit, suspicious_reason),
     )
+
+
+def trend(truth: Truth, periods: Sequence[Period], now: datetime, keys: Sequence[str]) -> list[PeriodFigures]:
+    """The whole deal set's ``keys`` for each period, each measured as of ``now`` or its end if earlier."""
+    whole = np.zeros(len(truth.deals), dtype=np.int64)
+    points = []
+    for p in periods:
+        c = compare(p, now)
+        figures = headline(truth, period_state(truth, p, _day(c.as_of)), whole, 1, None)
+        info = PeriodInfo(start=p.start, end=p.end, to_date=c.to_date)
+        points.append(PeriodFigures(period=info, values={k: _number(figures[k][0]) for k in keys}))
+    return points
+
+
+def _day(instant: datetime) -> float:
+    return instant.timestamp() / 86400.0
 
 
 def attach_records(conn: Connection, metrics: Metrics) -> None:
@@ -368,7 +393,3 @@ def attach_records(conn: Connection, metrics: Metrics) -> None:
     for deal in listed:
         deal.name = names.get(deal.id) or ""
         deal.records = records.get(deal.id, [])
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

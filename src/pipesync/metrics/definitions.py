@@ -7,7 +7,7 @@ rename one; add new keys instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Unit = Literal["money", "count", "ratio", "days", "money_per_day", "money_per_month"]
 
@@ -54,6 +54,10 @@ VIEWS: dict[str, str | None] = {
     "lead_source": "lead_source",
 }
 ALL_SEGMENT = "all"
+
+# How the funnel counts stage conversion (docs/metrics.md); the setting ``stage_conversion``.
+StageConversion = Literal["cohort", "cumulative"]
+STAGE_CONVERSIONS: tuple[str, ...] = get_args(StageConversion)
 NO_VALUE_SEGMENT = "(none)"
 
 # An average month, for velocity per month: 365.25 / 12 days.

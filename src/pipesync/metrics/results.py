@@ -23,14 +23,22 @@ class SegmentMetrics(BaseModel):
 
 class PeriodInfo(BaseModel):
     start: date
-    end: date
+    end: date  # for a previous period compared to date: the last day compared
+    to_date: bool = False  # measured only up to the as-of instant (which falls inside the period)
+
+
+class PeriodFigures(BaseModel):
+    """One point of a trend: the whole deal set's headline figures for a period."""
+
+    period: PeriodInfo
+    values: dict[str, float | None]
 
 
 class FunnelStep(BaseModel):
     stage: str
     label: str
-    reached: int
-    went_on: int | None  # None on the last step (won)
+    reached: int  # cohort: entered the step in the period; cumulative: reached it or a later one
+    went_on: int | None  # cohort: of those, went on to a later step; cumulative: reached the next. None on won
     conversion: float | None  # went_on / reached
     share_of_first: float | None  # reached / reached at the first step
     previous_reached: int
@@ -101,6 +109,7 @@ class Metrics(BaseModel):
     view: str
     deal_set: str  # "golden" when consolidation has run, else "deals"
     reporting_currency: str
+    stage_conversion: str  # how the funnel is counted: "cohort" or "cumulative"
     segments: list[SegmentMetrics]  # "all" first
     pipeline_by_stage: list[StagePipeline]
     funnel: list[FunnelStep]

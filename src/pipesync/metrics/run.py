@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 
 from pipesync.config import Settings
 from pipesync.metrics import snapshots
-from pipesync.metrics.compute import attach_records, load_truth, measure
-from pipesync.metrics.periods import Period, quarter_of
-from pipesync.metrics.results import Metrics
+from pipesync.metrics.compute import attach_records, load_truth, measure, trend
+from pipesync.metrics.definitions import StageConversion
+from pipesync.metrics.periods import Period, day_of, quarter_of, trend_periods
+from pipesync.metrics.results import Metrics, PeriodFigures
 from pipesync.pipeline import load_pipeline
 from pipesync.warehouse.store import Warehouse
 
@@ -29,7 +30,8 @@ def link_records(settings: Settings, metrics: Metrics) -> None:
 @dataclass
 class MetricsRun:
     views: dict[str, Metrics]
-    trend: list[snapshots.TrendPoint]  # of the metrics asked for, from the snapshots (this run's included)
+    # The metrics asked for, of the whole deal set, over the trend periods then the period itself
+    trend: list[PeriodFigures]
 
 
 def run_views(
@@ -40,29 +42,41 @@ def run_views(
     now: datetime | None = None,
     limit: int = 50,
     trend_metrics: Sequence[str] = (),
+    stage_conversion: StageConversion | None = None,
 ) -> MetricsRun:
-    """The metrics of ``period`` (default: the current quarter) for each view, each stored as a snapshot."""
+    """The metrics of ``period`` for each view as of ``now``, each stored as a snapshot.
+
+    ``now`` is the as-of instant (default: the wall clock; ``periods.end_of_day(D)``
+    for the figures as they stood at the end of day D); ``period`` defaults to the
+    quarter it falls in. ``trend_metrics``: the figures to compute for the trend
+    (the last 4 quarters, or 12 months, then ``period``); ``stage_conversion``
+    overrides the setting of that name.
+    """
     now = now or datetime.now(timezone.utc)
-    period = period or quarter_of(now.date())
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    period = period or quarter_of(day_of(now))
+    history = trend_periods(period) if trend_metrics else []
     pipeline = load_pipeline(settings.pipeline_path())
     warehouse = Warehouse(settings.warehouse_url())
     try:
         with warehouse.begin() as conn:
-            truth = load_truth(conn, pipeline, period)
+            truth = load_truth(conn, pipeline, (history[0] if history else period.previous()).start)
             results = {}
             for view in views:
                 metrics = measure(
                     truth, period, view=view, now=now, stale_after_days=settings.stale_after_days,
-                    reporting_currency=settings.reporting_currency, limit=limit,
+                    reporting_currency=settings.reporting_currency,
+                    stage_conversion=stage_conversion or settings.stage_conversion, limit=limit,
                 )
                 attach_records(conn, metrics)
                 link_records(settings, metrics)
                 snapshots.store(conn, metrics, taken_at=now)
                 results[view] = metrics
-            trend = snapshots.trend(conn, list(trend_metrics)) if trend_metrics else []
+            points = trend(truth, [*history, period], now, trend_metrics) if trend_metrics else []
     finally:
         warehouse.close()
-    return MetricsRun(results, trend)
+    return MetricsRun(results, points)
 
 
 def run_metrics(
@@ -72,6 +86,7 @@ def run_metrics(
     view: str = "all",
     now: datetime | None = None,
     limit: int = 50,
+    stage_conversion: StageConversion | None = None,
 ) -> Metrics:
-    """The metrics for ``period`` (default: the current quarter) and ``view``; stores a snapshot."""
-    return run_views(settings, period, (view,), now=now, limit=limit).views[view]
+    """The metrics for ``period`` and ``view`` as of ``now`` (see run_views); stores a snapshot."""
+    return run_views(settings, period, (view,), now=now, limit=limit, stage_conversion=stage_conversion).views[view]

@@ -1,7 +1,9 @@
 """How deals move through the stages, from ``stage_history``: the funnel, conversion, days in stage.
 
-Parked stages are not funnel steps: a deal parked at the period's end is left
-out of the funnel, and entering a parked stage is not progress.
+Parked stages are not funnel steps: entering a parked stage is not progress.
+Stage conversion has two definitions (docs/metrics.md): ``cohort`` (of the deals
+that entered a step in the period, those that went on to a later one) and
+``cumulative`` (the deals that moved in the period, by the furthest step reached).
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ def furthest_steps(history: History, stages: StageTable, n_deals: int, before: f
 def funnel_counts(
     history: History, stages: StageTable, n_deals: int, start: float, before: float, parked_at_end: np.ndarray
 ) -> np.ndarray:
-    """How many deals reached each funnel step, among deals that entered any stage in [start, before)."""
+    """Cumulative: how many deals reached each funnel step, among deals that entered any stage in [start, before).
+
+    A deal parked at the end is left out.
+    """
     in_period = (history.at >= start) & (history.at < before)
     cohort = np.zeros(n_deals, dtype=bool)
     cohort[history.deal[in_period]] = True
@@ -51,6 +56,40 @@ def funnel_counts(
     # A deal that reached step k also passed every step before it, even one it skipped.
     at_least = np.bincount(furthest[furthest >= 0], minlength=n_steps)[::-1].cumsum()[::-1]
     return at_least
+
+
+def stage_cohorts(history: History, stages: StageTable, start: float, before: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cohort, per funnel step: (deals that entered it in [start, before), how many of them went on).
+
+    A deal counts once per step, from its first entry into it in the period; it went
+    on when it entered a later step after that entry and before ``before``.
+    """
+    n_steps = len(stages.funnel_stages)
+    idx = np.flatnonzero(history.at < before)
+    deal, at = history.deal[idx], history.at[idx]
+    step = stages.funnel_step[history.stage[idx]].astype(np.int64)
+    later = _furthest_later_step(deal, step, n_steps)
+    rows = np.flatnonzero((step >= 0) & (at >= start))
+    _, first = np.unique(deal[rows] * n_steps + step[rows], return_index=True)  # rows are in time order per deal
+    rows = rows[first]
+    went_on = rows[later[rows] > step[rows]]
+    return np.bincount(step[rows], minlength=n_steps), np.bincount(step[went_on], minlength=n_steps)
+
+
+def _furthest_later_step(deal: np.ndarray, step: np.ndarray, n_steps: int) -> np.ndarray:
+    """Per row (sorted by deal then time): the furthest step among the same deal's later rows, -1 when none."""
+    later = np.full(len(deal), -1, dtype=np.int64)
+    if len(deal) < 2:
+        return later
+    # A running maximum over the rows in reverse, each deal's run lifted above every run before it,
+    # is the maximum over the rest of the deal's own rows.
+    rev_deal = deal[::-1]
+    run = np.concatenate(([0], np.cumsum(rev_deal[1:] != rev_deal[:-1])))
+    lift = run * (n_steps + 1)
+    from_here = (np.maximum.accumulate(step[::-1] + 1 + lift) - lift - 1)[::-1]
+    same = deal[1:] == deal[:-1]
+    later[:-1] = np.where(same, from_here[1:], -1)
+    return later
 
 
 def stage_visits(history: History, start: float, before: float) -> tuple[np.ndarray, np.ndarray]:

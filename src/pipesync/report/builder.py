@@ -21,12 +21,11 @@ from markupsafe import Markup
 from pipesync.config import Settings
 from pipesync.errors import PipesyncError
 from pipesync.files import write_atomically
-from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, Unit
+from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, StageConversion, Unit
 from pipesync.metrics.formatting import format_delta, format_value
-from pipesync.metrics.periods import Period, quarter_of
-from pipesync.metrics.results import DealList, Metrics, SegmentMetrics
+from pipesync.metrics.periods import Period, day_of, kind, month_of, quarter_of
+from pipesync.metrics.results import DealList, Metrics, PeriodFigures, PeriodInfo, SegmentMetrics
 from pipesync.metrics.run import run_views
-from pipesync.metrics.snapshots import TrendPoint
 from pipesync.report import charts
 
 CARDS = ("open_pipeline_value", "weighted_pipeline", "new_pipeline_value", "win_rate", "avg_won_deal_size", "avg_sales_cycle_days", "velocity_per_month")
@@ -42,7 +41,7 @@ class ReportData:
 
     overall: Metrics
     breakdowns: dict[str, Metrics]
-    trend: list[TrendPoint]
+    trend: list[PeriodFigures]  # the last 4 quarters (or 12 months), then the period
 
 
 def build_report(
@@ -52,14 +51,24 @@ def build_report(
     *,
     now: datetime | None = None,
     limit: int = 50,
+    stage_conversion: StageConversion | None = None,
 ) -> Path:
-    """Computes the metrics (storing their snapshots) and writes the report; returns its path."""
-    return write_report(report_data(settings, period, now=now, limit=limit), settings, out)
+    """Computes the metrics as of ``now`` (storing their snapshots) and writes the report; returns its path."""
+    return write_report(report_data(settings, period, now=now, limit=limit, stage_conversion=stage_conversion), settings, out)
 
 
-def report_data(settings: Settings, period: Period | None = None, *, now: datetime | None = None, limit: int = 50) -> ReportData:
-    """The metrics the report shows, computed once (and stored as snapshots)."""
-    run = run_views(settings, period, ("all", *BREAKDOWN_VIEWS), now=now, limit=limit, trend_metrics=TREND)
+def report_data(
+    settings: Settings,
+    period: Period | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+    stage_conversion: StageConversion | None = None,
+) -> ReportData:
+    """The metrics the report shows as of ``now``, computed once (and stored as snapshots); see run_views."""
+    run = run_views(
+        settings, period, ("all", *BREAKDOWN_VIEWS), now=now, limit=limit, trend_metrics=TREND, stage_conversion=stage_conversion
+    )
     return ReportData(run.views["all"], {v: run.views[v] for v in BREAKDOWN_VIEWS}, run.trend)
 
 
@@ -91,7 +100,8 @@ def render(data: ReportData, settings: Settings) -> str:
         css=Markup(css),
         js=Markup(js),
         csp=f"default-src 'none'; style-src '{_csp_hash(css)}'; script-src '{_csp_hash(js)}'; img-src data:; base-uri 'none'; form-action 'none'",
-        generated=m.as_of.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=_instant(m.as_of),
+        period_kind=kind(Period(m.period.start, m.period.end)),
         cards=[_card(HEADLINE_BY_KEY[k], m, cur) for k in CARDS],
         attention=[_card(HEADLINE_BY_KEY[k], m, cur) for k in ("stuck_deals", "stale_deals", "suspicious_amounts")],
         funnel_svg=charts.funnel(
@@ -102,7 +112,7 @@ def render(data: ReportData, settings: Settings) -> str:
                 )
                 for s in m.funnel
             ],
-            "Funnel: deals that reached each stage",
+            "Funnel: deals that entered each stage" if m.stage_conversion == "cohort" else "Funnel: deals that reached each stage",
         ),
         funnel=m.funnel,
         pipeline_svg=charts.bars(
@@ -157,25 +167,31 @@ def _card(d: MetricDef, m: Metrics, cur: str) -> dict[str, Any]:
     }
 
 
-def _trend_charts(trend: list[TrendPoint], m: Metrics) -> list[Any]:
-    by_period = {(p.period_start, p.period_end): dict(p.values) for p in trend}
-    # The previous period's figures are computed on every run: the trend has two points from the start.
-    previous = (m.previous_period.start, m.previous_period.end)
-    by_period.setdefault(previous, {k: m.total(k).previous for k in TREND})
-    ordered = sorted(by_period.items(), key=lambda kv: (kv[0][1], kv[0][0]))[-8:]
+def _instant(as_of: datetime) -> str:
+    """'end of 2026-11-22' for an as-of day, else the time."""
+    utc = as_of.astimezone(timezone.utc)
+    if utc.time() == datetime.min.time():
+        return f"end of {day_of(utc)}"
+    return utc.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _trend_charts(trend: list[PeriodFigures], m: Metrics) -> list[Any]:
     charts_out = []
     for key in TREND:
         d = HEADLINE_BY_KEY[key]
-        points = [(_period_label(s, e), values.get(key)) for (s, e), values in ordered]
+        points = [(_period_label(p.period), p.values.get(key)) for p in trend]
         charts_out.append((d.label, charts.line(points, f"{d.label} by period", lambda v, d=d: format_value(v, d.unit, m.reporting_currency).replace(" / month", ""))))
     return charts_out
 
 
-def _period_label(start: Any, end: Any) -> str:
+def _period_label(info: PeriodInfo) -> str:
+    start, end = info.start, info.end
     p = Period(start, end)
     if p == quarter_of(start):
-        return f"Q{(start.month - 1) // 3 + 1} {start.year}"
-    return f"{start:%d %b %y}–{end:%d %b %y}"
+        return f"Q{(start.month - 1) // 3 + 1} {start.year}" + (" QTD" if info.to_date else "")
+    if p == month_of(start):
+        return f"{start:%b %Y}" + (" MTD" if info.to_date else "")
+    return f"{start:%d %b %y}–{end:%d %b %y}" + (" (to date)" if info.to_date else "")
 
 
 def _breakdown(b: Metrics, cur: str) -> dict[str, Any]:
