@@ -74,6 +74,13 @@ def test_short_words_are_not_matched_inside_others(lexicon):
     assert lexicon.match("Wonderful leadership") == []
 
 
+def test_korean_spacing_does_not_matter(lexicon):
+    # "영업 기회 검증" and "영업기회 검증" are one label to a Korean reader
+    for label in ("영업기회 검증", "영업 기회검증"):
+        (hit,) = lexicon.match(label)
+        assert hit.term.keys == ("qualification",)
+
+
 def test_span_terms_name_a_stretch_of_the_pipeline(lexicon):
     (hit,) = lexicon.match("Contact made")
     assert hit.is_span and hit.term.keys == ("prospecting", "qualification", "discovery")

@@ -201,7 +201,8 @@ class Lexicon:
         self._unspaced: dict[str, Term] = {}
         for t in self.terms:
             if t.unspaced:
-                self._unspaced[t.norm] = t
+                # Korean spacing varies ("영업기회" / "영업 기회") and CJK needs none: spaces do not count.
+                self._unspaced.setdefault(t.norm.replace(" ", ""), t)
             else:
                 self._by_first_word.setdefault(t.norm.split(" ", 1)[0], []).append(t)
                 if t.lang in COMPOUNDING_LANGUAGES and len(t.norm) >= COMPOUND_MIN_LEN and " " not in t.norm:
@@ -247,11 +248,13 @@ class Lexicon:
                     hits.append(Hit(head, "compound", a, a + k))
                 if tail is not None:
                     hits.append(Hit(tail, "compound", b - k, b))
-        for start in range(len(norm)):
-            for end in range(start + 1, min(len(norm), start + self._longest_unspaced) + 1):
-                term = self._unspaced.get(norm[start:end])
+        at = [i for i, ch in enumerate(norm) if ch != " "]  # where each letter of the unspaced label stands
+        compact = norm.replace(" ", "")
+        for start in range(len(compact)):
+            for end in range(start + 1, min(len(compact), start + self._longest_unspaced) + 1):
+                term = self._unspaced.get(compact[start:end])
                 if term is not None:
-                    hits.append(Hit(term, "word", start, end))
+                    hits.append(Hit(term, "word", at[start], at[end - 1] + 1))
         return hits
 
     def _fuzzy(self, norm: str) -> list[Hit]:
