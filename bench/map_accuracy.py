@@ -50,11 +50,10 @@ def main() -> None:
         f"accepted at threshold {args.threshold:g}: {result.accepted}/{result.total} "
         f"({result.accepted / result.total:.1%}); wrong among them: {result.accepted_wrong}"
     )
-    right, undecided = result.accepted - result.accepted_wrong, result.total - result.accepted
     print(
-        f"as `pipesync map --yes` writes them: right {right} ({right / result.total:.1%}), "
+        f"as `pipesync map --yes` writes them: right {result.right} ({result.right / result.total:.1%}), "
         f"wrong {result.accepted_wrong} ({result.accepted_wrong / result.total:.1%}), "
-        f"undecided {undecided} ({undecided / result.total:.1%})"
+        f"undecided {result.undecided} ({result.undecided / result.total:.1%})"
     )
     for lang, (right, count) in sorted(result.by_language.items()):
         print(f"  {lang:8} {right}/{count} ({right / count:.0%})")

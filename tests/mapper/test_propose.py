@@ -154,6 +154,22 @@ def test_a_label_read_by_resemblance_anchors_nothing():
     assert "'Needs analysis' (discovery) after it" in s.reasons[-1]
 
 
+def test_waiting_parks_a_deal_only_when_nothing_says_what_it_waits_for():
+    assert only(propose_mapping(labels_only("Waiting"), PIPELINE)).stage == "on_hold"
+    assert only(propose_mapping(labels_only("Esperando firma"), PIPELINE)).stage == "negotiation"
+    assert only(propose_mapping(labels_only("Aguardando pedido de compra"), PIPELINE)).stage == "negotiation"
+    # waiting for something the lexicon does not know: a guess for review, not a parked deal
+    s = only(propose_mapping(labels_only("Frobnication pending"), PIPELINE))
+    assert (s.stage, s.accepted) == ("on_hold", False)
+
+
+def test_a_word_resembling_a_term_is_a_hint_that_agreement_does_not_make_sure():
+    # "decisiones" resembles "Decision"; probability and position agreeing do not make the label understood
+    d = discovery(("p", ordered(("Lead", 0.1), ("Demo", 0.4), ("Quote", 0.6), ("Frobnicar decisiones", 0.8))))
+    s = by_label(propose_mapping(d, PIPELINE))["Frobnicar decisiones"]
+    assert s.stage == "negotiation" and not s.accepted
+
+
 def test_a_span_term_with_nothing_to_place_it_is_a_guess_for_review():
     s = only(propose_mapping(labels_only("Contacted"), PIPELINE))
     assert s.stage is not None and not s.accepted

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -112,24 +112,29 @@ class LexiconFile(BaseModel):
     filler: dict[str, list[str]] = {}
     spans: list[Span] = []
     stages: dict[str, dict[str, list[str]]]
+    weak: dict[str, dict[str, list[str]]] = {}
 
-    def meanings(self) -> Iterator[tuple[tuple[str, ...], str, str]]:
-        """(shared stage keys, language, term) for every term, firm ones first."""
+    def meanings(self) -> Iterator[tuple[tuple[str, ...], str, str, bool]]:
+        """(shared stage keys, language, term, weak) for every term, firm ones first."""
         for key, languages in self.stages.items():
             for lang, terms in languages.items():
                 for term in terms:
-                    yield (key,), lang, term
+                    yield (key,), lang, term, False
         for span in self.spans:
             for lang, terms in span.terms.items():
                 for term in terms:
-                    yield tuple(span.stages), lang, term
+                    yield tuple(span.stages), lang, term, False
+        for key, languages in self.weak.items():
+            for lang, terms in languages.items():
+                for term in terms:
+                    yield (key,), lang, term, True
 
     @model_validator(mode="after")
     def _one_meaning_per_term(self) -> "LexiconFile":
         filler = frozenset(normalize(w) for words in self.filler.values() for w in words)
         seen: dict[str, tuple[str, ...]] = {}
         clashes = []
-        for keys, _, term in self.meanings():
+        for keys, _, term, _ in self.meanings():
             norm = normalize(term, filler)
             if not norm:
                 clashes.append(f"term {term!r} is empty once normalised")
@@ -139,6 +144,7 @@ class LexiconFile(BaseModel):
             unknown = [k for k in span.stages if k not in self.stages]
             if unknown:
                 clashes.append(f"span {span.stages}: {', '.join(unknown)} is not a stage of this lexicon")
+        clashes += [f"weak terms: {k} is not a stage of this lexicon" for k in self.weak if k not in self.stages]
         if clashes:
             raise ValueError("; ".join(clashes))
         return self
@@ -151,6 +157,7 @@ class Term:
     text: str  # as written in the lexicon, for reasons shown to the user
     norm: str
     unspaced: bool
+    weak: bool = False  # names its stage only when the label names no other ("Waiting" / "Waiting for PO")
 
 
 MatchKind = Literal["exact", "word", "compound", "fuzzy"]
@@ -181,11 +188,11 @@ class Lexicon:
         self.terms: list[Term] = []
         self._by_norm: dict[str, Term] = {}
         known = set(pipeline.keys) if pipeline is not None else None
-        for keys, lang, word in data.meanings():
+        for keys, lang, word, weak in data.meanings():
             # A custom shared pipeline may lack some stages: terms keep the ones it has.
             keys = tuple(k for k in keys if known is None or k in known)
             if keys:
-                self._add(Term(keys, lang, word, normalize(word, self.filler), False))
+                self._add(Term(keys, lang, word, normalize(word, self.filler), False, weak))
         # Each shared stage's English name, for reasons shown to the user.
         self.display = {key: (langs.get("en") or [key])[0] for key, langs in data.stages.items()}
         if pipeline is not None:
@@ -212,7 +219,7 @@ class Lexicon:
     def _add(self, term: Term) -> None:
         if not term.norm or term.norm in self._by_norm:
             return
-        term = Term(term.keys, term.lang, term.text, term.norm, bool(_UNSPACED.search(term.norm)))
+        term = replace(term, unspaced=bool(_UNSPACED.search(term.norm)))
         self._by_norm[term.norm] = term
         self.terms.append(term)
 

@@ -44,6 +44,7 @@ POSITION_WEIGHT = 0.6
 SPAN_BASE = 0.75
 SPAN_MARGIN = 0.2
 SPAN_MAX = 0.85
+WEAK_IN_PART = 0.7  # a weak term ("Pending") beside words the lexicon does not know
 ANCHOR = 0.8  # a label read less surely than this, or by its resemblance to a term, anchors nothing
 
 
@@ -145,6 +146,7 @@ class _LabelReading:
     alternatives: list[str]  # other stages the label also names (ambiguous labels)
     span: list[str] = field(default_factory=list)  # stages a span term ("Contact made") leaves open
     resembles: bool = False  # read from a close spelling, which may be another language's word
+    hint: bool = False  # a close spelling of one word among others
 
 
 class _Engine:
@@ -220,6 +222,8 @@ class _Engine:
             if label.stage not in self.terminal | self.parked:
                 self._weigh_probability(p, probability)
                 self._weigh_position(p, positional)
+            if label.hint:  # agreement does not make a resemblance a reading
+                p.confidence = min(p.confidence, label.confidence)
         elif label.stage is not None:
             self._resolve_ambiguous(p, label, probability, positional)
         else:
@@ -268,6 +272,9 @@ class _Engine:
         firm = [h for h in hits if not h.is_span]
         spans = [h for h in hits if h.is_span and any(k in allowed for k in h.term.keys)]
         usable = [h for h in firm if h.term.keys[0] in allowed]
+        # A weak term names its stage only when nothing else does: "Waiting for signature" is negotiation.
+        if spans or any(not h.term.weak for h in usable):
+            usable = [h for h in usable if not h.term.weak]
         if firm and not usable and not spans:
             dropped = max(firm, key=lambda h: h.length)
             closed = "open" if dropped.term.keys[0] in self.terminal else "closed"
@@ -288,9 +295,9 @@ class _Engine:
         # and parking outweighs the stage it parks ("Proposal on hold").
         for dominant in (self.terminal, self.parked):
             strong = [k for k in keys if k in dominant]
-            weak = [k for k in keys if k not in dominant]
-            if strong and weak:
-                outweighed = ", ".join(f"'{by_key[k][0].term.text}'" for k in weak)
+            dominated = [k for k in keys if k not in dominant]
+            if strong and dominated:
+                outweighed = ", ".join(f"'{by_key[k][0].term.text}'" for k in dominated)
                 keys = strong
                 break
         keys.sort(key=lambda k: -max(h.length for h in by_key[k]))
@@ -303,8 +310,14 @@ class _Engine:
         reasons = [self._hit_reason(by_key[best][0])] + ([f"outweighs {outweighed}"] if outweighed else [])
         if outweighed:
             confidence = min(confidence, 0.85)
-        fuzzy = max(by_key[best], key=lambda h: h.length).kind == "fuzzy"
-        return _LabelReading(best, confidence, reasons, [], resembles=fuzzy)
+        longest = max(by_key[best], key=lambda h: h.length)
+        whole = longest.length >= len(self.lexicon.normalize(label))
+        if longest.term.weak and not whole:
+            # "PO pending": waiting, but for what the lexicon does not know
+            confidence = min(confidence, WEAK_IN_PART)
+            reasons.append("the rest of the label may name the stage it waits in")
+        fuzzy = longest.kind == "fuzzy"
+        return _LabelReading(best, confidence, reasons, [], resembles=fuzzy, hint=fuzzy and not whole)
 
     def _label_confidence(self, label: str, hits: list[Hit], covered: list[Hit]) -> float:
         best = max(hits, key=lambda h: h.length)
