@@ -170,6 +170,16 @@ def test_a_word_resembling_a_term_is_a_hint_that_agreement_does_not_make_sure():
     assert s.stage == "negotiation" and not s.accepted
 
 
+def test_a_file_that_numbers_its_stages_gives_them_an_order():
+    numbered = by_label(propose_mapping(labels_only("1. Lead", "2. Qualified", "3. Meeting booked", "4. Proposal"), PIPELINE))
+    s = numbered["3. Meeting booked"]
+    assert (s.stage, s.accepted) == ("discovery", True)
+    assert "'2. Qualified' (qualification) before it" in s.reasons[-1]
+    # the same stages unnumbered: the order they first appear in is the file's row order, not the pipeline's
+    s = by_label(propose_mapping(labels_only("Lead", "Qualified", "Meeting booked", "Proposal"), PIPELINE))["Meeting booked"]
+    assert not s.accepted
+
+
 def test_a_span_term_with_nothing_to_place_it_is_a_guess_for_review():
     s = only(propose_mapping(labels_only("Contacted"), PIPELINE))
     assert s.stage is not None and not s.accepted

@@ -17,6 +17,7 @@ guesses listed for the user.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,6 +39,8 @@ PROBABILITY_AGREES = 0.05
 POSITION_AGREES = 0.02
 PROBABILITY_DISAGREES = 0.1
 MAX_GUESSES = 3
+# A label's leading number, "1. Lead" or "02 - Demo" (not a percentage, "60% Negotiation").
+_NUMBER = re.compile(r"\s*(\d{1,2})\s*(?:[.):/_\-–—]\s*|\s+)(?=[^\d\s%])")
 # Span terms: where a stage sits is its position (weighted so) and its probability (the rest);
 # the confidence grows with how clearly that lands on one stage of the span.
 POSITION_WEIGHT = 0.6
@@ -169,9 +172,11 @@ class _Engine:
         informative = len({s.probability for s in dp.stages if s.probability is not None}) > 1
         readings = {s.id: self._read_label(s.label, self._allowed(self._flags(s)[0])) for s in dp.stages}
         # Position counts among the stages a deal moves through (not closed, not parked),
-        # and only where the source orders its stages (a file's stage values have no order).
+        # and only where the source orders its stages: a file's stage values have no order
+        # (the order they first appear in follows its rows), unless their labels are numbered.
+        order = {s.id: s.order for s in dp.stages if s.order is not None} or _numbered(dp.stages)
         moving = [
-            s for s in sorted((s for s in dp.stages if s.order is not None), key=lambda s: s.order)
+            s for s in sorted((s for s in dp.stages if s.id in order), key=lambda s: order[s.id])
             if s.is_closed is not True and readings[s.id].stage not in self.terminal | self.parked
         ]
         # Stages whose label names one stage firmly anchor the ones around them (span terms).
@@ -546,6 +551,13 @@ class _Engine:
             s.stage, s.confidence = known[0], SAME_LABEL_ELSEWHERE
             s.reasons = [f"same label is mapped to {known[0]} in pipeline '{known[1]}'"]
             s.guesses = [g for g in s.guesses if g.stage != known[0]]
+
+
+def _numbered(stages: list[DiscoveredStage]) -> dict[str, int]:
+    """The order a file's labels give themselves ("1. Lead", "02 - Demo", "3) Quote"), if they
+    number at least three stages, each differently."""
+    numbers = {s.id: int(m.group(1)) for s in stages if (m := _NUMBER.match(s.label))}
+    return numbers if len(numbers) >= 3 and len(set(numbers.values())) == len(numbers) else {}
 
 
 def _interpolate(probability: float, ladder: list[tuple[float, int]]) -> float:
