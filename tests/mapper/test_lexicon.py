@@ -93,6 +93,17 @@ def test_a_term_standing_under_two_stages_is_refused(tmp_path):
         load_lexicon(path=path)
 
 
+def test_weak_terms_name_a_stage_of_the_lexicon(tmp_path):
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("stages:\n  on_hold: {en: [Paused]}\nweak:\n  parked: {en: [Waiting]}\n", encoding="utf-8")
+    with pytest.raises(FileErrors, match="weak terms: parked is not a stage of this lexicon"):
+        load_lexicon(path=path)
+    path.write_text("stages:\n  on_hold: {en: [Waiting]}\nweak:\n  on_hold: {en: [waiting]}\n", encoding="utf-8")
+    with pytest.raises(FileErrors, match="'waiting' stands under both on_hold and on_hold \\(weak\\)"):
+        load_lexicon(path=path)
+    assert load_lexicon().match("Waiting")[0].term.weak
+
+
 def test_a_custom_shared_pipeline_lends_its_stage_names(tmp_path):
     from pipesync.model import SharedPipeline
 

@@ -88,7 +88,7 @@ def normalize(label: str, filler: frozenset[str] = frozenset()) -> str:
 
 
 class Span(BaseModel):
-    """Terms that place a stage within ``stages`` (consecutive shared stages) without naming one."""
+    """Terms that place a stage among ``stages`` (shared stages, in pipeline order) without naming one."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,14 +132,15 @@ class LexiconFile(BaseModel):
     @model_validator(mode="after")
     def _one_meaning_per_term(self) -> "LexiconFile":
         filler = frozenset(normalize(w) for words in self.filler.values() for w in words)
-        seen: dict[str, tuple[str, ...]] = {}
+        seen: dict[str, str] = {}
         clashes = []
-        for keys, _, term, _ in self.meanings():
+        for keys, _, term, weak in self.meanings():
             norm = normalize(term, filler)
+            meaning = "/".join(keys) + (" (weak)" if weak else "")
             if not norm:
                 clashes.append(f"term {term!r} is empty once normalised")
-            elif seen.setdefault(norm, keys) != keys:
-                clashes.append(f"term {term!r} stands under both {'/'.join(seen[norm])} and {'/'.join(keys)}")
+            elif seen.setdefault(norm, meaning) != meaning:
+                clashes.append(f"term {term!r} stands under both {seen[norm]} and {meaning}")
         for span in self.spans:
             unknown = [k for k in span.stages if k not in self.stages]
             if unknown:

@@ -7,7 +7,10 @@ Evidence, in the order it is trusted:
 3. what the label means, read through the multilingual lexicon (exact term,
    term inside the label, compound word, close spelling);
 4. the stage's probability and its position among its pipeline's open stages
-   (agreement raises confidence, disagreement lowers it; alone they only guess);
+   (agreement raises confidence, disagreement lowers it; alone they only guess).
+   A label naming a stretch of the pipeline ("Contact made") is placed between
+   the stages named firmly around it, by its probability read against theirs.
+   A file's stages have a position only when their labels are numbered;
 5. the same label already mapped in another pipeline.
 
 A stage whose label says nothing the lexicon knows is never mapped on
