@@ -74,6 +74,13 @@ def test_short_words_are_not_matched_inside_others(lexicon):
     assert lexicon.match("Wonderful leadership") == []
 
 
+def test_korean_spacing_does_not_matter(lexicon):
+    # "영업 기회 검증" and "영업기회 검증" are one label to a Korean reader
+    for label in ("영업기회 검증", "영업 기회검증"):
+        (hit,) = lexicon.match(label)
+        assert hit.term.keys == ("qualification",)
+
+
 def test_span_terms_name_a_stretch_of_the_pipeline(lexicon):
     (hit,) = lexicon.match("Contact made")
     assert hit.is_span and hit.term.keys == ("prospecting", "qualification", "discovery")
@@ -84,6 +91,17 @@ def test_a_term_standing_under_two_stages_is_refused(tmp_path):
     path.write_text("stages:\n  proposal: {en: [Offer]}\n  negotiation: {en: [OFFER]}\n", encoding="utf-8")
     with pytest.raises(FileErrors, match="'OFFER' stands under both proposal and negotiation"):
         load_lexicon(path=path)
+
+
+def test_weak_terms_name_a_stage_of_the_lexicon(tmp_path):
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("stages:\n  on_hold: {en: [Paused]}\nweak:\n  parked: {en: [Waiting]}\n", encoding="utf-8")
+    with pytest.raises(FileErrors, match="weak terms: parked is not a stage of this lexicon"):
+        load_lexicon(path=path)
+    path.write_text("stages:\n  on_hold: {en: [Waiting]}\nweak:\n  on_hold: {en: [waiting]}\n", encoding="utf-8")
+    with pytest.raises(FileErrors, match="'waiting' stands under both on_hold and on_hold \\(weak\\)"):
+        load_lexicon(path=path)
+    assert load_lexicon().match("Waiting")[0].term.weak
 
 
 def test_a_custom_shared_pipeline_lends_its_stage_names(tmp_path):

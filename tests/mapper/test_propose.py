@@ -123,6 +123,63 @@ def test_a_span_term_is_placed_by_the_stages_around_it():
     assert by_label(propose_mapping(d, PIPELINE))["Contact Made"].stage == "prospecting"
 
 
+def test_a_span_term_is_placed_by_its_probability_read_against_its_neighbours():
+    # Sources weigh stages their own way: HubSpot's default pipeline opens at 0.2 with "Qualified To Buy" at 0.4
+    d = discovery(("p", ordered(("Appointment Scheduled", 0.2), ("Qualified To Buy", 0.4), ("Presentation Scheduled", 0.6))))
+    assert by_label(propose_mapping(d, PIPELINE))["Appointment Scheduled"].stage == "prospecting"
+    # a first contact barely above the lead stage's probability is still prospecting, not the stage halfway
+    d = discovery(("p", ordered(("New lead", 0.05), ("Contact made", 0.10), ("Needs analysis", 0.35), ("Quote", 0.5))))
+    s = by_label(propose_mapping(d, PIPELINE))["Contact made"]
+    assert (s.stage, s.accepted) == ("prospecting", True)
+    assert "its probability 0.1 against theirs" in s.reasons[-1]
+
+
+def test_the_stages_named_around_a_span_term_bound_it():
+    # before a qualification stage, a first contact cannot be discovery, whatever its position says
+    d = discovery(("p", ordered(("Lead", None), ("Contacted", None), ("Qualified", None), ("Demo", None))))
+    s = by_label(propose_mapping(d, PIPELINE))["Contacted"]
+    assert s.stage == "prospecting" and not s.accepted  # halfway between the two: a person decides
+
+
+def test_a_meeting_booked_is_the_opening_step_or_discovery_never_qualification():
+    d = discovery(("p", ordered(("Cold lead", 0.05), ("Meeting booked", 0.25), ("Needs analysis", 0.35))))
+    assert by_label(propose_mapping(d, PIPELINE))["Meeting booked"].stage == "discovery"
+
+
+def test_a_label_read_by_resemblance_anchors_nothing():
+    # "Validación" resembles the French "Validation" (negotiation): too weak a reading to place its neighbour
+    d = discovery(("p", ordered(("Lead", 0.05), ("Contact made", 0.10), ("Validación", 0.2), ("Needs analysis", 0.35))))
+    s = by_label(propose_mapping(d, PIPELINE))["Contact made"]
+    assert s.stage == "prospecting"
+    assert "'Needs analysis' (discovery) after it" in s.reasons[-1]
+
+
+def test_waiting_parks_a_deal_only_when_nothing_says_what_it_waits_for():
+    assert only(propose_mapping(labels_only("Waiting"), PIPELINE)).stage == "on_hold"
+    assert only(propose_mapping(labels_only("Esperando firma"), PIPELINE)).stage == "negotiation"
+    assert only(propose_mapping(labels_only("Aguardando pedido de compra"), PIPELINE)).stage == "negotiation"
+    # waiting for something the lexicon does not know: a guess for review, not a parked deal
+    s = only(propose_mapping(labels_only("Frobnication pending"), PIPELINE))
+    assert (s.stage, s.accepted) == ("on_hold", False)
+
+
+def test_a_word_resembling_a_term_is_a_hint_that_agreement_does_not_make_sure():
+    # "decisiones" resembles "Decision"; probability and position agreeing do not make the label understood
+    d = discovery(("p", ordered(("Lead", 0.1), ("Demo", 0.4), ("Quote", 0.6), ("Frobnicar decisiones", 0.8))))
+    s = by_label(propose_mapping(d, PIPELINE))["Frobnicar decisiones"]
+    assert s.stage == "negotiation" and not s.accepted
+
+
+def test_a_file_that_numbers_its_stages_gives_them_an_order():
+    numbered = by_label(propose_mapping(labels_only("1. Lead", "2. Qualified", "3. Meeting booked", "4. Proposal"), PIPELINE))
+    s = numbered["3. Meeting booked"]
+    assert (s.stage, s.accepted) == ("discovery", True)
+    assert "'2. Qualified' (qualification) before it" in s.reasons[-1]
+    # the same stages unnumbered: the order they first appear in is the file's row order, not the pipeline's
+    s = by_label(propose_mapping(labels_only("Lead", "Qualified", "Meeting booked", "Proposal"), PIPELINE))["Meeting booked"]
+    assert not s.accepted
+
+
 def test_a_span_term_with_nothing_to_place_it_is_a_guess_for_review():
     s = only(propose_mapping(labels_only("Contacted"), PIPELINE))
     assert s.stage is not None and not s.accepted

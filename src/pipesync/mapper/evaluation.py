@@ -83,6 +83,15 @@ class Evaluation(BaseModel):
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    # What `pipesync map --yes` writes: accepted and right, accepted and wrong, left undecided (null).
+    @property
+    def right(self) -> int:
+        return self.accepted - self.accepted_wrong
+
+    @property
+    def undecided(self) -> int:
+        return self.total - self.accepted
+
 
 def load_label_set(path: str | Path) -> LabelSet:
     return load_model(path, LabelSet)

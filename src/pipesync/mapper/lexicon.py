@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -88,7 +88,7 @@ def normalize(label: str, filler: frozenset[str] = frozenset()) -> str:
 
 
 class Span(BaseModel):
-    """Terms that place a stage within ``stages`` (consecutive shared stages) without naming one."""
+    """Terms that place a stage among ``stages`` (shared stages, in pipeline order) without naming one."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -112,33 +112,40 @@ class LexiconFile(BaseModel):
     filler: dict[str, list[str]] = {}
     spans: list[Span] = []
     stages: dict[str, dict[str, list[str]]]
+    weak: dict[str, dict[str, list[str]]] = {}
 
-    def meanings(self) -> Iterator[tuple[tuple[str, ...], str, str]]:
-        """(shared stage keys, language, term) for every term, firm ones first."""
+    def meanings(self) -> Iterator[tuple[tuple[str, ...], str, str, bool]]:
+        """(shared stage keys, language, term, weak) for every term, firm ones first."""
         for key, languages in self.stages.items():
             for lang, terms in languages.items():
                 for term in terms:
-                    yield (key,), lang, term
+                    yield (key,), lang, term, False
         for span in self.spans:
             for lang, terms in span.terms.items():
                 for term in terms:
-                    yield tuple(span.stages), lang, term
+                    yield tuple(span.stages), lang, term, False
+        for key, languages in self.weak.items():
+            for lang, terms in languages.items():
+                for term in terms:
+                    yield (key,), lang, term, True
 
     @model_validator(mode="after")
     def _one_meaning_per_term(self) -> "LexiconFile":
         filler = frozenset(normalize(w) for words in self.filler.values() for w in words)
-        seen: dict[str, tuple[str, ...]] = {}
+        seen: dict[str, str] = {}
         clashes = []
-        for keys, _, term in self.meanings():
+        for keys, _, term, weak in self.meanings():
             norm = normalize(term, filler)
+            meaning = "/".join(keys) + (" (weak)" if weak else "")
             if not norm:
                 clashes.append(f"term {term!r} is empty once normalised")
-            elif seen.setdefault(norm, keys) != keys:
-                clashes.append(f"term {term!r} stands under both {'/'.join(seen[norm])} and {'/'.join(keys)}")
+            elif seen.setdefault(norm, meaning) != meaning:
+                clashes.append(f"term {term!r} stands under both {seen[norm]} and {meaning}")
         for span in self.spans:
             unknown = [k for k in span.stages if k not in self.stages]
             if unknown:
                 clashes.append(f"span {span.stages}: {', '.join(unknown)} is not a stage of this lexicon")
+        clashes += [f"weak terms: {k} is not a stage of this lexicon" for k in self.weak if k not in self.stages]
         if clashes:
             raise ValueError("; ".join(clashes))
         return self
@@ -151,6 +158,7 @@ class Term:
     text: str  # as written in the lexicon, for reasons shown to the user
     norm: str
     unspaced: bool
+    weak: bool = False  # names its stage only when the label names no other ("Waiting" / "Waiting for PO")
 
 
 MatchKind = Literal["exact", "word", "compound", "fuzzy"]
@@ -181,11 +189,11 @@ class Lexicon:
         self.terms: list[Term] = []
         self._by_norm: dict[str, Term] = {}
         known = set(pipeline.keys) if pipeline is not None else None
-        for keys, lang, word in data.meanings():
+        for keys, lang, word, weak in data.meanings():
             # A custom shared pipeline may lack some stages: terms keep the ones it has.
             keys = tuple(k for k in keys if known is None or k in known)
             if keys:
-                self._add(Term(keys, lang, word, normalize(word, self.filler), False))
+                self._add(Term(keys, lang, word, normalize(word, self.filler), False, weak))
         # Each shared stage's English name, for reasons shown to the user.
         self.display = {key: (langs.get("en") or [key])[0] for key, langs in data.stages.items()}
         if pipeline is not None:
@@ -201,7 +209,8 @@ class Lexicon:
         self._unspaced: dict[str, Term] = {}
         for t in self.terms:
             if t.unspaced:
-                self._unspaced[t.norm] = t
+                # Korean spacing varies ("영업기회" / "영업 기회") and CJK needs none: spaces do not count.
+                self._unspaced.setdefault(t.norm.replace(" ", ""), t)
             else:
                 self._by_first_word.setdefault(t.norm.split(" ", 1)[0], []).append(t)
                 if t.lang in COMPOUNDING_LANGUAGES and len(t.norm) >= COMPOUND_MIN_LEN and " " not in t.norm:
@@ -211,7 +220,7 @@ class Lexicon:
     def _add(self, term: Term) -> None:
         if not term.norm or term.norm in self._by_norm:
             return
-        term = Term(term.keys, term.lang, term.text, term.norm, bool(_UNSPACED.search(term.norm)))
+        term = replace(term, unspaced=bool(_UNSPACED.search(term.norm)))
         self._by_norm[term.norm] = term
         self.terms.append(term)
 
@@ -247,11 +256,13 @@ class Lexicon:
                     hits.append(Hit(head, "compound", a, a + k))
                 if tail is not None:
                     hits.append(Hit(tail, "compound", b - k, b))
-        for start in range(len(norm)):
-            for end in range(start + 1, min(len(norm), start + self._longest_unspaced) + 1):
-                term = self._unspaced.get(norm[start:end])
+        at = [i for i, ch in enumerate(norm) if ch != " "]  # where each letter of the unspaced label stands
+        compact = norm.replace(" ", "")
+        for start in range(len(compact)):
+            for end in range(start + 1, min(len(compact), start + self._longest_unspaced) + 1):
+                term = self._unspaced.get(compact[start:end])
                 if term is not None:
-                    hits.append(Hit(term, "word", start, end))
+                    hits.append(Hit(term, "word", at[start], at[end - 1] + 1))
         return hits
 
     def _fuzzy(self, norm: str) -> list[Hit]:

@@ -7,7 +7,10 @@ Evidence, in the order it is trusted:
 3. what the label means, read through the multilingual lexicon (exact term,
    term inside the label, compound word, close spelling);
 4. the stage's probability and its position among its pipeline's open stages
-   (agreement raises confidence, disagreement lowers it; alone they only guess);
+   (agreement raises confidence, disagreement lowers it; alone they only guess).
+   A label naming a stretch of the pipeline ("Contact made") is placed between
+   the stages named firmly around it, by its probability read against theirs.
+   A file's stages have a position only when their labels are numbered;
 5. the same label already mapped in another pipeline.
 
 A stage whose label says nothing the lexicon knows is never mapped on
@@ -17,6 +20,7 @@ guesses listed for the user.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,12 +42,16 @@ PROBABILITY_AGREES = 0.05
 POSITION_AGREES = 0.02
 PROBABILITY_DISAGREES = 0.1
 MAX_GUESSES = 3
+# A label's leading number, "1. Lead" or "02 - Demo" (not a percentage, "60% Negotiation").
+_NUMBER = re.compile(r"\s*(\d{1,2})\s*(?:[.):/_\-–—]\s*|\s+)(?=[^\d\s%])")
 # Span terms: where a stage sits is its position (weighted so) and its probability (the rest);
 # the confidence grows with how clearly that lands on one stage of the span.
 POSITION_WEIGHT = 0.6
 SPAN_BASE = 0.75
 SPAN_MARGIN = 0.2
 SPAN_MAX = 0.85
+WEAK_IN_PART = 0.7  # a weak term ("Pending") beside words the lexicon does not know
+ANCHOR = 0.8  # a label read less surely than this, or by its resemblance to a term, anchors nothing
 
 
 class Guess(BaseModel):
@@ -133,6 +141,7 @@ class _Anchor:
     step: int  # index in the progression
     label: str
     stage: str
+    probability: float | None  # the source's own, when its probabilities say anything
 
 
 @dataclass(slots=True)
@@ -142,6 +151,8 @@ class _LabelReading:
     reasons: list[str]
     alternatives: list[str]  # other stages the label also names (ambiguous labels)
     span: list[str] = field(default_factory=list)  # stages a span term ("Contact made") leaves open
+    resembles: bool = False  # read from a close spelling, which may be another language's word
+    hint: bool = False  # a close spelling of one word among others
 
 
 class _Engine:
@@ -164,17 +175,20 @@ class _Engine:
         informative = len({s.probability for s in dp.stages if s.probability is not None}) > 1
         readings = {s.id: self._read_label(s.label, self._allowed(self._flags(s)[0])) for s in dp.stages}
         # Position counts among the stages a deal moves through (not closed, not parked),
-        # and only where the source orders its stages (a file's stage values have no order).
+        # and only where the source orders its stages: a file's stage values have no order
+        # (the order they first appear in follows its rows), unless their labels are numbered.
+        order = {s.id: s.order for s in dp.stages if s.order is not None} or _numbered(dp.stages)
         moving = [
-            s for s in sorted((s for s in dp.stages if s.order is not None), key=lambda s: s.order)
+            s for s in sorted((s for s in dp.stages if s.id in order), key=lambda s: order[s.id])
             if s.is_closed is not True and readings[s.id].stage not in self.terminal | self.parked
         ]
         # Stages whose label names one stage firmly anchor the ones around them (span terms).
         anchors: dict[int, _Anchor] = {}
         for rank, s in enumerate(moving):
             r = readings[s.id]
-            if r.stage is not None and not r.alternatives and self._step(r.stage) is not None:
-                anchors[rank] = _Anchor(self._step(r.stage), s.label, r.stage)  # type: ignore[arg-type]
+            step = self._step(r.stage) if r.stage is not None and not r.alternatives else None
+            if step is not None and r.confidence >= ANCHOR and not r.resembles:
+                anchors[rank] = _Anchor(step, s.label, r.stage, s.probability if informative else None)  # type: ignore[arg-type]
         ranks = {s.id: rank for rank, s in enumerate(moving)}
         out = []
         for s in dp.stages:
@@ -216,6 +230,8 @@ class _Engine:
             if label.stage not in self.terminal | self.parked:
                 self._weigh_probability(p, probability)
                 self._weigh_position(p, positional)
+            if label.hint:  # agreement does not make a resemblance a reading
+                p.confidence = min(p.confidence, label.confidence)
         elif label.stage is not None:
             self._resolve_ambiguous(p, label, probability, positional)
         else:
@@ -264,6 +280,9 @@ class _Engine:
         firm = [h for h in hits if not h.is_span]
         spans = [h for h in hits if h.is_span and any(k in allowed for k in h.term.keys)]
         usable = [h for h in firm if h.term.keys[0] in allowed]
+        # A weak term names its stage only when nothing else does: "Waiting for signature" is negotiation.
+        if spans or any(not h.term.weak for h in usable):
+            usable = [h for h in usable if not h.term.weak]
         if firm and not usable and not spans:
             dropped = max(firm, key=lambda h: h.length)
             closed = "open" if dropped.term.keys[0] in self.terminal else "closed"
@@ -284,9 +303,9 @@ class _Engine:
         # and parking outweighs the stage it parks ("Proposal on hold").
         for dominant in (self.terminal, self.parked):
             strong = [k for k in keys if k in dominant]
-            weak = [k for k in keys if k not in dominant]
-            if strong and weak:
-                outweighed = ", ".join(f"'{by_key[k][0].term.text}'" for k in weak)
+            dominated = [k for k in keys if k not in dominant]
+            if strong and dominated:
+                outweighed = ", ".join(f"'{by_key[k][0].term.text}'" for k in dominated)
                 keys = strong
                 break
         keys.sort(key=lambda k: -max(h.length for h in by_key[k]))
@@ -299,7 +318,14 @@ class _Engine:
         reasons = [self._hit_reason(by_key[best][0])] + ([f"outweighs {outweighed}"] if outweighed else [])
         if outweighed:
             confidence = min(confidence, 0.85)
-        return _LabelReading(best, confidence, reasons, [])
+        longest = max(by_key[best], key=lambda h: h.length)
+        whole = longest.length >= len(self.lexicon.normalize(label))
+        if longest.term.weak and not whole:
+            # "PO pending": waiting, but for what the lexicon does not know
+            confidence = min(confidence, WEAK_IN_PART)
+            reasons.append("the rest of the label may name the stage it waits in")
+        fuzzy = longest.kind == "fuzzy"
+        return _LabelReading(best, confidence, reasons, [], resembles=fuzzy, hint=fuzzy and not whole)
 
     def _label_confidence(self, label: str, hits: list[Hit], covered: list[Hit]) -> float:
         best = max(hits, key=lambda h: h.length)
@@ -316,7 +342,12 @@ class _Engine:
 
     def _hit_reason(self, hit: Hit) -> str:
         term, name = hit.term, self.lexicon.display.get(hit.term.keys[0], hit.term.keys[0])
-        said = f"'{term.text}'" if term.lang == "en" else f"'{name}' ({term.lang}: {term.text})"
+        if term.lang == "en":
+            said = f"'{term.text}'"
+        elif hit.is_span:  # it names no one stage to translate it by
+            said = f"'{term.text}' ({term.lang})"
+        else:
+            said = f"'{name}' ({term.lang}: {term.text})"
         if hit.kind == "exact":
             return f"label ≈ {said}"
         if hit.kind == "fuzzy":
@@ -411,46 +442,69 @@ class _Engine:
         anchors: dict[int, _Anchor],
     ) -> None:
         """A span term ("Contact made"): the stage of the stretch nearest where the stage sits."""
-        span = label.span
-        expected, how, certain = self._place(probability, position, anchors)
+        expected, how, certain, (lo, hi) = self._place(probability, position, anchors)
+        # Stages come in pipeline order: the firmly named ones around it bound where it can be.
+        span = [k for k in label.span if lo <= (self._step(k) or 0) <= hi] or label.span
         if expected is None or any(self._step(k) is None for k in span):
             p.stage, p.confidence = span[0], AMBIGUOUS_LABEL
             p.reasons = list(label.reasons) + [f"nothing places it: {span[0]} is a guess"]
             return
-        distance = sorted((abs(self._step(k) - expected), k) for k in span)  # type: ignore[operator]
+        # A tie goes to the earlier stage (still for review): a first contact comes before what follows it.
+        distance = sorted((abs(self._step(k) - expected), n, k) for n, k in enumerate(span))  # type: ignore[operator]
         margin = distance[1][0] - distance[0][0] if len(distance) > 1 else 1.0
-        p.stage = distance[0][1]
+        p.stage = distance[0][2]
         confidence = SPAN_BASE + SPAN_MARGIN * min(1.0, margin / 0.5) - (0.0 if certain else 0.05)
         p.confidence = round(min(SPAN_MAX, confidence), 3)
         p.reasons = list(label.reasons) + [f"{how} place it at {p.stage}"]
 
     def _place(
         self, probability: float | None, position: tuple[int, int] | None, anchors: dict[int, _Anchor]
-    ) -> tuple[float | None, str, bool]:
-        """Where along the progression a stage sits: from the firmly named stages around it, else
-        from its position and probability. Returns (step, how it was placed, well placed)."""
-        if position is not None:
-            rank = position[0]
-            before = max((r for r in anchors if r < rank), default=None)
-            after = min((r for r in anchors if r > rank), default=None)
-            if before is not None and after is not None:
-                a, b = anchors[before], anchors[after]
-                step = a.step + (b.step - a.step) * (rank - before) / (after - before)
-                return step, f"'{a.label}' ({a.stage}) before it and '{b.label}' ({b.stage}) after it", True
-            last = len(self.progression) - 1
-            if after is not None:
-                b = anchors[after]
-                return max(0.0, b.step - (after - rank)), f"'{b.label}' ({b.stage}) {after - rank} stage(s) after it", True
-            if before is not None:
-                a = anchors[before]
-                return min(last, a.step + (rank - before)), f"'{a.label}' ({a.stage}) {rank - before} stage(s) before it", True
-        step, signals = self._expected_step(probability, position)
-        said = []
-        if position is not None:
-            said.append(f"position {position[0] + 1} of {position[1]}")
-        if probability is not None and 0 < probability < 1:
-            said.append(f"probability {probability:g}")
-        return step, " and ".join(said), signals > 1
+    ) -> tuple[float | None, str, bool, tuple[int, int]]:
+        """Where along the progression a stage sits: between the firmly named stages around it, else
+        from its position and probability. Returns (step, how it was placed, well placed, the range
+        of steps the stages around it leave)."""
+        last = len(self.progression) - 1
+        rank = position[0] if position is not None else None
+        before = max((r for r in anchors if r < rank), default=None) if rank is not None else None
+        after = min((r for r in anchors if r > rank), default=None) if rank is not None else None
+        if before is None and after is None:
+            step, signals = self._expected_step(probability, position)
+            said = []
+            if position is not None:
+                said.append(f"position {position[0] + 1} of {position[1]}")
+            if probability is not None and 0 < probability < 1:
+                said.append(f"probability {probability:g}")
+            return step, " and ".join(said), signals > 1, (0, last)
+        a, b = anchors.get(before), anchors.get(after)  # type: ignore[arg-type]
+        if a is not None and b is not None:
+            step = a.step + (b.step - a.step) * (rank - before) / (after - before)  # type: ignore[operator]
+            how = f"'{a.label}' ({a.stage}) before it and '{b.label}' ({b.stage}) after it"
+        elif b is not None:
+            step = max(0.0, b.step - (after - rank))  # type: ignore[operator]
+            how = f"'{b.label}' ({b.stage}) {after - rank} stage(s) after it"  # type: ignore[operator]
+        else:
+            step = min(last, a.step + (rank - before))  # type: ignore[operator,union-attr]
+            how = f"'{a.label}' ({a.stage}) {rank - before} stage(s) before it"  # type: ignore[operator,union-attr]
+        lo, hi = sorted((a.step if a else 0, b.step if b else last))
+        # Its own probability, read against theirs, says more than how many stages lie between.
+        relative = self._relative_step(probability, a, b)
+        if relative is not None:
+            step, how = min(hi, max(lo, relative)), f"{how}, and its probability {probability:g} against theirs,"
+        return step, how, True, (lo, hi)
+
+    def _relative_step(self, probability: float | None, a: _Anchor | None, b: _Anchor | None) -> float | None:
+        """The step ``probability`` stands for on the scale of the anchors' own probabilities: sources
+        weigh stages differently (HubSpot's default pipeline opens at 0.2, the shared one at 0.1)."""
+        if probability is None or not 0 < probability < 1:
+            return None
+        if a and b and a.probability is not None and b.probability is not None and a.probability < b.probability:
+            share = (probability - a.probability) / (b.probability - a.probability)
+            return a.step + (b.step - a.step) * min(1.0, max(0.0, share))
+        anchor = next((x for x in (b, a) if x is not None and x.probability), None)
+        if anchor is None:
+            return None
+        ladder = sorted((st.probability, i) for i, st in enumerate(self.progression))
+        return _interpolate(probability * self.progression[anchor.step].probability / anchor.probability, ladder)
 
     def _add_guesses(
         self, p: StageProposal, label: _LabelReading, probability: list[Guess], positional: Guess | None
@@ -500,6 +554,13 @@ class _Engine:
             s.stage, s.confidence = known[0], SAME_LABEL_ELSEWHERE
             s.reasons = [f"same label is mapped to {known[0]} in pipeline '{known[1]}'"]
             s.guesses = [g for g in s.guesses if g.stage != known[0]]
+
+
+def _numbered(stages: list[DiscoveredStage]) -> dict[str, int]:
+    """The order a file's labels give themselves ("1. Lead", "02 - Demo", "3) Quote"), if they
+    number at least three stages, each differently."""
+    numbers = {s.id: int(m.group(1)) for s in stages if (m := _NUMBER.match(s.label))}
+    return numbers if len(numbers) >= 3 and len(set(numbers.values())) == len(numbers) else {}
 
 
 def _interpolate(probability: float, ladder: list[tuple[float, int]]) -> float:
