@@ -196,19 +196,23 @@ class _Snapshot:
     allowed: float  # the share of them one snapshot may delete
     held_back: int = 0
 
-    def deletions(self, known: dict[str, Known], seen: set[str]) -> list[str]:
+    def settle(self, write: PageWrite, known: dict[str, Known], seen: set[str]) -> None:
+        """Marks the live deals the snapshot did not list deleted and drops the quarantine rows it no
+        longer has, unless too many deals would go (a truncated file, likely: it settles nothing)."""
         gone = _vanished(known, seen)
         if len(gone) > DELETION_FLOOR and len(gone) > self.allowed * self.live:
             self.held_back = len(gone)
-            return []
-        return gone
+            return
+        write.deleted_keys += gone
+        write.stale_quarantine_before = self.started
 
     def held_back_message(self, counts: SourceCounts) -> str:
         share = self.held_back / self.live
         return (
             f"the snapshot leaves out {self.held_back} of the source's {self.live} live deals ({share:.0%}), "
             f"more than the {self.allowed:.0%} a sync marks deleted unasked (a truncated or header-only export?). "
-            f"Held back: those {self.held_back} deletions, nothing else (written: {counts.inserted} inserted, "
+            f"Held back: those {self.held_back} deletions (and releasing the quarantine rows the file no longer has), "
+            f"nothing else (written: {counts.inserted} inserted, "
             f"{counts.updated} updated, {counts.quarantined} quarantined). If they are really gone, "
             f"sync again with --allow-deletions {math.ceil(share * 100)}%."
         )
@@ -299,8 +303,7 @@ def _read_in_parallel(reading: _Reading, since: Cursor | None, parts: list[objec
     last = ends[-1]
     write = PageWrite(source=source, cursor=last.cursor)
     if last.snapshot_complete:
-        write.deleted_keys = reading.snapshot.deletions(reading.known, set().union(*(end.seen for end in ends)))
-        write.stale_quarantine_before = reading.snapshot.started
+        reading.snapshot.settle(write, reading.known, set().union(*(end.seen for end in ends)))
     reading.wh.write_page(write)
     counts.deleted += len(write.deleted_keys)
 
@@ -405,8 +408,7 @@ def _page_write(
         if key in known and not known[key].is_deleted:
             write.deleted_keys.append(key)
     if page.snapshot_complete and snapshot is not None:
-        write.deleted_keys += snapshot.deletions(known, seen)
-        write.stale_quarantine_before = snapshot.started
+        snapshot.settle(write, known, seen)
     write.aliases = {deal_key(source, a): deal_key(source, s) for a, s in page.aliases.items()}
     for key in write.deleted_keys:
         known[key] = Known("", known[key].stage, True)

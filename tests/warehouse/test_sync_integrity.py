@@ -85,7 +85,7 @@ def test_a_snapshot_that_would_delete_most_deals_is_held_back_until_allowed(proj
     crm = held.sources["crm"]
     assert held.status == "failed" and crm.deleted == 0 and crm.updated == 1
     assert "leaves out 20 of the source's 30 live deals (67%)" in crm.error
-    assert "Held back: those 20 deletions, nothing else (written: 0 inserted, 1 updated" in crm.error
+    assert "Held back: those 20 deletions" in crm.error and "nothing else (written: 0 inserted, 1 updated" in crm.error
     assert "--allow-deletions 67%" in crm.error
     assert len(live(warehouse_url)) == N
     assert deals(warehouse_url)["crm:1003"]["stage"] == "negotiation", "the snapshot's other changes were written"
