@@ -4,27 +4,41 @@ Per source: read pages from the adapter from the saved cursor, normalize each
 record through the source's mapping (quarantining what can't be), tell new,
 changed and unchanged deals apart by content hash, record observed stage
 changes, and commit page + cursor together. Re-running on the same input
-changes nothing; killing the run at any point loses nothing.
+changes nothing; killing the run at any point loses nothing. The counts a run
+reports are those of the pages it committed.
+
+A complete snapshot (a file) marks the live deals it does not list deleted,
+unless they are more than ``DELETION_SHARE`` of the source's live deals (and
+more than ``DELETION_FLOOR``): a truncated or header-only export looks just
+like that. Those deletions are then held back and the source fails, saying so;
+``allow_deletions`` (``--allow-deletions``) accepts them. A read that fails
+(a file the reader cannot split into rows) settles nothing, so deletes nothing.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
 from pipesync.currency import FxTable
-from pipesync.errors import MappingError, PipesyncError
+from pipesync.errors import MappingError, NormalizationError, PipesyncError, SourceError
 from pipesync.mapping import load_mapping, unmapped_live_stages
 from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
-from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now
+from pipesync.warehouse import schema as t
+from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now, unstorable
 from pipesync.workers import Send, Worker, can_fork, cpu_count
+
+DELETION_SHARE = 0.20  # of a source's live deals: a snapshot that would delete more is held back…
+DELETION_FLOOR = 5  # …when it is more than this many deals, too (a small source loses a few at a time)
 
 
 @dataclass
@@ -79,6 +93,7 @@ def run_sync(
     warehouse: Warehouse | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    allow_deletions: float = DELETION_SHARE,
 ) -> SyncResult:
     """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
 
@@ -87,6 +102,9 @@ def run_sync(
     ``quarantine_unmapped`` syncs such sources anyway, quarantining the unplaceable deals.
     ``workers`` caps the processes that read a large file source side by side
     (default: ``sync_workers`` in the config, else one per core).
+    ``allow_deletions``: the share (0–1) of a source's live deals that one snapshot may mark
+    deleted; a snapshot that would delete more (and more than ``DELETION_FLOOR``) fails the
+    source with its deletions held back.
     """
     chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
     wh = warehouse or Warehouse(settings.warehouse_url())
@@ -100,7 +118,9 @@ def run_sync(
             counts = result.sources[source.name] = SourceCounts()
             try:
                 with _fewer_gc_passes():
-                    _sync_source(settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers)
+                    _sync_source(
+                        settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers, allow_deletions
+                    )
             except PipesyncError as e:
                 counts.error, counts.exit_code = str(e), e.exit_code
         failed = [n for n, c in result.sources.items() if c.error]
@@ -144,6 +164,7 @@ def _sync_source(
     quarantine_unmapped: bool,
     progress: Progress | None,
     workers: int,
+    allow_deletions: float,
 ) -> None:
     mapping_path = settings.mapping_path(source)
     mapping = load_mapping(mapping_path, pipeline)
@@ -159,8 +180,10 @@ def _sync_source(
                 + f"\nFix the mapping (pipesync map {source.name}), or sync with --quarantine-unmapped "
                 "(or unmapped_stages: quarantine on the source) to quarantine those deals meanwhile."
             )
+        known = wh.known_deals(source.name)
+        snapshot = _Snapshot(started=now(), live=sum(not k.is_deleted for k in known.values()), allowed=allow_deletions)
         reading = _Reading(
-            adapter, normalizer, wh, wh.known_deals(source.name), wh.quarantined(source.name),
+            adapter, normalizer, wh, known, wh.quarantined(source.name), snapshot,
             history=source.options.history_wanted(adapter.history_in_bulk),
             tick=(lambda n: progress(source.name, n)) if progress else (lambda n: None),
         )
@@ -169,7 +192,40 @@ def _sync_source(
         if len(parts) > 1:
             _read_in_parallel(reading, since, parts, counts)
         else:
-            reading.read(adapter.read_deals(since), counts, reading.tick)
+            reading.read(adapter.read_deals(since), reading.committed_to(counts))
+        if snapshot.held_back:
+            raise SourceError(snapshot.held_back_message(counts))
+
+
+@dataclass
+class _Snapshot:
+    """How a complete snapshot settles: the live deals it did not list are deleted, unless too many."""
+
+    started: datetime  # when the read began: quarantine rows older than that are no longer in the snapshot
+    live: int  # the source's live deals before the read
+    allowed: float  # the share of them one snapshot may delete
+    held_back: int = 0
+
+    def settle(self, write: PageWrite, known: dict[str, Known], seen: set[str]) -> None:
+        """Marks the live deals the snapshot did not list deleted and drops the quarantine rows it no
+        longer has, unless too many deals would go (a truncated file, likely: it settles nothing)."""
+        gone = _vanished(known, seen)
+        if len(gone) > DELETION_FLOOR and len(gone) > self.allowed * self.live:
+            self.held_back = len(gone)
+            return
+        write.deleted_keys += gone
+        write.stale_quarantine_before = self.started
+
+    def held_back_message(self, counts: SourceCounts) -> str:
+        share = self.held_back / self.live
+        return (
+            f"the snapshot leaves out {self.held_back} of the source's {self.live} live deals ({share:.0%}), "
+            f"more than the {self.allowed:.0%} a sync marks deleted unasked (a truncated or header-only export?). "
+            f"Held back: those {self.held_back} deletions (and releasing the quarantine rows the file no longer has), "
+            f"nothing else (written: {counts.inserted} inserted, "
+            f"{counts.updated} updated, {counts.quarantined} quarantined). If they are really gone, "
+            f"sync again with --allow-deletions {math.ceil(share * 100)}%."
+        )
 
 
 @dataclass
@@ -190,23 +246,37 @@ class _Reading:
     wh: Warehouse
     known: dict[str, Known]
     in_quarantine: set[str]
+    snapshot: _Snapshot
     history: bool
     tick: Callable[[int], None]
 
-    def read(self, pages: Iterable[Page], counts: SourceCounts, tick: Callable[[int], None], *, partition: bool = False) -> _ReadEnd:
-        """Writes each page with its cursor; a partition's pages move no cursor and settle no snapshot."""
+    def read(self, pages: Iterable[Page], committed: Callable[[SourceCounts], None], *, partition: bool = False) -> _ReadEnd:
+        """Writes each page with its cursor, then hands its counts to ``committed``; a partition's
+        pages move no cursor and settle no snapshot."""
         end = _ReadEnd(set(), None, False)
         for page in pages:
-            write = _page_write(page, self.normalizer, self.known, self.in_quarantine, end.seen, counts, settle=not partition)
+            counts = SourceCounts()
+            write = _page_write(
+                page, self.normalizer, self.known, self.in_quarantine, end.seen, counts, None if partition else self.snapshot
+            )
             if self.history:
                 changed = [sid for rows in (write.inserts, write.updates) if rows for sid in rows.columns["source_id"]]
                 write.source_history = _source_history(self.adapter, self.normalizer, changed) if changed else {}
             if partition:
                 write.cursor = None
             self.wh.write_page(write)
-            tick(len(page.deals))
+            committed(counts)
             end.cursor, end.snapshot_complete = page.cursor, page.snapshot_complete
         return end
+
+    def committed_to(self, counts: SourceCounts) -> Callable[[SourceCounts], None]:
+        """Adds a committed page's counts to the source's, and shows the progress."""
+
+        def committed(page: SourceCounts) -> None:
+            counts.add(page)
+            self.tick(page.read)
+
+        return committed
 
 
 def _read_in_parallel(reading: _Reading, since: Cursor | None, parts: list[object], counts: SourceCounts) -> None:
@@ -217,37 +287,35 @@ def _read_in_parallel(reading: _Reading, since: Cursor | None, parts: list[objec
     that was written already.
     """
     source = reading.normalizer.source
+    committed = reading.committed_to(counts)  # each worker sends its pages' counts as it commits them
 
-    def partition_reader(part: object) -> Callable[[Send], tuple[SourceCounts, _ReadEnd]]:
-        def read(send: Send) -> tuple[SourceCounts, _ReadEnd]:
-            own = SourceCounts()
-            return own, reading.read(reading.adapter.read_partition(since, part), own, send, partition=True)
+    def partition_reader(part: object) -> Callable[[Send], _ReadEnd]:
+        def read(send: Send) -> _ReadEnd:
+            return reading.read(reading.adapter.read_partition(since, part), send, partition=True)
         return read
 
     reading.wh.before_fork()
     workers = [Worker(f"part {i} of {len(parts)} ({part})", partition_reader(part)) for i, part in enumerate(parts[1:], 2)]
     try:
 
-        def tick(n: int) -> None:  # after each page of ours, the workers' progress too
-            reading.tick(n)
+        def ours(page: SourceCounts) -> None:  # after each page of ours, the workers' pages too
+            committed(page)
             for worker in workers:
-                worker.received(reading.tick)
+                worker.received(committed)
 
-        ends = [reading.read(reading.adapter.read_partition(since, parts[0]), counts, tick, partition=True)]
-        for worker in workers:
-            their_counts, end = worker.finish(reading.tick)
-            counts.add(their_counts)
-            ends.append(end)
+        ends = [reading.read(reading.adapter.read_partition(since, parts[0]), ours, partition=True)]
+        ends += [worker.finish(committed) for worker in workers]
     except BaseException:
         for worker in workers:
             worker.stop()
+            worker.received(committed)  # the pages it committed before it stopped
         raise
     last = ends[-1]
     write = PageWrite(source=source, cursor=last.cursor)
     if last.snapshot_complete:
-        write.deleted_keys = _vanished(reading.known, set().union(*(end.seen for end in ends)))
-        counts.deleted += len(write.deleted_keys)
+        reading.snapshot.settle(write, reading.known, set().union(*(end.seen for end in ends)))
     reading.wh.write_page(write)
+    counts.deleted += len(write.deleted_keys)
 
 
 def _vanished(known: dict[str, Known], seen: set[str]) -> list[str]:
@@ -282,12 +350,11 @@ def _page_write(
     in_quarantine: set[str],
     seen: set[str],
     counts: SourceCounts,
-    *,
-    settle: bool = True,
+    snapshot: _Snapshot | None,
 ) -> PageWrite:
-    """What one page changes in the warehouse; ``known``, ``in_quarantine`` and ``seen`` follow along.
+    """What one page changes in the warehouse, and its ``counts``; ``known``, ``in_quarantine`` and ``seen`` follow along.
 
-    ``settle``: a page that completes a snapshot marks what the read did not see as deleted.
+    ``snapshot``: how a page that completes one settles it (None: a partition's page, which does not).
     """
     source = normalizer.source
     write = PageWrite(source=source, cursor=page.cursor)
@@ -310,6 +377,8 @@ def _page_write(
         seen.update(keys[i] for i in range(len(raws)) if i not in done)  # type: ignore[misc]
     normalized = normalizer.normalize_page([raws[i] for i in todo])
     columns, errors = normalized.columns, normalized.errors
+    for j, (name, reason) in unstorable(source, columns).items():
+        errors.setdefault(j, NormalizationError(name, reason))
     ids, stages, deleted = columns["source_id"], columns["stage"], columns["is_deleted"]
     inserts, updates = _Chosen(), _Chosen()
     for j, i in enumerate(todo):
@@ -318,8 +387,8 @@ def _page_write(
             seen.add(keys[i])  # type: ignore[arg-type]
             counts.unchanged += 1
             continue
-        record = raw.source_id or raw.locator
         if j in errors:
+            record = raw.source_id if raw.source_id and _storable_record(raw.source_id) else raw.locator
             counts.quarantined += 1
             error = errors[j]
             write.quarantine.append(
@@ -334,8 +403,8 @@ def _page_write(
         if j in normalized.dropped:
             counts.dropped += 1
             counts.first_dropped = counts.first_dropped or f"{raw.locator}: {normalized.dropped[j]}"
-        if record in in_quarantine:
-            write.released.append(record)
+        if raw.source_id in in_quarantine:
+            write.released.append(raw.source_id)
         before = known.get(key)
         if before is None:
             inserts.add(j, key, digests[i])
@@ -351,8 +420,8 @@ def _page_write(
         key = deal_key(source, sid)
         if key in known and not known[key].is_deleted:
             write.deleted_keys.append(key)
-    if page.snapshot_complete and settle:
-        write.deleted_keys += _vanished(known, seen)
+    if page.snapshot_complete and snapshot is not None:
+        snapshot.settle(write, known, seen)
     write.aliases = {deal_key(source, a): deal_key(source, s) for a, s in page.aliases.items()}
     for key in write.deleted_keys:
         known[key] = Known("", known[key].stage, True)
@@ -360,6 +429,11 @@ def _page_write(
     in_quarantine.difference_update(write.released)
     in_quarantine.update(e.record for e in write.quarantine)
     return write
+
+
+def _storable_record(source_id: str) -> bool:
+    """Whether a quarantine row can be keyed by this id (else by where the record is)."""
+    return len(source_id) <= t.quarantine.c.record.type.length and "\0" not in source_id
 
 
 def _observed_change(key: str, before: str, normalized: NormalizedPage, j: int) -> StageChange:

@@ -236,10 +236,17 @@ def test_partitions_never_exceed_what_is_asked_or_split_a_page(tmp_path):
     assert adapter(tmp_path, write_csv(export_rows(5)), page_size=5).partitions(4) == []  # one page
 
 
-def test_a_file_that_lists_an_id_twice_is_read_in_order(tmp_path):
+def test_an_id_on_two_rows_pages_apart_is_the_first_row_and_the_other_is_flagged_in_pages_and_partitions(tmp_path):
     rows = export_rows(20)
     rows[15][0] = rows[2][0]
-    assert adapter(tmp_path, write_csv(rows), page_size=5).partitions(2) == []
+    a = adapter(tmp_path, write_csv(rows), page_size=5)
+    whole = [d for p in a.read_deals(None) for d in p.deals]
+    assert [d for part in a.partitions(2) for p in a.read_partition(None, part) for d in p.deals] == whole
+    flagged = [d for d in whole if d.problem]
+    assert [(d.source_id, d.locator, d.problem[0]) for d in flagged] == [(None, "export.csv row 21", "source_id")]
+    assert flagged[0].problem[1].startswith("duplicate_id:") and "row 4" in flagged[0].problem[1]
+    assert flagged[0].raw["Deal - ID"] == "2", "the row is kept as it was read"
+    assert [d.source_id for d in whole].count("2") == 1
 
 
 def test_discovery_counts_the_stages_of_every_row(tmp_path):
@@ -275,13 +282,12 @@ def test_blank_rows_and_footers_do_not_count_towards_pages(tmp_path):
     assert read_ids(p for part in parts for p in a.read_partition(None, part)) == read_ids(a.read_deals(None))
 
 
-def test_ids_repeated_once_trimmed_keep_the_file_in_one_piece_but_blank_ids_do_not(tmp_path):
+def test_ids_are_compared_trimmed_and_blank_ids_repeat_nothing(tmp_path):
     rows = export_rows(20)
     rows[15][0] = f" {rows[2][0]} "
-    assert adapter(tmp_path, write_csv(rows), page_size=5).partitions(2) == []
-    rows = export_rows(20)
-    rows[3][0] = rows[9][0] = " "
-    assert len(adapter(tmp_path, write_csv(rows), page_size=5).partitions(2)) == 2
+    rows[5][0] = rows[9][0] = " "
+    deals = [d for p in adapter(tmp_path, write_csv(rows), page_size=5).read_deals(None) for d in p.deals]
+    assert [d.problem[1][:13] for d in deals if d.problem] == ["duplicate_id:"]
 
 
 def test_discovery_trims_cells_and_counts_short_rows_as_blank(tmp_path):

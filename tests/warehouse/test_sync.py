@@ -135,21 +135,20 @@ def test_stage_catalog_is_versioned_only_when_stages_change(example_project, war
     assert "Contract Out" in labels and "Contract Sent" not in labels
 
 
-def test_a_deal_listed_twice_in_one_export_ends_as_its_last_copy(example_project, warehouse_url):
+def test_a_deal_listed_twice_in_one_export_is_its_first_row(example_project, warehouse_url):
     settings = settings_for(example_project, warehouse_url)
     export = example_project / "exports" / "hubspot_deals.csv"
     lines = export.read_text(encoding="utf-8").splitlines(keepends=True)
     copy = next(line for line in lines if line.startswith("9001234503,"))
-    export.write_text("".join(lines) + copy, encoding="utf-8")
+    export.write_text("".join(lines) + copy.replace("Qualified To Buy", "Contract Sent"), encoding="utf-8")
     first = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
-    assert (first.inserted, first.updated, first.unchanged) == (10, 0, 1)
-
-    # The first copy changes, the last stays as stored: records apply in file order, the last one wins.
-    export.write_text("".join(lines).replace(copy, copy.replace("Qualified To Buy", "Contract Sent")) + copy, encoding="utf-8")
+    assert (first.inserted, first.updated, first.quarantined) == (10, 0, 2)
     again = run_sync(settings, ["hubspot_export"]).sources["hubspot_export"]
-    assert (again.inserted, again.updated, again.unchanged) == (0, 2, 9)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 10)
     deals = {r["key"]: r for r in rows(warehouse_url, t.deals, [t.deals.c.key])}
     assert deals["hubspot_export:9001234503"]["stage"] == "qualification"
+    duplicate = next(q for q in rows(warehouse_url, t.quarantine, [t.quarantine.c.record]) if q["record"] == "hubspot_deals.csv row 13")
+    assert "duplicate_id" in duplicate["reason"] and "hubspot_deals.csv row 4" in duplicate["reason"]
 
 
 def test_a_large_file_read_by_parallel_workers_ends_as_one_read_in_order(tmp_path, warehouse_url):

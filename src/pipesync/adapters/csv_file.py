@@ -5,6 +5,12 @@ Options: :class:`~pipesync.adapters.csv_options.CsvOptions` (path, format, encod
 A file is a full snapshot: every read reads it all, and a deal that was in the
 warehouse but is no longer in the file is marked deleted. A large file is read
 in partitions (runs of whole pages) that sync can read in parallel.
+
+A file the reader cannot split into rows (a quote that never closes, or closes
+in the middle of a cell; a cell over 131,072 characters) fails the read with
+the line its broken row begins on: such a read settles nothing, so it deletes
+nothing. An id on more than one row: the first row is the deal, the others are
+flagged ``duplicate_id`` (quarantined), however the file is paged or split.
 """
 
 from __future__ import annotations
@@ -195,7 +201,7 @@ class CsvAdapter(Adapter):
             # the reader reads one line at a time: lines skipped here are lines it never parses
             skipped = rows.after - reader.line_num
             next(islice(lines, skipped, skipped), None)
-        data = DataRows(reader, skipped, rows.last if rows is not None else None, footers)
+        data = DataRows(reader, skipped, rows.last if rows is not None else None, footers, self._broken)
         return header, columns, data
 
     def _external_refs(self, header: list[str]) -> list[tuple[int, str, Callable[[str], str]]]:
@@ -217,7 +223,7 @@ class CsvAdapter(Adapter):
     def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:
         """The file's lines and a reader past its header, with the header and where each field is in it."""
         lines = io.StringIO(text, newline="")
-        reader = csv.reader(lines, delimiter=self._delimiter)
+        reader = csv.reader(lines, delimiter=self._delimiter, strict=True)
         return lines, reader, *self._header(reader)
 
     @cached_property
@@ -237,7 +243,7 @@ class CsvAdapter(Adapter):
         first_error: SourceError | None = None
         for candidate in [sniffed, *(d for d in DELIMITERS if d != sniffed)]:
             try:
-                self._header(csv.reader(io.StringIO(text, newline=""), delimiter=candidate))
+                self._header(csv.reader(io.StringIO(text, newline=""), delimiter=candidate, strict=True))
                 return candidate
             except SourceError as e:
                 first_error = first_error or e
@@ -250,7 +256,14 @@ class CsvAdapter(Adapter):
         the header is the first row that names the columns the source needs.
         """
         first_error: SourceError | None = None
-        for row in islice(reader, PREAMBLE_ROWS):
+        rows = islice(reader, PREAMBLE_ROWS)  # lazily: the reader stays right after the header
+        while True:
+            try:
+                row = next(rows, None)
+            except csv.Error as e:
+                raise first_error or self._broken(e, reader) from None
+            if row is None:
+                break
             header = [h.strip().lstrip("\ufeff") for h in row]
             if not any(header):
                 continue
@@ -259,6 +272,50 @@ class CsvAdapter(Adapter):
             except SourceError as e:
                 first_error = first_error or e
         raise first_error or SourceError(f"{self.path}: the file is empty")
+
+    def _broken(self, error: csv.Error, reader: Any) -> SourceError:
+        """What the reader could not split into rows, named by the physical line its row begins on.
+
+        Found by reading the file again a row at a time (only a broken file pays for it): the
+        reader reports where it stopped, which for a quote that never closes is the end of the file.
+        """
+        again = csv.reader(io.StringIO(self._content[0], newline=""), delimiter=reader.dialect.delimiter, strict=True)
+        start = 1
+        try:
+            for _ in again:
+                start = again.line_num + 1
+        except csv.Error:
+            pass
+        where = f"{self.path.name} line {start}"
+        message = str(error)
+        if "field limit" in message:
+            why = f"a cell longer than {csv.field_size_limit():,} characters begins on this line (a quote that never closes?)"
+        elif "end of data" in message:
+            why = "a quote opened on this line never closes: the rest of the file would be one cell"
+        elif "expected after" in message:
+            why = f"a quote opened on this line closes in the middle of a cell (line {again.line_num}): a stray quote?"
+        else:
+            why = message
+        return SourceError(f"{where}: {why}. The file was not read past it and nothing was marked deleted; fix the file and sync again.")
+
+    def _check_rows_not_swallowed(self, lines: Sequence[int], rows: list[list[str]], width: int) -> None:
+        """Fails on a row with a cell whose later lines read as rows of the file: a quote that opened
+        in one row and closed rows later (the width may still come out right), swallowing those rows.
+
+        Only rows over several lines are looked at; a cell of notes over a few lines has no line
+        with as many delimiters as a row.
+        """
+        delimiter = self._delimiter
+        for line, cells in zip(lines, rows):
+            if (spanned := lines_spanned(cells)) == 1:
+                continue
+            for cell in cells:
+                if any(part.count(delimiter) >= width - 1 for part in cell.splitlines()[1:]):
+                    raise SourceError(
+                        f"{self.path.name} line {line - spanned + 1}: a quote opened on this line closes on line {line}, "
+                        "making the rows between one cell. The file was not read past it and nothing was marked "
+                        "deleted; fix the file and sync again."
+                    )
 
     @cached_property
     def _overrides(self) -> dict[str, str]:
@@ -274,14 +331,10 @@ class CsvAdapter(Adapter):
         return self._read_rows(None)
 
     def partitions(self, most: int) -> list[RowRange]:
-        """The file's pages split into up to ``most`` runs of whole pages.
-
-        A file that lists an id twice is not split: its last copy must win, as
-        it does when the file is read in order.
-        """
+        """The file's pages split into up to ``most`` runs of whole pages."""
         survey = self._survey
         count = min(most, len(survey.page_ends))
-        if count < 2 or survey.repeats_ids:
+        if count < 2:
             return []
         cuts = [survey.page_ends[len(survey.page_ends) * k // count - 1] for k in range(1, count)]
         return [RowRange(after, last) for after, last in zip([0, *cuts], [*cuts, None])]
@@ -319,6 +372,7 @@ class CsvAdapter(Adapter):
 
         id_of, id_form = itemgetter(columns["source_id"]), self.preset.id_form
         name = self.path.name
+        repeats = self._survey.repeats
 
         def one_by_one(line: int, cells: list[str]) -> RawDeal:  # a chunk with a row of another width
             if len(cells) >= needed and not any(map(str.strip, cells[width:])):  # short or long only where no column is
@@ -343,6 +397,8 @@ class CsvAdapter(Adapter):
                 batch += map(RawDeal, ids, locators, map(values_of, rows), map(raw_of, rows))
             else:
                 batch += map(one_by_one, lines, rows)
+            if repeats:
+                self._flag_repeats(batch, lines, repeats)
             line = lines[-1]
             if len(batch) >= page_size:
                 yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
@@ -351,6 +407,19 @@ class CsvAdapter(Adapter):
             yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
         elif batch:
             yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
+
+    def _flag_repeats(self, batch: list[RawDeal], lines: Sequence[int], repeats: dict[int, int]) -> None:
+        """Flags the rows of the last chunk (at the end of ``batch``) whose id an earlier row has: ``duplicate_id``.
+
+        They lose their id here, so that only the first row stands for the deal (and their
+        quarantine rows are keyed by where they are).
+        """
+        start = len(batch) - len(lines)
+        for k, line in enumerate(lines):
+            if (first := repeats.get(line)) is not None:
+                deal = batch[start + k]
+                reason = f"duplicate_id: the id {deal.source_id!r} is on {self.path.name} row {first} already, which is kept (the first row with an id is the deal)"
+                batch[start + k] = RawDeal(None, deal.locator, deal.values, deal.raw, ("source_id", reason))
 
     def discover(self) -> Discovery:
         pipelines: dict[str, list[DiscoveredStage]] = {}
@@ -383,13 +452,15 @@ class CsvAdapter(Adapter):
     @cached_property
     def _survey(self) -> Survey:
         """One pass over the file for what discovery and partitioning need (sync asks for both)."""
-        _, columns, data = self._table(self._content[0])
+        header, columns, data = self._table(self._content[0])
+        width = len(header)
         stage_at, pipeline_at, id_at = columns["source_stage"], columns.get("pipeline"), columns["source_id"]
         widest = max(stage_at, id_at, -1 if pipeline_at is None else pipeline_at)
         page_size = self._page_size
         pairs: Counter[tuple[str, str]] = Counter()  # (pipeline cell, stage cell) as in the file → rows
         page_ends: list[int] = []
-        ids: list[str] = []  # the non-blank ones
+        ids: list[str] = []  # each row's, trimmed
+        id_lines: list[int] = []
         count = line = 0
 
         def cell(row: list[str], at: int | None) -> str:
@@ -399,13 +470,16 @@ class CsvAdapter(Adapter):
             lines, rows = chunk
             if not rows:
                 continue
+            if not isinstance(lines, range):  # some row of the chunk spans lines
+                self._check_rows_not_swallowed(lines, rows, width)
             if min(map(len, rows)) > widest:
                 stage_cells = map(itemgetter(stage_at), rows)
                 pairs.update(zip(map(itemgetter(pipeline_at), rows) if pipeline_at is not None else repeat(""), stage_cells))
-                ids += filter(None, map(str.strip, map(itemgetter(id_at), rows)))
+                ids += map(str.strip, map(itemgetter(id_at), rows))
             else:  # some rows are short of a column: those cells count as blank
                 pairs.update((cell(row, pipeline_at), cell(row, stage_at)) for row in rows)
-                ids += filter(None, [cell(row, id_at).strip() for row in rows])
+                ids += [cell(row, id_at).strip() for row in rows]
+            id_lines += lines
             page_ends += lines[page_size - 1 - count % page_size :: page_size]
             count += len(rows)
             line = lines[-1]
@@ -417,7 +491,24 @@ class CsvAdapter(Adapter):
         for (pipeline, stage), n in pairs.items():
             if stage := stage.strip():
                 stages[(pipeline.strip() or ANY, stage)] += n
-        return Survey(stages=stages, page_ends=page_ends, repeats_ids=len(set(ids)) < len(ids))
+        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines))
+
+
+def _repeats(ids: list[str], lines: list[int]) -> dict[int, int]:
+    """The line of each row whose (non-blank) id an earlier row has → that earlier row's line."""
+    distinct = set(ids)
+    distinct.discard("")
+    if len(distinct) == len(ids) - ids.count(""):
+        return {}
+    first: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for id_, line in zip(ids, lines):
+        if id_:
+            if id_ in first:
+                repeats[line] = first[id_]
+            else:
+                first[id_] = line
+    return repeats
 
 
 class DataRows:
@@ -426,15 +517,20 @@ class DataRows:
     Footers and blank rows are skipped, and so are the rows after line ``last``.
     """
 
-    def __init__(self, reader: Any, skipped: int, last: int | None, footers: tuple[str, ...]) -> None:
-        self.reader, self.skipped, self.last, self.footers = reader, skipped, last, footers
+    def __init__(
+        self, reader: Any, skipped: int, last: int | None, footers: tuple[str, ...], broken: Callable[[csv.Error, Any], Exception]
+    ) -> None:
+        self.reader, self.skipped, self.last, self.footers, self.broken = reader, skipped, last, footers, broken
         self.done = False
 
     def take(self, most: int) -> tuple[Sequence[int], list[list[str]]] | None:
         """(lines, cells) of the data rows among the next ``most`` rows of the file; None at its end."""
         reader = self.reader
         before = reader.line_num + self.skipped
-        rows = [] if self.done else list(islice(reader, most))
+        try:
+            rows = [] if self.done else list(islice(reader, most))
+        except csv.Error as e:
+            raise self.broken(e, reader) from None
         if not rows:
             return None
         lines: Sequence[int]
@@ -484,4 +580,4 @@ class RowRange:
 class Survey:
     stages: Counter[tuple[str, str]]  # (pipeline, stage) → rows
     page_ends: list[int]  # the line each page's last row ends on
-    repeats_ids: bool
+    repeats: dict[int, int]  # the line of each row whose id an earlier row has → that row's line

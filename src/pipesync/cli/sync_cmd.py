@@ -27,14 +27,23 @@ def sync(
     workers: int = typer.Option(
         None, "--workers", min=1, help="Processes that read a large file source side by side (default: one per core)."
     ),
+    allow_deletions: str = typer.Option(
+        None, "--allow-deletions", metavar="N%",
+        help="Let a snapshot (a file) mark up to N% of a source's live deals deleted; "
+        "by default one that would delete more than 20% (and more than 5 deals) is held back.",
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
-    from pipesync.sync import run_sync
+    from pipesync.sync import DELETION_SHARE, run_sync
 
     settings = settings_from(config)
+    options = {
+        "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers,
+        "allow_deletions": DELETION_SHARE if allow_deletions is None else _share(allow_deletions),
+    }
     if json_out:
-        result = run_sync(settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers)
+        result = run_sync(settings, sources or (), **options)
         out = result.as_dict()
         if result.exit_code:  # the error object every command's --json has on failure, beside the counts
             failed = "; ".join(f"{name}: {c.error}" for name, c in result.sources.items() if c.error)
@@ -54,12 +63,21 @@ def sync(
                     tasks[source] = bar.add_task(f"syncing {source}", total=None)
                 bar.advance(tasks[source], n)
 
-            result = run_sync(
-                settings, sources or (), full=full, quarantine_unmapped=quarantine_unmapped, workers=workers, progress=advance
-            )
+            result = run_sync(settings, sources or (), progress=advance, **options)
         render(result)
     if result.exit_code or (strict and result.quarantined):
         raise typer.Exit(result.exit_code or 1)
+
+
+def _share(text: str) -> float:
+    """``--allow-deletions``: "30%" (or "30") → 0.3."""
+    try:
+        share = float(text.strip().removesuffix("%")) / 100
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise typer.BadParameter(f"{text!r} is not a percentage from 0% to 100%", param_hint="--allow-deletions")
+    return share
 
 
 def render(result: SyncResult) -> None:

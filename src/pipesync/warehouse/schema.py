@@ -1,17 +1,21 @@
 """The warehouse tables (docs/architecture.md, "The warehouse"): stable names, columns as in the model.
 
 SQLAlchemy Core, so the same schema serves SQLite, PostgreSQL and any other
-dialect. JSON columns hold lists and source payloads; amounts are Numeric.
+dialect. JSON columns hold lists and source payloads; amounts are exact decimals
+(:class:`ExactAmount`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Float,
@@ -23,10 +27,11 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    func,
+    text,
 )
 
 metadata = MetaData()
-
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -49,7 +54,37 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-Amount = Numeric(20, 4)
+class ExactAmount(TypeDecorator[Decimal]):
+    """Amounts with 4 decimals, exact on every dialect: NUMERIC(20, 4) on a server, text on SQLite.
+
+    SQLite keeps a NUMERIC column's values as 8-byte floats (15 significant digits), so
+    1e23 or 12345678901234.5678 would come back changed; a TEXT column keeps the digits
+    as written. (Warehouses created before this keep their NUMERIC column, and SQLite
+    turns the text back into a float there, as it always did.)
+    """
+
+    impl = Numeric(20, 4)
+    cache_ok = True
+    SCALE = Decimal("0.0001")
+    LIMIT = Decimal(10) ** 16  # 20 digits, 4 of them decimals: sync quarantines larger amounts
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else Numeric(20, 4))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        value = (value if isinstance(value, Decimal) else Decimal(value)).quantize(self.SCALE, ROUND_HALF_UP)
+        return str(value) if dialect.name == "sqlite" else value  # 4 decimals: str() never writes an exponent
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        # text (SQLite), or a float from a warehouse whose column is still NUMERIC
+        return Decimal(value if isinstance(value, str) else f"{value:.4f}").quantize(self.SCALE)
+
+
+Amount = ExactAmount()
 Instant = UTCDateTime()
 
 def deal_columns() -> list[Column]:
@@ -108,6 +143,15 @@ stage_history = Table(
     Column("origin", String(16), nullable=False),
     # to_stage included: metrics read (deal, time, stage) straight from the index
     Index("ix_stage_history_deal", "deal_key", "changed_at", "to_stage"),
+)
+# One row per change: syncs insert with ON CONFLICT DO NOTHING, so two syncs of a source at
+# once (or a re-read) cannot record a change twice. NULLs are distinct in a unique index,
+# hence the coalesce for a first stage (no from_stage).
+HISTORY_KEY = Index(
+    "uq_stage_history_change",
+    stage_history.c.deal_key, func.coalesce(stage_history.c.from_stage, ""), stage_history.c.to_stage,
+    stage_history.c.changed_at, stage_history.c.origin,
+    unique=True,
 )
 
 golden_deals = Table(

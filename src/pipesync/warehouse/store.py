@@ -17,7 +17,9 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import JSON, Column, Connection, Engine, and_, bindparam, create_engine, event, make_url, select, update
+from sqlalchemy import JSON, Column, Connection, Engine, String, Table, and_, bindparam, create_engine, event, make_url, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
@@ -148,6 +150,57 @@ class PageWrite:
     released: list[str] = field(default_factory=list)
     deleted_keys: list[str] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+    # set on the page that completes a snapshot: the source's quarantine rows last seen before this
+    # instant (when the read began) are rows the snapshot no longer has (fixed, or gone)
+    stale_quarantine_before: datetime | None = None
+
+
+# deals' text columns with a length limit, and the text ones without one
+_LIMITS = {c.name: c.type.length for c in t.deals.columns if isinstance(c.type, String) and c.type.length}
+_TEXTS = [c.name for c in t.deals.columns if isinstance(c.type, String)]
+_KEY_LIMIT = t.deals.c.key.type.length
+
+
+def unstorable(source: str, columns: Mapping[str, Sequence[Any]]) -> dict[int, tuple[str, str]]:
+    """The records of normalized ``columns`` that the ``deals`` table cannot hold as they are:
+    position → (field, reason), the reason starting with ``value_too_long``, ``nul_character``
+    or ``amount_out_of_range``.
+
+    Checked before writing, on every dialect: PostgreSQL would refuse the whole page
+    (and the source with it), SQLite would store a longer text or a rounded amount.
+    """
+    problems: dict[int, tuple[str, str]] = {}
+    id_limit = min(_LIMITS["source_id"], _KEY_LIMIT - len(source) - 1)
+    for name in _TEXTS:
+        values = columns.get(name)
+        if not values:
+            continue
+        present = list(filter(None, values))  # usually all short: checked at C speed first
+        limit = id_limit if name == "source_id" else _LIMITS.get(name)
+        too_long = limit is not None and max(map(len, present), default=0) > limit
+        if too_long or "\0" in "".join(present):
+            for i, v in enumerate(values):
+                if v and "\0" in v:
+                    problems.setdefault(i, (name, "nul_character: the value holds a NUL character (\\0), which the warehouse cannot store"))
+                elif too_long and v and len(v) > limit:  # type: ignore[operator]
+                    problems.setdefault(i, (name, f"value_too_long: {len(v)} characters where the warehouse holds at most {limit}"))
+    for name in ("amount", "amount_reporting"):
+        amounts = columns.get(name, ())
+        try:
+            if max(map(abs, filter(None, amounts)), default=0) < t.ExactAmount.LIMIT:
+                continue
+        except ArithmeticError:  # a NaN
+            pass
+        for i, v in enumerate(amounts):
+            if v is not None and not (v.is_finite() and abs(v) < t.ExactAmount.LIMIT):
+                problems.setdefault(i, (name, f"amount_out_of_range: {v} (the warehouse holds amounts below 10^16, 4 decimals)"))
+    return problems
+
+
+def _text_field(value: str, limit: int | None = None) -> str:
+    """Text from a source (a quarantine row's, an error's) as the warehouse can hold it: NULs shown,
+    not stored; cut to the column."""
+    return value.replace("\0", "\\0")[:limit]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -250,7 +303,8 @@ class Warehouse:
             if latest is not None and latest.fingerprint == fingerprint:
                 return latest.version
             version = 1 if latest is None else latest.version + 1
-            conn.execute(c.insert().values(source=source, version=version, discovered_at=now(), fingerprint=fingerprint, catalog=catalog))
+            # a sync of the source running at once may record the same version first: it stands
+            conn.execute(self._insert(c), {"source": source, "version": version, "discovered_at": now(), "fingerprint": fingerprint, "catalog": catalog})
             return version
 
     # -- runs -------------------------------------------------------------------------------
@@ -271,7 +325,7 @@ class Warehouse:
                 update(t.sync_runs)
                 .where(t.sync_runs.c.id == run_id)
                 .values(finished_at=now(), status=status, counts=counts,
-                        error=None if error is None else scrub(error, url_secrets(self.url)))
+                        error=None if error is None else _text_field(scrub(error, url_secrets(self.url))))
             )
 
     # -- the atomic page write ----------------------------------------------------------------
@@ -294,14 +348,29 @@ class Warehouse:
                     [{"b_key": k, "is_deleted": True, "content_hash": "", "synced_at": stamp} for k in page.deleted_keys],
                 )
             if page.history:
-                conn.execute(t.stage_history.insert(), [h.model_dump() for h in page.history])
+                conn.execute(self._insert(t.stage_history), [h.model_dump() for h in page.history])
             self._replace_source_history(conn, page.source_history)
             self._write_quarantine(conn, page, stamp)
             for alias, survivor in page.aliases.items():
                 conn.execute(t.deal_aliases.delete().where(t.deal_aliases.c.alias_key == alias))
                 conn.execute(t.deal_aliases.insert().values(alias_key=alias, survivor_key=survivor, recorded_at=stamp))
+            if page.stale_quarantine_before is not None:
+                q = t.quarantine.c
+                conn.execute(t.quarantine.delete().where((q.source == page.source) & (q.last_seen < page.stale_quarantine_before)))
             if page.cursor is not None:
                 self._save_cursor(conn, page.source, page.cursor, stamp)
+
+    def _insert(self, table: Table, *, update_existing: bool = False) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING (or DO UPDATE of the other columns): two syncs of a source
+        at once write the same rows, and neither may fail on the other's nor add a second copy."""
+        insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(table)
+        if not update_existing:
+            return insert.on_conflict_do_nothing()
+        keys = [c.name for c in table.primary_key]
+        kept = {*keys, "first_seen"}
+        return insert.on_conflict_do_update(
+            index_elements=keys, set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in kept}
+        )
 
     def _replace_source_history(self, conn: Connection, histories: dict[str, list[StageChange]]) -> None:
         """The source's own history of these deals, as read now: replacing it keeps re-reads idempotent."""
@@ -310,7 +379,7 @@ class Warehouse:
             conn.execute(h.delete().where(and_(h.c.origin == "source_history", h.c.deal_key.in_(chunk))))
         rows = [c.model_dump() for changes in histories.values() for c in changes]
         if rows:
-            conn.execute(h.insert(), rows)
+            conn.execute(self._insert(h), rows)
 
     def _write_quarantine(self, conn: Connection, page: PageWrite, stamp: datetime) -> None:
         q = t.quarantine
@@ -325,10 +394,11 @@ class Warehouse:
             rows = {}
             for e in page.quarantine:  # one row per record: the last reason wins within a page
                 rows[e.record] = {
-                    "source": page.source, "record": e.record, "locator": e.locator, "field": e.field,
-                    "reason": e.reason, "raw": e.raw, "first_seen": first_seen.get(e.record, stamp), "last_seen": stamp,
+                    "source": page.source, "record": _text_field(e.record), "locator": _text_field(e.locator, q.c.locator.type.length),
+                    "field": _text_field(e.field, q.c.field.type.length), "reason": _text_field(e.reason), "raw": e.raw,
+                    "first_seen": first_seen.get(e.record, stamp), "last_seen": stamp,
                 }
-            conn.execute(q.insert(), list(rows.values()))
+            conn.execute(self._insert(q, update_existing=True), list(rows.values()))
 
     def _save_cursor(self, conn: Connection, source: str, cursor: Cursor, stamp: datetime) -> None:
         s = t.sync_state
