@@ -76,11 +76,15 @@ class TokenReader:
 
     def _read_regions(self, words: list[str]) -> frozenset[str]:
         found = set()
-        for i, word in enumerate(words):
-            for phrase, key in self._regions.get(word, ()):
+        i = 0
+        while i < len(words):  # a phrase read is read whole: "Europe Middle East Africa" is not also MENA
+            step = 1
+            for phrase, key in self._regions.get(words[i], ()):
                 if tuple(words[i:i + len(phrase)]) == phrase:
                     found.add(key)
+                    step = len(phrase)
                     break
+            i += step
         return frozenset(found)
 
 
