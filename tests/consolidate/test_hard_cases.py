@@ -97,3 +97,15 @@ def test_a_deal_re_entered_by_a_second_rep_is_found(run):
     again = make_deal("salesforce", "2", name="ACME Team Plan Renewal FY25", owner_email="sam@seller.example",
                       amount=50_400, close_date=date(2025, 7, 2), days=3)
     assert clusters_of(run(first, again)) == {frozenset({first.key, again.key})}
+
+
+def test_weights_estimated_from_the_data_are_reported_and_applied_on_request(run, rules):
+    deals = [make_deal("salesforce", str(i), name=f"Acme order {i}", amount=1000 + 50 * i, days=i) for i in range(30)]
+    deals += [make_deal("hubspot", f"h{i}", name=f"Acme order {i}", amount=1000 + 50 * i, days=i) for i in range(30)]
+    estimate = run(*deals).estimate
+    assert not estimate.applied and 0 < estimate.match_share < 1
+    account = estimate.levels["account"]
+    assert account["same website"]["weight"] == pytest.approx(
+        __import__("math").log2(account["same website"]["m"] / account["same website"]["u"]))
+    applied = run(*deals, with_rules=rules.model_copy(update={"estimate_weights": True})).estimate
+    assert applied.applied

@@ -26,6 +26,7 @@ import numpy as np
 
 from pipesync.consolidate.blocking import Candidates, candidate_pairs, hard_links
 from pipesync.consolidate.clustering import HARD, Clusters, cluster
+from pipesync.consolidate.estimate import Estimate, estimate_weights
 from pipesync.consolidate.features import compute_features
 from pipesync.consolidate.identity import assign_golden_ids
 from pipesync.consolidate.keys import load_lexicon
@@ -63,6 +64,7 @@ class Consolidation:
     rules: MatchRules
     survivor: Survivor
     decided: SideJob[Decisions]  # survivorship's decisions (``Survivor.decide``), maybe on another core
+    estimate: Estimate | None = None  # the weights the data suggest (estimate.py), applied or not
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -160,7 +162,13 @@ def _consolidate(
     hard = hard_links(keys, [r.external_refs for r in live])
     candidates = candidate_pairs(features, rules)
     lap("blocking")
-    probability = score_pairs(features, rules, candidates.left, candidates.right).probability
+    scores = score_pairs(features, rules, candidates.left, candidates.right)
+    estimate = estimate_weights(features, rules, scores.levels)
+    if rules.estimate_weights:
+        rules = estimate.rules(rules)
+        scores = score_pairs(features, rules, candidates.left, candidates.right)
+    probability = scores.probability
+    del scores
     # a hard link whose names contradict a distinguishing token (a renewal cloned with last year's
     # reference) is no link, and its two deals are kept apart like any pair found different
     contradicted = vetoes_of(features, rules, *hard) != NO_VETO
@@ -194,7 +202,8 @@ def _consolidate(
     decided = SideJob(survivor.decide, live, clusters.order, clusters.starts, worth_it=len(live) >= PARALLEL_FROM)
     golden_ids = assign_golden_ids(_cluster_keys(keys, clusters), previous or {})
     lap("ids")
-    return Consolidation(live, candidates, probability, clusters, golden_ids, hard, rules, survivor, decided, timings)
+    return Consolidation(live, candidates, probability, clusters, golden_ids, hard, rules, survivor, decided, estimate,
+                         timings)
 
 
 def unchecked_pairs(clusters: Clusters, compared: Candidates, hard: tuple[np.ndarray, np.ndarray]

@@ -183,6 +183,9 @@ class MatchRules(Strict):
     prior: float
     comparisons: list[Comparison] = Field(min_length=1)
     vetoes: list[Veto] = Field(default_factory=list)
+    # score with weights estimated from the run's own data (estimate.py) instead of the levels' weights;
+    # either way the estimate is reported
+    estimate_weights: bool = False
     clustering: Clustering = Field(default_factory=Clustering)
     survivorship: Survivorship = Field(default_factory=Survivorship)
 
