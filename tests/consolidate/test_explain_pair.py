@@ -6,17 +6,14 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import insert
 from typer.testing import CliRunner
 
 import pipesync.cli.consolidate_cmd  # noqa: F401 - registers the command
 from pipesync.cli.app import app
 from pipesync.config import load_config
 from pipesync.consolidate.store import run_consolidation
-from pipesync.warehouse import schema as t
-from pipesync.warehouse.store import Warehouse
 from tests.consolidate.conftest import make_deal
-from tests.consolidate.test_store_and_cli import row
+from tests.consolidate.test_store_and_cli import project_with
 
 DEALS = [
     make_deal("salesforce", "006A", name="Acme - Renewal FY24"),
@@ -31,11 +28,7 @@ DEALS = [
 
 @pytest.fixture
 def config(tmp_path, warehouse_url):
-    path = tmp_path / "pipesync.yaml"
-    path.write_text(f"warehouse: {warehouse_url}\n", encoding="utf-8")
-    warehouse = Warehouse(warehouse_url)
-    with warehouse.begin() as conn:
-        conn.execute(insert(t.deals), [row(d) for d in DEALS])
+    path, warehouse = project_with(tmp_path, warehouse_url, DEALS)
     warehouse.close()
     run_consolidation(load_config(path))
     return path
