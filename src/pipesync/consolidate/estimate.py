@@ -25,6 +25,7 @@ from pipesync.consolidate.rules import MatchRules
 from pipesync.consolidate.scoring import NO_LEVEL, score_pairs
 
 RANDOM_PAIRS = 50_000
+CANDIDATE_PAIRS = 200_000  # EM runs on a seeded sample of the candidate pairs beyond this many
 ITERATIONS = 15
 _SMOOTHING = 1.0  # a pseudo-count per level: a level never seen is rare, not impossible
 MAX_WEIGHT = 15.0
@@ -69,6 +70,8 @@ def estimate_weights(features: Features, rules: MatchRules, levels: np.ndarray, 
     distinct = a != b
     a, b = np.minimum(a, b)[distinct], np.maximum(a, b)[distinct]
     random_levels = score_pairs(features, rules, a, b).levels
+    if len(levels) > CANDIDATE_PAIRS:
+        levels = levels[np.sort(rng.choice(len(levels), CANDIDATE_PAIRS, replace=False))]
     u = [_shares(random_levels[:, c], len(comp.levels)) for c, comp in enumerate(rules.comparisons)]
     m = []
     for c, comp in enumerate(rules.comparisons):  # start from the rules: m = u · 2^weight, normalised
