@@ -2,8 +2,11 @@
 
     python bench/bench_consolidate.py                      # 100,000 and 1,000,000 deals
     python bench/bench_consolidate.py --sizes 100000 --repeat 3
+    python bench/bench_consolidate.py --sizes 100000 --plain   # the world without its hard cases
 
-For each size: the generator's world (seed 42 by default) is turned into
+For each size: the generator's world, hard cases included (``pipesync_sandbox.hard_cases``:
+sibling deals told apart by one token, stale, dangling and 15-character references,
+cross-script copies), is turned into
 record rows and ground-truth labels once, in a child process, and cached; then
 each measured run happens in a fresh child process, so its peak RSS is the
 consolidation's own (input records included, generator excluded). The run reads
@@ -16,8 +19,13 @@ engine uses a second core through forked helpers: CPU time counts theirs, and
 their peak RSS is shown apart (it counts the pages they share with the run).
 
 Quality is measured on live records only (deleted and merged-away ones take no
-part): pairwise precision / recall / F1 against the truth clusters, and the
-share of true clusters reproduced exactly. Timings on a shared machine are
+part): pairwise precision / recall / F1 against the truth clusters, the share
+of true clusters reproduced exactly, the false-positive pairs by cause
+(hard-negative family, stale link, chaining …) and recall by slice
+(cross-system, same-system, cross-script, 15-character ids …).
+
+Seeds: the rules were tuned on seed 7; the default seed, 2027, was never looked
+at while tuning — quote it. Timings on a shared machine are
 noisy: the median of ``--repeat`` runs is printed.
 """
 
@@ -46,9 +54,13 @@ CACHE = Path(tempfile.gettempdir()) / "pipesync-bench"
 ROWS_PER_PICKLE = 50_000
 
 
+HELD_OUT_SEED = 2027
+PLAIN = False  # --plain: the world without its hard cases
+
+
 def cached(seed: int, size: int, what: str) -> Path:
-    """deals-SEED-SIZE.rows.pickle (record rows), .truth.pickle (deal key → truth id), .labels.csv"""
-    return CACHE / f"deals-{seed}-{size}.{what}"
+    """deals-SEED-SIZE[-plain].rows.pickle (record rows), .truth.pickle (deal key → labels row), .labels.csv"""
+    return CACHE / f"deals-{seed}-{size}{'-plain' if PLAIN else '-hard'}.{what}"
 
 
 def prepare(seed: int, size: int) -> None:
@@ -56,11 +68,12 @@ def prepare(seed: int, size: int) -> None:
     from pipesync.consolidate.records import record_from_deal
     from pipesync_sandbox.generator import canonical_deals, generate, write_labels
 
-    world = generate(seed, size)
+    world = generate(seed, size, hard_cases=not PLAIN)
     labels_path = cached(seed, size, "labels.csv")
     write_labels(world, labels_path)
     with open(labels_path, encoding="utf-8") as f:
-        truth = {row["deal_key"]: row["truth_id"] for row in csv.DictReader(f)}
+        truth = {row["deal_key"]: (row["truth_id"], row["account_truth_id"], row["anomalies"])
+                 for row in csv.DictReader(f)}
     rows = [tuple(record_from_deal(d)) for d in canonical_deals(world)]
     del world
     partial = cached(seed, size, "rows.pickle.partial")
@@ -116,7 +129,8 @@ def measure(seed: int, size: int, rules_path: str | None) -> dict:
     helper_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # the labels are the benchmark's, not the engine's: loaded once the run is measured
     with open(cached(seed, size, "truth.pickle"), "rb") as f:
-        truth = pickle.load(f)
+        labels = pickle.load(f)
+    truth = {k: row[0] for k, row in labels.items()}
 
     live = result.records
     clusters = result.clusters
@@ -145,8 +159,67 @@ def measure(seed: int, size: int, rules_path: str | None) -> dict:
         "conflicts": conflicts, "seconds": total_s, "engine_seconds": engine_s,
         "survivorship_seconds": survivorship_s, "cpu_seconds": cpu_s, "deals_per_second": len(live) / total_s,
         "peak_rss_mb": peak, "helper_peak_rss_mb": helper_peak, "rss_after_input_mb": rss_input,
-        "stages": result.timings,
+        "stages": result.timings, **breakdown(result, groups, true_groups, labels),
     }
+
+
+def breakdown(result, groups: list[list[str]], true_groups: dict[str, list[str]], labels: dict) -> dict:
+    """False-positive pairs by cause, and recall by slice of the true pairs."""
+
+    keys = [r.key for r in result.records]
+    index = {k: i for i, k in enumerate(keys)}
+    source = {r.key: r.source for r in result.records}
+    direct = {}  # pair of record indexes → how it was linked directly
+    for a, b in zip(*result.hard):
+        direct[a, b] = "hard link"
+    matched = result.probability >= result.rules.clustering.match_probability
+    for a, b in zip(result.candidates.left[matched].tolist(), result.candidates.right[matched].tolist()):
+        direct.setdefault((a, b), "match")
+
+    def tags(key: str) -> set[str]:
+        return set(filter(None, labels[key][2].split(";")))
+
+    causes: Counter = Counter()
+    for members in groups:
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                p, q = members[x], members[y]
+                if labels[p][0] == labels[q][0]:
+                    continue
+                i, j = sorted((index[p], index[q]))
+                how = direct.get((i, j))
+                family = {t for t in tags(p) & tags(q) if t.startswith("hard_negative:")}
+                if how is None:
+                    cause = "chaining (not linked directly)"
+                elif how == "hard link":
+                    cause = "stale link" if "stale_ref" in tags(p) | tags(q) else "hard link"
+                elif family:
+                    cause = family.pop().replace("hard_negative:", "hard negative: ")
+                elif labels[p][1] == labels[q][1]:
+                    cause = "other deal of the same account"
+                else:
+                    cause = "another account"
+                causes[cause] += 1
+    together = {k: c for c, members in enumerate(groups) for k in members}
+    slices: dict[str, list[int]] = {}
+    for members in true_groups.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                p, q = members[x], members[y]
+                found = together[p] == together[q]
+                names = ["all", "same-system" if source[p] == source[q] else "cross-system"]
+                both = tags(p) | tags(q)
+                if "cross_script" in both and (source[p] == "salesforce") != (source[q] == "salesforce"):
+                    names.append("cross-script")
+                if {source[p], source[q]} == {"salesforce", "hubspot"} and "sf15_ref" in both:
+                    names.append("15-char id ref")
+                if any(t.startswith("hard_negative:") for t in both):
+                    names.append("hard-negative account")
+                for name in names:
+                    hit = slices.setdefault(name, [0, 0])
+                    hit[0] += found
+                    hit[1] += 1
+    return {"false_positives": dict(causes.most_common()), "recall_by_slice": slices}
 
 
 def _cpu() -> float:
@@ -173,12 +246,15 @@ def child(args: list[str], sample_memory: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+    parser.add_argument("--plain", action="store_true", help="the generator's world without its hard cases")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the median is printed")
     parser.add_argument("--rules", help="a match rules file (default: the built-in rules)")
     parser.add_argument("--_prepare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_measure", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global PLAIN
+    PLAIN = args.plain
     if args._prepare:
         prepare(args.seed, args._prepare)
         print("{}")
@@ -188,7 +264,7 @@ def main() -> None:
         return
     CACHE.mkdir(exist_ok=True)
     for size in args.sizes:
-        seed = ["--seed", str(args.seed)]
+        seed = ["--seed", str(args.seed), *(["--plain"] if PLAIN else [])]
         if not (cached(args.seed, size, "rows.pickle").exists() and cached(args.seed, size, "truth.pickle").exists()):
             started = time.perf_counter()
             child([*seed, "--_prepare", str(size)])
@@ -202,8 +278,12 @@ def main() -> None:
 def report(size: int, runs: list[dict]) -> None:
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     r = runs[0]  # quality is deterministic; only timings vary between runs
-    print(f"\n== {size:,} generator records (seed-fixed), {r['deals']:,} live deals, {len(runs)} run(s), medians ==")
+    print(f"\n== {size:,} generator records ({'plain' if PLAIN else 'hard cases'}), {r['deals']:,} live deals, "
+          f"{len(runs)} run(s), medians ==")
     print(f"pairwise   precision {r['precision']:.4f}   recall {r['recall']:.4f}   F1 {r['f1']:.4f}")
+    wrong = sum(r["false_positives"].values())
+    print(f"false pos. {wrong:,} pairs: " + ", ".join(f"{k} {v:,}" for k, v in r["false_positives"].items()))
+    print("recall by  " + ", ".join(f"{k} {a / b:.3f} ({a:,}/{b:,})" for k, (a, b) in r["recall_by_slice"].items()))
     print(f"clusters   {r['golden_deals']:,} golden deals for {r['true_deals']:,} real deals; "
           f"exact cluster match {r['exact_cluster_rate']:.4f} (all), {r['exact_multi_cluster_rate']:.4f} "
           f"(the {r['true_multi_clusters']:,} real deals with 2+ records)")

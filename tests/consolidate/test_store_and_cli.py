@@ -30,13 +30,19 @@ def row(deal):
     return {**stored, "key": deal.key, "raw": {}, "content_hash": "-", "synced_at": now()}
 
 
-@pytest.fixture
-def project(tmp_path, warehouse_url):
+def project_with(tmp_path, warehouse_url, deals) -> tuple:
+    """A pipesync.yaml naming the warehouse, and the warehouse holding ``deals``."""
     config = tmp_path / "pipesync.yaml"
     config.write_text(f"warehouse: {warehouse_url}\n", encoding="utf-8")
     warehouse = Warehouse(warehouse_url)
     with warehouse.begin() as conn:
-        conn.execute(insert(t.deals), [row(d) for d in DEALS])
+        conn.execute(insert(t.deals), [row(d) for d in deals])
+    return config, warehouse
+
+
+@pytest.fixture
+def project(tmp_path, warehouse_url):
+    config, warehouse = project_with(tmp_path, warehouse_url, DEALS)
     yield config, warehouse
     warehouse.close()
 

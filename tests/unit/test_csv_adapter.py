@@ -151,6 +151,14 @@ def test_external_refs_name_the_deal_in_the_other_source_by_its_key(tmp_path):
     assert [d.values["external_refs"] for d in deals] == [["sf:0065g00000A1bCdAAJ"], ["pd:17", "pd:18"]]
 
 
+def test_an_external_ref_already_written_as_a_key_is_not_prefixed_twice(tmp_path):
+    path = tmp_path / "hubspot.csv"
+    a = refs_adapter(tmp_path, {"Salesforce Opportunity ID": "sf"})
+    path.write_text("Record ID,Deal Stage,Salesforce Opportunity ID,Pipedrive ID\n1,Won,sf:0065g00000A1bCd,\n")
+    [deal] = list(a.read_deals(None))[0].deals
+    assert deal.values["external_refs"] == ["sf:0065g00000A1bCdAAJ"]
+
+
 def test_external_refs_must_name_a_column_and_a_source(tmp_path):
     with pytest.raises(SourceError, match="external_refs names column 'SF ID', but the file has no such column"):
         list(refs_adapter(tmp_path, {"SF ID": "sf"}).read_deals(None))

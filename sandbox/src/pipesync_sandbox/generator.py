@@ -34,6 +34,7 @@ import numpy as np
 from pipesync.model import Category, Deal
 from pipesync.parsing import domain_of
 from pipesync_sandbox import ids
+from pipesync_sandbox.hard_cases import add_hard_cases
 from pipesync_sandbox.lexicon import SHARED_OPEN, PipelineSpec, catalog, names
 from pipesync_sandbox.names import (
     Company,
@@ -121,8 +122,12 @@ class _Lookups:
     truth_ids: list[str]
 
 
-def generate(seed: int, size: int, *, as_of: datetime = DEFAULT_AS_OF) -> World:
-    """A world of exactly ``size`` deal records across the three CRMs, the same for the same arguments."""
+def generate(seed: int, size: int, *, as_of: datetime = DEFAULT_AS_OF, hard_cases: bool = False) -> World:
+    """A world of exactly ``size`` deal records across the three CRMs, the same for the same arguments.
+
+    ``hard_cases`` adds what breaks deduplication (``hard_cases.py``): sibling deals of one account told
+    apart by one token, stale and dangling references, 15-character Salesforce ids, cross-script copies.
+    """
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
     # Millions of new objects, none in a reference cycle: the cyclic collector would only
@@ -130,15 +135,15 @@ def generate(seed: int, size: int, *, as_of: datetime = DEFAULT_AS_OF) -> World:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Generator(seed, size, as_of).run()
+        return _Generator(seed, size, as_of, hard_cases).run()
     finally:
         if was_enabled:
             gc.enable()
 
 
 class _Generator:
-    def __init__(self, seed: int, size: int, as_of: datetime):
-        self.seed, self.size, self.as_of = seed, size, as_of
+    def __init__(self, seed: int, size: int, as_of: datetime, hard_cases: bool = False):
+        self.seed, self.size, self.as_of, self.hard_cases = seed, size, as_of, hard_cases
         self.np = np.random.default_rng([seed, size])
         self.py = random.Random(f"pipesync-sandbox:{seed}:{size}")
         self.lex = names()
@@ -156,7 +161,10 @@ class _Generator:
         self._owners()
         self._accounts(rec_truth, rec_system)
         self._deals(rec_truth, rec_system, rec_role, rec_dup_of)
-        return self._assemble()
+        world = self._assemble()
+        if self.hard_cases:
+            add_hard_cases(self, world)
+        return world
 
     def _plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """Records as (truth, system, role, duplicate-of), exactly ``size`` of them, grouped by truth."""

@@ -217,7 +217,9 @@ class CsvAdapter(Adapter):
             other = self.settings.source(str(target))
             other_preset = load_presets()[other.options.format] if isinstance(other.options, CsvOptions) else None
             form = salesforce_id18 if other.type == "salesforce" else other_preset.id_form if other_preset else str
-            refs.append((index[fold(column)], other.name, form))
+            # a cell may already hold the key ("salesforce:006…"): its id, not the key, takes the prefix
+            prefix = f"{other.name}:"
+            refs.append((index[fold(column)], other.name, lambda v, form=form, prefix=prefix: form(v.removeprefix(prefix))))
         return refs
 
     def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:

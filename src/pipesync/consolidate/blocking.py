@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipesync.adapters.values import salesforce_id18
 from pipesync.consolidate.features import MISSING, Features
 from pipesync.consolidate.parallel import PARALLEL_FROM, thread_map
 from pipesync.consolidate.rules import SET_KEYS, Blocking, MatchRules
@@ -153,16 +154,30 @@ def candidate_pairs(features: Features, rules: MatchRules) -> Candidates:
     return Candidates(left, right, found_by)
 
 
+def link_key(key: str) -> str:
+    """A deal key as references name it: a Salesforce id in its 18-character form.
+
+    Reports export the 15-character form and integrations write the 18, so one
+    opportunity is named both ways; the 18 adds a case-safe checksum. Ids of
+    the other systems are numbers, never 15 letters and digits.
+    """
+    source, _, record_id = key.rpartition(":")
+    if len(record_id) == 15 and not record_id.isdigit():
+        return f"{source}:{salesforce_id18(record_id)}"
+    return key
+
+
 def hard_links(keys: list[str], external_refs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs joined outright: a deal naming another deal's key in its external_refs."""
+    """Pairs joined outright: a deal naming another deal's key in its external_refs (Salesforce ids
+    in either form, ``link_key``)."""
     referring = [i for i, refs in enumerate(external_refs) if refs]
-    named = {ref for i in referring for ref in external_refs[i]}
-    index = {k: i for i, k in enumerate(keys) if k in named}  # only the keys named: few deals name others
+    named = {link_key(ref) for i in referring for ref in external_refs[i]}
+    index = {k: i for i, k in enumerate(map(link_key, keys)) if k in named}  # only the keys named: few are
     left: list[int] = []
     right: list[int] = []
     for i in referring:
         for ref in external_refs[i]:
-            j = index.get(ref)
+            j = index.get(link_key(ref))
             if j is not None and j != i:
                 left.append(min(i, j))
                 right.append(max(i, j))

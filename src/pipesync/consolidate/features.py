@@ -19,7 +19,9 @@ from pipesync.consolidate.deal_names import DealNameReader
 from pipesync.consolidate.keys import Lexicon, fold_words, name_numbers
 from pipesync.consolidate.parallel import PARALLEL_FROM, SideJob
 from pipesync.consolidate.records import Record
+from pipesync.consolidate.romanize import company_skeleton
 from pipesync.consolidate.rules import DAY_KEYS, NUMBER_KEYS, SET_KEYS
+from pipesync.consolidate.tokens import TOKEN_KINDS, TokenReader, product_words
 
 MISSING = -1
 # contacts and domains beyond this many per deal add nothing but cost
@@ -118,6 +120,7 @@ class Features:
     codes: dict[str, np.ndarray]  # every scalar key, coded
     sets: dict[str, np.ndarray]  # domains, contacts: (n, k) codes
     numbers: dict[str, np.ndarray]  # amount, close_date, created_at (days); NaN when missing
+    tokens: dict[str, np.ndarray]  # distinguishing tokens of the deal name by kind (tokens.py): (n, k) codes
 
     def is_known(self, key: str) -> np.ndarray:
         if key in SET_KEYS:
@@ -164,6 +167,7 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
         company_text = np.array(accounts.companies, dtype=object)[accounts.of_deal]
         codes["company"] = company_codes
         codes["company_group"] = company_groups(company_text, company_codes)
+        codes["company_latin"] = _codes(accounts.skeletons)[accounts.of_deal]
         names = name_job.result()
     key = names.key_of_deal
     codes["name"] = _codes(names.keys)[key]
@@ -171,8 +175,9 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
     codes["subject"] = _codes(names.subjects)[key]
     sets["deal_type"] = names.types[key]
     text = {"company": company_text, "name": np.array(names.keys, dtype=object)[key],
-            "subject": np.array(names.subjects, dtype=object)[key]}
-    return Features(n=len(records), text=text, codes=codes, sets=sets, numbers=numbers)
+            "subject": np.array(names.subjects, dtype=object)[key],
+            "company_latin": np.array(accounts.skeletons, dtype=object)[accounts.of_deal]}
+    return Features(n=len(records), text=text, codes=codes, sets=sets, numbers=numbers, tokens=names.tokens)
 
 
 @dataclass(slots=True)
@@ -180,6 +185,7 @@ class _Accounts:
     of_deal: np.ndarray  # each deal's account, an index into the lists below
     companies: list[str]  # its company words ("" when none)
     noise: list[frozenset[str]]  # the words its deal names repeat (``Lexicon.name_noise``)
+    skeletons: list[str]  # its company words romanised, as a skeleton (``romanize.company_skeleton``)
 
 
 def _account_keys(records: Sequence[Record], lexicon: Lexicon) -> _Accounts:
@@ -187,7 +193,8 @@ def _account_keys(records: Sequence[Record], lexicon: Lexicon) -> _Accounts:
     words = [fold_words(a) if a else [] for a in accounts]
     tokens = [lexicon.company_words(w) for w in words]
     noise = [lexicon.name_noise(w, t) for w, t in zip(words, tokens)]
-    return _Accounts(account, [" ".join(t) for t in tokens], noise)
+    companies = [" ".join(t) for t in tokens]
+    return _Accounts(account, companies, noise, [company_skeleton(c, lexicon) for c in companies])
 
 
 @dataclass(slots=True)
@@ -197,6 +204,7 @@ class _NameKeys:
     subjects: list[str]  # each name key's subject ("" when none)
     types: np.ndarray  # each name key's deal types, coded (``_set_codes``)
     numbers: np.ndarray  # each deal's name numbers, coded
+    tokens: dict[str, np.ndarray]  # each deal's distinguishing tokens by kind, (n, k) codes
 
 
 def _name_keys(records: Sequence[Record], accounts: _Accounts, lexicon: Lexicon) -> _NameKeys:
@@ -208,13 +216,23 @@ def _name_keys(records: Sequence[Record], accounts: _Accounts, lexicon: Lexicon)
     name_pair, first = _first_appearance(name * len(noise) + account)
     names = lexicon.name_keys(name_words, noise, zip(name[first].tolist(), account[first].tolist()))
     numbers_in_name = [name_numbers(words) for words in name_words]
+    # distinguishing tokens, once per distinct name (tokens.py); products from the subjects below
+    token_reader = TokenReader(lexicon)
+    read = [token_reader.read(n, w) if n else {} for n, w in zip(distinct_names, name_words)]
     del name_words
+    tokens = {kind: _set_codes([tuple(sorted(found.get(kind, ()))) for found in read])[name]
+              for kind in TOKEN_KINDS if kind != "product"}
     # what a name key says beyond the account: the deal type and the subject (deal_names.py)
     reader = DealNameReader(lexicon, {word for company in accounts.companies for word in company.split()})
     name_key, distinct_keys = _factorize(names)
     types, subjects = zip(*[reader.read(k) for k in distinct_keys]) if distinct_keys else ((), ())
+    accounts_of_key: list[set[int]] = [set() for _ in distinct_keys]
+    for k, a in zip(name_key.tolist(), account[first].tolist()):
+        accounts_of_key[k].add(a)
+    products = product_words(list(subjects), accounts_of_key, len(noise))
+    tokens["product"] = _set_codes([tuple(sorted(p)) for p in products])[name_key[name_pair]]
     return _NameKeys(name_key[name_pair], distinct_keys, list(subjects), _set_codes(types),
-                     _codes(numbers_in_name)[name])
+                     _codes(numbers_in_name)[name], tokens)
 
 
 def _column_keys(

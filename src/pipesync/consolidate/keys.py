@@ -68,6 +68,10 @@ class Lexicon(BaseModel):
     # what deal names say beyond the account (deal_names.py): deal type → its words, and filler words
     deal_types: dict[str, list[str]] = Field(default_factory=dict)
     deal_name_filler: list[str] = Field(default_factory=list)
+    # distinguishing tokens (tokens.py): words a seat count or a phase number goes with, region names
+    seat_words: list[str] = Field(default_factory=list)
+    phase_words: list[str] = Field(default_factory=list)
+    regions: dict[str, list[str]] = Field(default_factory=dict)
 
     @cached_property
     def trailing_forms(self) -> frozenset[tuple[str, ...]]:

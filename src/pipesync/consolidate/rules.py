@@ -22,10 +22,10 @@ DEFAULT_RULES_FILE = "default_rules.yaml"
 # The keys computed once per deal (features.py) that rules can name.
 KeyName = Literal[
     "company", "company_group", "account_domain", "name", "name_numbers", "owner", "source", "outcome",
-    "domains", "contacts", "amount", "close_date", "created_at", "deal_type", "subject",
+    "domains", "contacts", "amount", "close_date", "created_at", "deal_type", "subject", "company_latin",
 ]
 SET_KEYS = frozenset({"domains", "contacts", "deal_type"})
-TEXT_KEYS = frozenset({"company", "name", "subject"})
+TEXT_KEYS = frozenset({"company", "name", "subject", "company_latin"})
 NUMBER_KEYS = frozenset({"amount"})
 DAY_KEYS = frozenset({"close_date", "created_at"})
 Scorer = Literal["ratio", "token_set_ratio", "token_sort_ratio", "partial_ratio", "WRatio", "QRatio"]
@@ -111,6 +111,14 @@ class Comparison(Strict):
         return self
 
 
+class Veto(Strict):
+    """A distinguishing token (tokens.py): two deals that each name one of this kind, and share none,
+    are different deals, whatever else agrees — a hard link (external_refs) included."""
+
+    label: str
+    token: Literal["year", "seats", "phase", "region", "product"]
+
+
 SurvivorRule = Literal[
     "source_priority", "most_recent", "most_complete", "most_advanced", "earliest", "latest", "union"
 ]
@@ -174,6 +182,10 @@ class MatchRules(Strict):
     # log2 prior odds that a candidate pair is the same deal
     prior: float
     comparisons: list[Comparison] = Field(min_length=1)
+    vetoes: list[Veto] = Field(default_factory=list)
+    # score with weights estimated from the run's own data (estimate.py) instead of the levels' weights;
+    # either way the estimate is reported
+    estimate_weights: bool = False
     clustering: Clustering = Field(default_factory=Clustering)
     survivorship: Survivorship = Field(default_factory=Survivorship)
 

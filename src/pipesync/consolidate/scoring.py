@@ -19,6 +19,7 @@ from pipesync.consolidate.parallel import PARALLEL_FROM, thread_map
 from pipesync.consolidate.rules import DAY_KEYS, SET_KEYS, Comparison, Level, MatchRules
 
 NO_LEVEL = -1
+NO_VETO = -1
 _SCORERS = {
     "ratio": fuzz.ratio,
     "token_set_ratio": fuzz.token_set_ratio,
@@ -38,6 +39,7 @@ class Scores:
     weight: np.ndarray  # prior + the weights of every comparison
     probability: np.ndarray
     levels: np.ndarray  # (pairs, comparisons): the level that decided, NO_LEVEL when nothing could be tested
+    vetoed: np.ndarray  # the veto (index into the rules' vetoes) that forbids the pair, NO_VETO if none
     # (pairs, comparisons): each comparison's weight, frequency adjustment included; kept on request
     weights: np.ndarray | None = None
 
@@ -162,6 +164,19 @@ def _compare(comparison: Comparison, features: Features, similarities: _Similari
     return weight, decided
 
 
+def vetoes_of(features: Features, rules: MatchRules, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """For each pair, the first veto whose token the two names contradict (NO_VETO if none): both name
+    tokens of that kind and share none ("FY24" / "2025", "+50" / "+60 seats")."""
+    vetoed = np.full(len(left), NO_VETO, dtype=np.int8)
+    for index, veto in enumerate(rules.vetoes):
+        values = features.tokens[veto.token]
+        known = values[:, 0] != MISSING
+        clash = known[left] & known[right] & (vetoed == NO_VETO)
+        at = np.flatnonzero(clash)
+        vetoed[at[~_set_overlap(values, left[at], right[at])]] = index
+    return vetoed
+
+
 def score_pairs(
     features: Features, rules: MatchRules, left: np.ndarray, right: np.ndarray, keep_weights: bool = False
 ) -> Scores:
@@ -176,4 +191,7 @@ def score_pairs(
         levels[:, c] = decided
         if weights is not None:
             weights[:, c] = weight
-    return Scores(weight=total, probability=probability_of(total), levels=levels, weights=weights)
+    vetoed = vetoes_of(features, rules, left, right)
+    probability = probability_of(total)
+    probability[vetoed != NO_VETO] = 0.0  # however strong the rest: two deals
+    return Scores(weight=total, probability=probability, levels=levels, vetoed=vetoed, weights=weights)

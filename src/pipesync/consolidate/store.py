@@ -39,6 +39,8 @@ class ConsolidationSummary:
     hard_links: int
     conflicts: int
     seconds: dict[str, float] = field(default_factory=dict)
+    # per comparison level: m and u estimated from this run's data, and the weight log2(m/u) (estimate.py)
+    weights: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -132,4 +134,5 @@ def run_consolidation(
         hard_links=result.hard_pairs,
         conflicts=conflicts,
         seconds={"read": read_seconds, **result.timings, "write": write_seconds},
+        weights=result.estimate.as_dict() if result.estimate else {},
     )
