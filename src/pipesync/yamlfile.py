@@ -75,15 +75,15 @@ def _check_shape(path: Path, yaml: YAML, text: str) -> None:
                 raise ConfigError(f"{path}: line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
             open_collections.append((event.anchor, 1))
             continue
-        if isinstance(event, CollectionEndEvent):  # counted as it was read; its size goes to its parent
+        if isinstance(event, CollectionEndEvent):
             anchor, nodes = open_collections.pop()
             if anchor:
                 sizes[anchor] = nodes
-            total -= nodes
+            read = 0  # its values were counted as they were read; its size only goes to its parent
         elif isinstance(event, AliasEvent):
-            nodes = sizes.get(event.anchor, 1)
+            nodes = read = sizes.get(event.anchor, 1)
         elif isinstance(event, ScalarEvent):
-            nodes = 1
+            nodes = read = 1
             if event.anchor:
                 sizes[event.anchor] = 1
         else:
@@ -91,7 +91,7 @@ def _check_shape(path: Path, yaml: YAML, text: str) -> None:
         if open_collections:
             anchor, so_far = open_collections[-1]
             open_collections[-1] = (anchor, so_far + nodes)
-        total += nodes
+        total += read
         if total > MAX_NODES:
             raise ConfigError(f"{path}: line {event.start_mark.line + 1}: more than {MAX_NODES:,} values once its "
                               "aliases (*name) are expanded; write the values out instead")
