@@ -15,7 +15,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    Connection,
     Date,
     DateTime,
     Float,
@@ -28,7 +27,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
-    text,
 )
 
 metadata = MetaData()
