@@ -5,7 +5,8 @@ A mapping says, for one source:
 - ``pipelines``: each source pipeline (by id and/or label, ``"*"`` for any) and
   its stages (by id and/or label) → a shared stage key, or ``null`` for a stage
   the user has not decided yet (records in it are quarantined, never guessed);
-- ``fields`` (files only): canonical field → column header, over the preset's;
+- ``fields`` (files only): canonical field → column header, or a list of headers read as
+  "the first one not blank in the row", over the preset's;
 - ``parse``: how values are written (date order, decimal separator, default
   currency, the timezone of naive timestamps, status words).
 
@@ -22,11 +23,11 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from pipesync.model import DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
+from pipesync.model import RAW_FIELDS, DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
 from pipesync.yamlfile import load_model
 
 ANY = "*"
@@ -35,6 +36,16 @@ ANY = "*"
 def fold(label: str) -> str:
     """A stage or pipeline label as compared: NFKC, case-folded, inner spaces collapsed."""
     return " ".join(unicodedata.normalize("NFKC", label).casefold().split())
+
+
+def _named_columns(columns: str | list[str]) -> str | list[str]:
+    listed = [columns] if isinstance(columns, str) else columns
+    if not listed or not all(c.strip() for c in listed):
+        raise ValueError("name a column, or a list of columns (the first one not blank in a row is read)")
+    return columns
+
+
+Columns = Annotated[str | list[str], AfterValidator(_named_columns)]
 
 
 class StageRule(BaseModel):
@@ -108,6 +119,9 @@ class ParseRules(BaseModel):
     date_formats: list[str] = Field(default_factory=list)
     decimal_separator: Literal[".", ","] | None = None
     default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    # A negative amount is a credit or a refund, or a typo: quarantined (reason negative_amount)
+    # unless the source is known to hold credits.
+    negative_amounts: Literal["quarantine", "accept"] = "quarantine"
     timezone: str = "UTC"
     status: StatusWords = Field(default_factory=StatusWords)
 
@@ -117,8 +131,15 @@ class Mapping(BaseModel):
 
     source: str | None = None
     pipelines: list[PipelineRule] = Field(default_factory=list)
-    fields: dict[str, str] = Field(default_factory=dict)
+    # canonical field → the column holding it, or a list of columns: the first one not blank in a row
+    # (actual_close_date: [Won time, Lost time])
+    fields: dict[Literal[RAW_FIELDS], Columns] = Field(default_factory=dict)  # type: ignore[valid-type]
     parse: ParseRules = Field(default_factory=ParseRules)
+
+    def columns_of(self, name: str) -> list[str]:
+        """The columns ``fields`` names for a canonical field, in the order they are tried."""
+        columns = self.fields.get(name, [])
+        return [columns] if isinstance(columns, str) else list(columns)
 
     def model_post_init(self, __context: object) -> None:
         # Lookup tables keyed by pipeline ("id:…", "label:…" or "*"), then by stage ("id:…"/"label:…").

@@ -96,7 +96,8 @@ class Deal(BaseModel):
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     amount_reporting: Decimal | None = None
     probability: float | None = Field(default=None, ge=0, le=1)
-    close_date: date | None = None
+    close_date: date | None = None  # expected close date (the forecast; a closed deal's may be stale)
+    actual_close_date: date | None = None  # the day it was won or lost, where the source says
     created_at: datetime | None = None
     updated_at: datetime | None = None
     stage_entered_at: datetime | None = None
@@ -157,14 +158,14 @@ class Cursor(BaseModel):
 # id or label that the mapping file maps.
 RAW_FIELDS = (
     "source_id", "name", "pipeline", "source_stage", "status", "amount", "currency",
-    "probability", "close_date", "created_at", "updated_at", "stage_entered_at",
+    "probability", "close_date", "actual_close_date", "created_at", "updated_at", "stage_entered_at",
     "last_activity_at", "owner_email", "owner_name", "account_name", "account_domain",
     "contact_emails", "lead_source", "lost_reason", "next_step", "external_refs", "is_deleted",
 )
 # Of those, the ones holding a point in time (read in the source's timezone) and every field
 # holding a date, whose all-numeric forms need the mapping's ``parse.date_order``.
 INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity_at")
-DATE_FIELDS = ("close_date", *INSTANT_FIELDS)
+DATE_FIELDS = ("close_date", "actual_close_date", *INSTANT_FIELDS)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from pydantic_core import PydanticUndefined
@@ -36,6 +37,7 @@ from pipesync.parsing import (
     parse_bool,
     parse_date,
     parse_datetime,
+    parse_day,
     parse_email,
     parse_probability,
     split_list,
@@ -128,6 +130,8 @@ class Normalizer:
         self._tz = p.timezone
         self._decimal = p.decimal_separator
         self._default_currency = p.default_currency or fx.reporting
+        self._blank_amount_currency = p.default_currency  # a guess of the reporting currency would be no fact
+        self._credits = p.negative_amounts == "accept"
         self._status_words = {fold(w): Category(c) for c in ("open", "won", "lost") for w in getattr(p.status, c)}
         self._category = {s.key: s.category for s in pipeline.stages}
         self._parsers: dict[str, Callable[[Any], Any]] = {
@@ -135,6 +139,7 @@ class Normalizer:
             **{f: self._instant for f in INSTANT_FIELDS},
             "probability": _probability,
             "close_date": self._date,
+            "actual_close_date": self._day,
             "owner_email": lambda x: parse_email(str(x)),
             "account_domain": lambda x: domain_of(str(x)),
             "contact_emails": self._emails,
@@ -144,7 +149,7 @@ class Normalizer:
         # Parsers whose result depends on the text alone and whose texts repeat across records
         # (dates, timestamps, owners, domains, flags): each distinct text is parsed once per run.
         self._memos: dict[str, dict[Any, Any]] = {
-            f: dict(_BLANKS) for f in (*INSTANT_FIELDS, "probability", "close_date", "owner_email", "account_domain", "is_deleted")
+            f: dict(_BLANKS) for f in (*INSTANT_FIELDS, "probability", "close_date", "actual_close_date", "owner_email", "account_domain", "is_deleted")
         }
         self._first = {c: next(s.key for s in pipeline.stages if s.category is c) for c in (Category.WON, Category.LOST)}
         # Exports repeat a handful of (pipeline, stage, status) and currency combinations on every
@@ -179,6 +184,16 @@ class Normalizer:
         if isinstance(v, date):
             return v
         return parse_date(str(v), self._order, self._formats)
+
+    def _day(self, v: Any) -> date:
+        """The calendar day something happened, in the source's timezone: a date as it is, a timestamp's day there."""
+        if isinstance(v, datetime):
+            if v.tzinfo is None:
+                raise ValueError("timestamp without timezone")
+            return v.astimezone(ZoneInfo(self._tz)).date()
+        if isinstance(v, date):
+            return v
+        return parse_day(str(v), self._tz, self._order, self._formats)
 
     def _instant(self, v: Any) -> datetime:
         if isinstance(v, datetime):
@@ -257,6 +272,11 @@ class Normalizer:
         values = [raw.values for raw in raws]
         for field, parse in self._parsers.items():
             columns[field] = self._column(field, [v.get(field) for v in values], parse, errors, dropped)
+        # An open deal has not closed, whatever a column says (a reopened deal's old won time, a
+        # Close Date that closes a deal only once it is closed).
+        columns["actual_close_date"] = [
+            None if status is Category.OPEN else day for status, day in zip(columns["status"], columns["actual_close_date"])
+        ]
         return NormalizedPage(columns, errors, dropped)
 
     def _column(
@@ -328,6 +348,11 @@ class Normalizer:
                 amount, currency = parse_amount(text, self._decimal, self._default_currency)
             except (ValueError, ArithmeticError) as e:
                 raise NormalizationError("amount", str(e), raw_amount) from None
+        if amount is not None and amount < 0 and not self._credits:
+            raise NormalizationError(
+                "amount", f"negative_amount: a credit or refund? set parse.negative_amounts: accept in "
+                          f"{self.mapping_name} if this source holds them", raw_amount,
+            )
         written_currency = (v.get("currency"), currency, amount is not None)
         currency = self._currencies_of.get(written_currency)
         if currency is None:
@@ -359,7 +384,8 @@ class Normalizer:
         explicit = self._field("currency", column, self._currency)
         if explicit and in_amount and explicit != in_amount:
             raise NormalizationError("currency", f"column says {explicit} but the amount is written in {in_amount}")
-        currency = explicit or in_amount or (self._default_currency if has_amount else None)
-        if has_amount:
+        # A blank amount keeps the currency the deal is in (a later amount will be in it).
+        currency = explicit or in_amount or (self._default_currency if has_amount else self._blank_amount_currency)
+        if currency:
             currency = self._field("currency", currency, self._currency)
         return currency or ""

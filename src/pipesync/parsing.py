@@ -63,7 +63,7 @@ def parse_amount(text: str, decimal_separator: str | None = None, default_curren
     The decimal separator is the configured one; otherwise the last of "." and
     "," when both appear, and a lone "," followed by exactly three digits is a
     thousands separator (money seldom has three decimals), as are dots when
-    there are several (1.234.567). "(12.00)", "-12", "12-" and "−12" are negative;
+    there are several (1.234.567). "(12.00)", "$(12.00)", "-12", "12-" and "−12" are negative;
     "1.000,-" is whole units; "12k", "1.5M" and "2bn" are scaled; "1,00,000" is
     Indian grouping.
     """
@@ -92,6 +92,8 @@ def _parse_written_amount(s: str, decimal_separator: str | None, default_currenc
             currency = currency or _pick(m.group(0), default_currency)
             s = s[: m.start()] + s[m.end():]
     s = s.strip().replace("\u2212", "-")  # the typographic minus sign
+    if not negative and s.startswith("(") and s.endswith(")"):  # $(4,500.00), EUR (4,500.00): inside the sign
+        negative, s = True, s[1:-1].strip()
     scale = 0
     m = _SCALED.search(s)
     if m:
@@ -305,6 +307,14 @@ def parse_datetime(text: str, tz: str = "UTC", order: str | None = None, formats
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=ZoneInfo(tz))
     return dt.astimezone(timezone.utc)
+
+
+def parse_day(text: str, tz: str = "UTC", order: str | None = None, formats: tuple[str, ...] = ()) -> date:
+    """The calendar day, in ``tz``, of a date or a timestamp ("2026-03-05", "2026-03-05 23:10:00Z").
+
+    For the days things happened (a deal won at 23:10 UTC was won on the 6th in Berlin).
+    """
+    return parse_datetime(text, tz, order, formats).astimezone(ZoneInfo(tz)).date()
 
 
 @lru_cache(maxsize=4096)

@@ -39,6 +39,15 @@ from pipesync.workers import Send, Worker, can_fork, cpu_count
 
 DELETION_SHARE = 0.20  # of a source's live deals: a snapshot that would delete more is held back…
 DELETION_FLOOR = 5  # …when it is more than this many deals, too (a small source loses a few at a time)
+# The fields the metrics need (name → the deal columns any of which holds it, what it feeds): a source
+# whose every live deal lacks one is synced with a warning, since a column the reader did not find
+# ("Closing Date" in a generic file) otherwise leaves the figures quietly wrong.
+EMPTY_FIELD_USES: dict[str, tuple[tuple[str, ...], str]] = {
+    "amount": (("amount",), "pipeline value, won value and deal size"),
+    "close_date": (("close_date", "actual_close_date"), "won and lost deals by period, win rate and sales cycle"),
+    "created_at": (("created_at",), "new pipeline, sales cycle and the pipeline as of a past day"),
+    "owner": (("owner_email", "owner_name"), "the by-owner view and suspicious amounts"),
+}
 
 
 @dataclass
@@ -53,6 +62,8 @@ class SourceCounts:
     # contact e-mail): a warning, not a quarantine; the raw record keeps the value.
     dropped: int = 0
     first_dropped: str | None = None  # where and what, for the warning
+    # A field the metrics need that no live deal of the source has: {field, message} each (EMPTY_FIELD_USES).
+    warnings: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
     exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
@@ -195,6 +206,24 @@ def _sync_source(
             reading.read(adapter.read_deals(since), reading.committed_to(counts))
         if snapshot.held_back:
             raise SourceError(snapshot.held_back_message(counts))
+    counts.warnings = _empty_fields(wh, source, mapping_path.name)
+
+
+def _empty_fields(wh: Warehouse, source: SourceConfig, mapping_name: str) -> list[dict[str, str]]:
+    """A warning for each field the metrics need that none of the source's live deals has."""
+    live, filled = wh.filled(source.name, {name: columns for name, (columns, _) in EMPTY_FIELD_USES.items()})
+    if not live:
+        return []
+    if hasattr(source.options, "path"):  # a file: its column was not found, or is blank
+        fix = f"name the column that holds it under fields: in {mapping_name} (a list of columns reads the first one filled)"
+    else:
+        fix = "check that the source's records have it and the source's options (docs/adapters.md)"
+    return [
+        {"field": name, "message": f"{source.name}: no deal has a {name.replace('_', ' ')} (all {live} are empty), "
+                                   f"so {uses} leave them out: {fix}"}
+        for name, (columns, uses) in EMPTY_FIELD_USES.items()
+        if not filled[name]
+    ]
 
 
 @dataclass

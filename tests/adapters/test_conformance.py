@@ -105,6 +105,24 @@ def test_close_dates_are_the_seeded_calendar_dates(env: SystemEnv):
     assert not wrong
 
 
+def test_closed_deals_carry_the_day_they_closed_and_open_ones_none(env: SystemEnv):
+    seeded = {str(d.id): d for d in env.sandbox.data.deals}
+    with env.adapter() as adapter:
+        deals = [d for p in read_all(adapter) for d in p.deals if not d.values["is_deleted"]]
+    closed = 0
+    for deal in deals:
+        seed, actual = seeded[deal.source_id], deal.values["actual_close_date"]
+        if seed.status == "open":
+            assert actual is None, deal.source_id
+            continue
+        closed += 1
+        if env.system == "pipedrive":  # won_time / lost_time: an instant, its day taken in the source's timezone
+            assert isinstance(actual, datetime) and actual.tzinfo is not None, deal.source_id
+        else:  # a closed opportunity's or deal's close date is the day it closed
+            assert actual == seed.close_date, deal.source_id
+    assert closed
+
+
 def test_incremental_read_sees_changes_and_deletions_and_its_cursor_advances(env: SystemEnv):
     with env.adapter() as adapter:
         full = read_all(adapter)

@@ -119,3 +119,14 @@ def test_a_golden_deal_never_leaves_its_name_or_lists_missing(pipeline, rules):
     unnamed = [make_deal("salesforce", "1", name="", contact_emails=[]), make_deal("hubspot", "2", name="")]
     g = golden(pipeline, rules.survivorship, *unnamed)
     assert (g.values["name"], g.values["external_refs"]) == ("", []) and "name" not in g.provenance
+
+
+def test_the_actual_close_date_comes_with_the_status_it_dates(pipeline, rules):
+    # Pipedrive knows the deal was won on 06-12; the HubSpot copy, updated later, is still open
+    pd = make_deal("pipedrive", "7", stage="closed_won", status="won", close_date=date(2025, 6, 30),
+                   actual_close_date=date(2025, 6, 12), updated_at=at(1))
+    hs = make_deal("hubspot", "2", stage="negotiation", close_date=date(2025, 7, 31), updated_at=at(20))
+    g = golden(pipeline, rules.survivorship, pd, hs)
+    assert (g.values["status"], g.values["actual_close_date"]) == ("won", date(2025, 6, 12))
+    assert g.provenance["actual_close_date"]["deal_key"] == pd.key
+    assert g.values["close_date"] == date(2025, 7, 31)  # the expected date keeps its own rule (most recent)

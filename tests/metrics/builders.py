@@ -26,7 +26,8 @@ class DealRow:
     status: str
     amount: float | None
     created: str
-    close: str | None = None
+    close: str | None = None  # expected close date
+    actual_close: str | None = None  # the day it was won or lost
     owner: str = "ann@example.com"
     lead_source: str | None = None
     lost_reason: str | None = None
@@ -43,6 +44,7 @@ class DealRow:
             "key": self.key, "source": source, "source_id": source_id, "name": self.name or f"Deal {self.key}",
             "stage": self.stage, "status": self.status, "amount": self.amount, "currency": "USD",
             "amount_reporting": self.amount, "close_date": date.fromisoformat(self.close) if self.close else None,
+            "actual_close_date": date.fromisoformat(self.actual_close) if self.actual_close else None,
             "created_at": at(self.created), "updated_at": at(self.updated) if self.updated else None,
             "stage_entered_at": at(self.stage_entered) if self.stage_entered else None,
             "last_activity_at": at(self.last_activity) if self.last_activity else None,

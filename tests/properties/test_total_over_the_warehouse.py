@@ -51,7 +51,8 @@ def deal_rows(draw: st.DrawFn, index: int) -> dict[str, Any]:
         "currency": draw(st.one_of(st.none(), st.sampled_from(["USD", "EUR", "JPY", "XXX"]))),
         "amount_reporting": draw(amounts),
         "probability": draw(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32))),
-        "close_date": draw(days), "created_at": draw(instants), "updated_at": draw(instants),
+        # an actual close date on any deal, open ones too, before or after its expected one or its creation
+        "close_date": draw(days), "actual_close_date": draw(days), "created_at": draw(instants), "updated_at": draw(instants),
         "stage_entered_at": draw(instants), "last_activity_at": draw(instants),
         "owner_email": draw(st.one_of(st.none(), short, st.emails())), "owner_name": draw(st.one_of(st.none(), short)),
         "account_name": draw(st.one_of(st.none(), text)), "account_domain": draw(st.one_of(st.none(), short)),
@@ -73,16 +74,18 @@ def warehouses(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, An
     for i in range(1, count):
         if draw(st.booleans()):
             twin = deals[draw(st.integers(min_value=0, max_value=i - 1))]
-            deals[i] |= {k: twin[k] for k in ("name", "account_name", "account_domain", "amount", "close_date",
+            deals[i] |= {k: twin[k] for k in ("name", "account_name", "account_domain", "amount", "close_date", "actual_close_date",
                                                "owner_email", "contact_emails")}
-    history = []
+    history = {}
     for deal in deals:
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
             when = draw(instants) or NOW
-            history.append({"deal_key": deal["key"], "from_stage": draw(st.one_of(st.none(), stages)),
-                            "to_stage": draw(stages), "changed_at": when,
-                            "origin": draw(st.sampled_from(["source_history", "observed"]))})
-    return deals, history
+            change = {"deal_key": deal["key"], "from_stage": draw(st.one_of(st.none(), stages)),
+                      "to_stage": draw(stages), "changed_at": when,
+                      "origin": draw(st.sampled_from(["source_history", "observed"]))}
+            # the warehouse holds one row per change (deal, from, to, time, origin): a repeat is not a value it holds
+            history.setdefault((change["deal_key"], change["from_stage"] or "", change["to_stage"], when, change["origin"]), change)
+    return deals, list(history.values())
 
 
 def write(url: str, deals: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:

@@ -55,7 +55,9 @@ _SEP_LINE = re.compile(r"\ufeff?sep=(.)\r?\n")  # Excel's first line naming the 
 
 class Preset(BaseModel):
     description: str
-    columns: dict[str, list[str]]
+    # canonical field → candidate headers, the first one the file has wins; a candidate that is a
+    # list stands for those of its columns the file has, read as the first one not blank in a row
+    columns: dict[str, list[str | list[str]]]
     footers: list[str] = []
     ids: Literal["salesforce"] | None = None  # salesforce: 15-character ids are read in their 18-character form
 
@@ -124,6 +126,21 @@ def record_maker(keys: Sequence[str], indices: Sequence[int]) -> Callable[[list[
     return scope["bind"](*keys)
 
 
+# canonical field → the columns it is read from, in order: the first not blank in a row is its value
+Columns = dict[str, tuple[int, ...]]
+
+
+def cell_getter(indices: tuple[int, ...]) -> Callable[[list[str]], str]:
+    """A row's cell for a field read from ``indices``: the first not blank, "" when none is."""
+    if len(indices) == 1:
+        return itemgetter(indices[0])
+
+    def first_filled(cells: list[str]) -> str:
+        return next((cells[i] for i in indices if i < len(cells) and cells[i].strip()), "")
+
+    return first_filled
+
+
 def header_index(header: list[str]) -> dict[str, int]:
     """Folded column name → its first position."""
     return {fold(h): i for i, h in reversed(list(enumerate(header)))}
@@ -168,19 +185,23 @@ class CsvAdapter(Adapter):
             raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
         return text, hashlib.sha256(data).hexdigest()
 
-    def _columns(self, header: list[str], overrides: dict[str, str]) -> dict[str, int]:
-        """Canonical field → column index, from the mapping's ``fields`` first, then the preset."""
+    def _columns(self, header: list[str], overrides: Mapping) -> Columns:
+        """Canonical field → its column indices (the first not blank in a row is the value), from the
+        mapping's ``fields`` first, then the preset."""
         index = header_index(header)
-        columns: dict[str, int] = {}
-        for field, wanted in overrides.items():
-            if fold(wanted) not in index:
-                raise SourceError(f"{self.path}: the mapping names column {wanted!r} for {field}, but the file has no such column")
-            columns[field] = index[fold(wanted)]
+        columns: Columns = {}
+        for field in overrides.fields:
+            missing = [c for c in overrides.columns_of(field) if fold(c) not in index]
+            if missing:
+                raise SourceError(f"{self.path}: the mapping names column {missing[0]!r} for {field}, but the file has no such column")
+            columns[field] = tuple(index[fold(c)] for c in overrides.columns_of(field))
         for field, candidates in self.preset.columns.items():
             if field not in columns:
-                found = next((index[fold(c)] for c in candidates if fold(c) in index), None)
-                if found is not None:
-                    columns[field] = found
+                for candidate in candidates:
+                    found = tuple(index[fold(c)] for c in ([candidate] if isinstance(candidate, str) else candidate) if fold(c) in index)
+                    if found:
+                        columns[field] = found
+                        break
         for needed in ("source_id", "source_stage"):
             if needed not in columns:
                 raise SourceError(
@@ -189,7 +210,7 @@ class CsvAdapter(Adapter):
                 )
         return columns
 
-    def _table(self, text: str, rows: RowRange | None = None) -> tuple[list[str], dict[str, int], DataRows]:
+    def _table(self, text: str, rows: RowRange | None = None) -> tuple[list[str], Columns, DataRows]:
         """(header, canonical field → column index, the data rows).
 
         ``rows`` limits the data rows to a part of the file.
@@ -222,7 +243,7 @@ class CsvAdapter(Adapter):
             refs.append((index[fold(column)], other.name, lambda v, form=form, prefix=prefix: form(v.removeprefix(prefix))))
         return refs
 
-    def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], dict[str, int]]:
+    def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], Columns]:
         """The file's lines and a reader past its header, with the header and where each field is in it."""
         lines = io.StringIO(text, newline="")
         reader = csv.reader(lines, delimiter=self._delimiter, strict=True)
@@ -251,7 +272,7 @@ class CsvAdapter(Adapter):
                 first_error = first_error or e
         raise first_error  # type: ignore[misc]
 
-    def _header(self, reader: Any) -> tuple[list[str], dict[str, int]]:
+    def _header(self, reader: Any) -> tuple[list[str], Columns]:
         """The header row and where each canonical field is in it.
 
         Reports print a title, filters or Excel's ``sep=`` line above their header:
@@ -320,10 +341,10 @@ class CsvAdapter(Adapter):
                     )
 
     @cached_property
-    def _overrides(self) -> dict[str, str]:
-        """The mapping file's ``fields:`` (canonical field → column header), when the file exists yet."""
+    def _overrides(self) -> Mapping:
+        """The mapping file, for its ``fields:`` (canonical field → column headers), when the file exists yet."""
         path = self.settings.mapping_path(self.source)
-        return load_model(path, Mapping).fields if path.exists() else {}
+        return load_model(path, Mapping) if path.exists() else Mapping()
 
     @property
     def _page_size(self) -> int:
@@ -353,7 +374,15 @@ class CsvAdapter(Adapter):
         named = [i for i, h in enumerate(header) if h]
         unnamed = [i for i in range(width) if not header[i]]  # Excel leaves some, mostly at the end
         needed = named[-1] + 1
-        values_of, raw_of = record_maker(tuple(columns), tuple(columns.values())), record_maker([header[i] for i in named], named)
+        single = {f: ix[0] for f, ix in columns.items() if len(ix) == 1}
+        values_of, raw_of = record_maker(tuple(single), tuple(single.values())), record_maker([header[i] for i in named], named)
+        if coalesced := {f: cell_getter(ix) for f, ix in columns.items() if len(ix) > 1}:
+            single_values_of = values_of
+
+            def values_of(cells: list[str]) -> dict[str, Any]:  # a field read from several columns: the first filled
+                values: dict[str, Any] = single_values_of(cells)
+                values.update((f, get(cells)) for f, get in coalesced.items())
+                return values
         if unnamed:
             named_raw_of = raw_of
 
@@ -372,7 +401,7 @@ class CsvAdapter(Adapter):
                 ]
                 return values
 
-        id_of, id_form = itemgetter(columns["source_id"]), self.preset.id_form
+        id_of, id_form = cell_getter(columns["source_id"]), self.preset.id_form
         name = self.path.name
         repeats = self._survey.repeats
 
@@ -380,7 +409,7 @@ class CsvAdapter(Adapter):
             if len(cells) >= needed and not any(map(str.strip, cells[width:])):  # short or long only where no column is
                 values, raw, problem = values_of(cells), raw_of(cells), None
             else:
-                values, raw = {f: cells[i] for f, i in columns.items() if i < len(cells)}, dict(zip(header, cells))
+                values, raw = {f: cell_getter(ix)(cells) for f, ix in columns.items() if ix[0] < len(cells)}, dict(zip(header, cells))
                 problem = ("row", f"{len(cells)} cells where the header has {width} (a stray delimiter or quote?)")
             source_id = values.get("source_id", "").strip()
             return RawDeal(id_form(source_id) if source_id else None, f"{name} row {line}", values, raw, problem)
@@ -435,7 +464,7 @@ class CsvAdapter(Adapter):
     def date_style(self) -> DateStyle:
         """What the file's date columns prove about day/month order, with the first proof of each."""
         header, columns, data = self._table(self._content[0])
-        date_columns = [i for field, i in columns.items() if field in DATE_FIELDS]
+        date_columns = sorted({i for field, ix in columns.items() if field in DATE_FIELDS for i in ix})  # once each: fields may share one
         order_of: dict[str, str | None] = {}
         proof: dict[str, str] = {}
         ambiguous = 0
@@ -456,31 +485,25 @@ class CsvAdapter(Adapter):
         """One pass over the file for what discovery and partitioning need (sync asks for both)."""
         header, columns, data = self._table(self._content[0])
         width = len(header)
-        stage_at, pipeline_at, id_at = columns["source_stage"], columns.get("pipeline"), columns["source_id"]
-        widest = max(stage_at, id_at, -1 if pipeline_at is None else pipeline_at)
+        stage_of, id_of = cell_getter(columns["source_stage"]), cell_getter(columns["source_id"])
+        pipeline_of = cell_getter(columns["pipeline"]) if "pipeline" in columns else None
+        widest = max(i for f in ("source_stage", "source_id", "pipeline") for i in columns.get(f, ()))
         page_size = self._page_size
         pairs: Counter[tuple[str, str]] = Counter()  # (pipeline cell, stage cell) as in the file → rows
         page_ends: list[int] = []
         ids: list[str] = []  # each row's, trimmed
         id_lines: list[int] = []
         count = line = 0
-
-        def cell(row: list[str], at: int | None) -> str:
-            return row[at] if at is not None and at < len(row) else ""
-
         while (chunk := data.take(CHUNK)) is not None:
             lines, rows = chunk
             if not rows:
                 continue
             if not isinstance(lines, range):  # some row of the chunk spans lines
                 self._check_rows_not_swallowed(lines, rows, width)
-            if min(map(len, rows)) > widest:
-                stage_cells = map(itemgetter(stage_at), rows)
-                pairs.update(zip(map(itemgetter(pipeline_at), rows) if pipeline_at is not None else repeat(""), stage_cells))
-                ids += map(str.strip, map(itemgetter(id_at), rows))
-            else:  # some rows are short of a column: those cells count as blank
-                pairs.update((cell(row, pipeline_at), cell(row, stage_at)) for row in rows)
-                ids += [cell(row, id_at).strip() for row in rows]
+            if min(map(len, rows)) <= widest:  # some rows are short of a column: those cells count as blank
+                rows = [row + [""] * (widest + 1 - len(row)) for row in rows]
+            pairs.update(zip(map(pipeline_of, rows) if pipeline_of is not None else repeat(""), map(stage_of, rows)))
+            ids += map(str.strip, map(id_of, rows))
             id_lines += lines
             page_ends += lines[page_size - 1 - count % page_size :: page_size]
             count += len(rows)

@@ -46,7 +46,7 @@ ORIGIN_PROPERTY = "pipesync_origin"
 DEAL_PROPERTIES = [
     "dealname", "amount", "deal_currency_code", "dealstage", "pipeline", "closedate", "createdate",
     "hs_lastmodifieddate", "hubspot_owner_id", "closed_lost_reason", "hs_deal_stage_probability", "hs_next_step",
-    "notes_last_updated", "hs_analytics_source", "hs_merged_object_ids", ORIGIN_PROPERTY,
+    "notes_last_updated", "hs_analytics_source", "hs_merged_object_ids", "hs_is_closed", ORIGIN_PROPERTY,
 ]
 # canonical field → deal property, for writes
 WRITABLE = {
@@ -278,6 +278,8 @@ class HubSpotAdapter(Adapter):
             "probability": None if probability in (None, "") else float(probability),
             # Date-only close dates are stored at midnight UTC: keep the written calendar day.
             "close_date": calendar_date(p.get("closedate")),
+            # Moving a deal to a closed stage sets closedate to that day (unless someone types another).
+            "actual_close_date": calendar_date(p.get("closedate")) if boolean(p.get("hs_is_closed")) else None,
             "created_at": instant(p.get("createdate") or r.get("createdAt")),
             "updated_at": updated_at,
             "stage_entered_at": instant(p.get(f"hs_v2_date_entered_{p.get('dealstage')}")),

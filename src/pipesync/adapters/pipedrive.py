@@ -147,9 +147,10 @@ class PipedriveAdapter(Adapter):
             "amount": decimal_or_none(d.get("value")),
             "currency": d.get("currency"),
             "probability": None if d.get("probability") is None else d["probability"] / 100,
-            # The expected close date is date-only; a closed deal's close_time is when it really closed.
-            "close_date": calendar_date(d.get("expected_close_date"))
-            or (calendar_date(d.get("close_time")) if status in ("won", "lost") else None),
+            "close_date": calendar_date(d.get("expected_close_date")),
+            # When it was won or lost, an instant (UTC): normalize takes its day in the source's timezone.
+            "actual_close_date": instant(d.get(f"{status}_time") if status in ("won", "lost") else None)
+            or instant(d.get("close_time")),
             "created_at": instant(d.get("add_time")),
             "updated_at": updated_at,
             "stage_entered_at": instant(d.get("stage_change_time")) or instant(d.get("add_time")),

@@ -198,6 +198,8 @@ class SalesforceAdapter(Adapter):
             "currency": r.get("CurrencyIsoCode") or None,
             "probability": None if probability is None else float(probability) / 100,
             "close_date": calendar_date(r.get("CloseDate")),
+            # Closing an opportunity sets its CloseDate to that day (unless someone types another).
+            "actual_close_date": calendar_date(r.get("CloseDate")) if boolean(r.get("IsClosed")) else None,
             "created_at": instant(r.get("CreatedDate")),
             "updated_at": instant(r.get("LastModifiedDate")) or updated_at,
             "last_activity_at": _day_start(r.get("LastActivityDate")),

@@ -98,6 +98,8 @@ def render(result: SyncResult) -> None:
                 f"(first: {escape(c.first_dropped or '')}); the raw record keeps it.",
                 highlight=False, soft_wrap=True,
             )
+        for warning in c.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning['message'])}", highlight=False, soft_wrap=True)
     if result.quarantined:
         console.print(
             f"{result.quarantined} record(s) quarantined: see the quarantine table "

@@ -32,6 +32,7 @@ class Record(NamedTuple):
     amount_reporting: Decimal | None
     probability: float | None
     close_date: date | None
+    actual_close_date: date | None
     created_at: datetime | None
     updated_at: datetime | None
     stage_entered_at: datetime | None
@@ -63,7 +64,7 @@ def record_from_deal(deal: Deal) -> Record:
     return Record(
         deal.key, deal.source, deal.source_id, deal.name, deal.pipeline, deal.source_stage, deal.stage,
         Status(deal.status).value, deal.amount, deal.currency, deal.amount_reporting, deal.probability, deal.close_date,
-        deal.created_at, deal.updated_at, deal.stage_entered_at, deal.last_activity_at, deal.owner_email,
+        deal.actual_close_date, deal.created_at, deal.updated_at, deal.stage_entered_at, deal.last_activity_at, deal.owner_email,
         deal.owner_name, deal.account_name, deal.account_domain, list(deal.contact_emails), deal.lead_source,
         deal.lost_reason, deal.next_step, list(deal.external_refs), deal.is_deleted,
     )
@@ -80,7 +81,7 @@ def records_from_deals(deals: Iterable[Deal]) -> Iterator[Record]:
 # lists, unhashable). Keys, ids and instants are nearly all distinct.
 _POOLED: dict[str, Any] = {
     "source": None, "name": None, "pipeline": None, "source_stage": None, "stage": None, "status": None,
-    "amount": str, "currency": None, "amount_reporting": str, "probability": repr, "close_date": None,
+    "amount": str, "currency": None, "amount_reporting": str, "probability": repr, "close_date": None, "actual_close_date": None,
     "owner_email": None, "owner_name": None, "account_name": None, "account_domain": None,
     "contact_emails": tuple, "lead_source": None, "lost_reason": None, "next_step": None, "external_refs": tuple,
 }

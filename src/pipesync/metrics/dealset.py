@@ -67,7 +67,9 @@ class DealSet:
     stage: np.ndarray  # index into pipeline.stages, UNKNOWN when the key is not in the pipeline
     status: np.ndarray  # OPEN / WON / LOST
     amount: np.ndarray  # reporting currency, NaN when missing
-    close_day: np.ndarray  # day number of close_date, NaN when missing
+    # day number of the day a closed deal closed: its actual close date, else (none known) its expected
+    # one; NaN when neither is known (closed_on)
+    close_day: np.ndarray
     created: np.ndarray
     stage_entered: np.ndarray
     updated: np.ndarray
@@ -109,15 +111,22 @@ def load(conn: Connection, pipeline: SharedPipeline, since: date) -> tuple[DealS
         golden = has_golden_deals(conn)
         table = schema.golden_deals if golden else schema.deals
         id_col = table.c.golden_id if golden else table.c.key
+        closed_on = _closed_on(table)
         alive = and_(
             or_(table.c.is_deleted.is_(None), table.c.is_deleted == false()),
-            or_(table.c.status == Category.OPEN.value, table.c.close_date.is_(None), table.c.close_date >= since),
+            or_(table.c.status == Category.OPEN.value, closed_on.is_(None), closed_on >= since),
         )
         deals = _load_deals(conn, table, id_col, alive, pipeline, "golden" if golden else "deals")
         history = _load_history(conn, deals, id_col, alive, pipeline, golden)
     except (SQLAlchemyError, conn.dialect.loaded_dbapi.Error) as e:  # the driver's own, from the raw cursors
         raise WarehouseError(f"cannot read the warehouse: {e.__class__.__name__}: {getattr(e, 'orig', e)}") from None
     return deals, history
+
+
+def _closed_on(table: Any) -> ColumnElement:
+    """The day a closed deal closed: the actual close date, else the expected one (a source that keeps no
+    actual date, a warehouse synced before it was kept)."""
+    return func.coalesce(table.c.actual_close_date, table.c.close_date)
 
 
 def _cursor(conn: Connection, stmt: Select) -> Any:
@@ -159,7 +168,7 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
     c = table.c
     stmt = select(
         id_col, _stage_code(c.stage, pipeline), case(STATUS_CODES, value=c.status, else_=OPEN),
-        cast(c.amount_reporting, Float), epoch_days(c.close_date), epoch_days(c.created_at),
+        cast(c.amount_reporting, Float), epoch_days(_closed_on(table)), epoch_days(c.created_at),
         epoch_days(c.stage_entered_at), epoch_days(c.updated_at), epoch_days(c.last_activity_at),
         func.coalesce(c.owner_email, c.owner_name), c.source, c.pipeline, c.lead_source, c.lost_reason,
     ).where(alive)

@@ -98,6 +98,7 @@ def deal_columns() -> list[Column]:
         Column("amount_reporting", Amount),
         Column("probability", Float),
         Column("close_date", Date),
+        Column("actual_close_date", Date),
         Column("created_at", Instant),
         Column("updated_at", Instant),
         Column("stage_entered_at", Instant),

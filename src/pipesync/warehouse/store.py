@@ -17,7 +17,9 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import JSON, Column, Connection, Engine, String, Table, and_, bindparam, create_engine, event, make_url, select, update
+from sqlalchemy import (
+    JSON, Column, Connection, Engine, String, Table, and_, bindparam, create_engine, event, false, func, make_url, select, update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -281,6 +283,17 @@ class Warehouse:
         q = select(d.key, d.content_hash, d.stage, d.is_deleted).where(where)
         with self.begin() as conn:
             return {k: Known(h, s, bool(d)) for k, h, s, d in conn.execute(q)}
+
+    def filled(self, source: str, fields: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, int]]:
+        """The source's live deals, and of them how many have each of ``fields`` (name → the columns any
+        of which holds it)."""
+        d = t.deals.c
+        where = (d.source == source) & (d.is_deleted == false())
+        counts = [func.count(d[columns[0]] if len(columns) == 1 else func.coalesce(*(d[c] for c in columns)))
+                  for columns in fields.values()]
+        with self.begin() as conn:
+            live, *filled = conn.execute(select(func.count(), *counts).where(where)).one()
+        return live, dict(zip(fields, filled))
 
     def quarantined(self, source: str) -> set[str]:
         with self.begin() as conn:
