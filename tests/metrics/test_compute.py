@@ -188,9 +188,10 @@ def test_stuck_and_stale_deals_as_of_now(q4):
 
 def test_lost_reasons_and_win_rate_by_lead_source(q4):
     assert [(r.reason, r.count, r.value) for r in q4.lost_reasons] == [("Price", 1, 40_000)]
-    assert [(w.lead_source, w.won, w.lost, w.win_rate) for w in q4.win_rate_by_lead_source] == [
-        ("Inbound", 1, 1, 0.5),
-        ("Partner", 1, 0, 1.0),
+    # two and one deals closed: too few for a rate (MIN_CLOSED_FOR_RATE), so the counts stand alone
+    assert [(w.lead_source, w.won, w.lost, w.win_rate, w.few_closed) for w in q4.win_rate_by_lead_source] == [
+        ("Inbound", 1, 1, None, True),
+        ("Partner", 1, 0, None, True),
     ]
 
 
@@ -205,9 +206,12 @@ def test_by_owner_view_splits_every_headline_figure(quarter_settings):
     assert set(segments) == {"ann@example.com", "bob@example.com"}
     # bob: D2 + D8 open; D4 won, nothing lost. ann: D1 open; D3 won, D5 lost
     assert segments["bob@example.com"]["open_pipeline_value"].value == 120_000
-    assert segments["bob@example.com"]["win_rate"].value == 1.0
+    assert segments["bob@example.com"]["won_count"].value == 1
     assert segments["ann@example.com"]["open_pipeline_value"].value == 10_000
-    assert segments["ann@example.com"]["win_rate"].value == 0.5
+    assert (segments["ann@example.com"]["won_count"].value, segments["ann@example.com"]["lost_count"].value) == (1, 1)
+    # one and two closed deals: each owner's win rate is withheld, and marked so; the whole set's is not
+    assert [(s.few_closed, s.metrics["win_rate"].value) for s in m.segments[1:]] == [(True, None), (True, None)]
+    assert (m.segments[0].few_closed, m.segments[0].metrics["win_rate"].value) == (False, pytest.approx(2 / 3))
     # on 08-22 12:00, ann had D1 10k, D5 40k and D6 25k open
     assert segments["ann@example.com"]["open_pipeline_value"].previous == 75_000
     # largest open pipeline first

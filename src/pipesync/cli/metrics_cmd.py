@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
-from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, STAGE_CONVERSIONS, VIEWS  # no dependencies: cheap
+from pipesync.metrics.definitions import HEADLINE, HEADLINE_BY_KEY, MIN_CLOSED_FOR_RATE, STAGE_CONVERSIONS, VIEWS  # no dependencies: cheap
 
 if TYPE_CHECKING:  # loaded when metrics are computed or shown, not with every command
     from pipesync.metrics.periods import Period
@@ -86,6 +86,7 @@ def render(m: Metrics) -> None:
         for s in m.segments[1:]:
             seg.add_row(s.segment, *(format_value(s.metrics[k].value, HEADLINE_BY_KEY[k].unit, cur) for k in SEGMENT_COLUMNS))
         console.print(seg)
+        _note_withheld(any(s.few_closed for s in m.segments[1:]))
     funnel = Table("stage", "reached" if m.stage_conversion == "cumulative" else "entered", "went on", "conversion", "previous", title=f"funnel ({m.stage_conversion})", title_justify="left")
     for step in m.funnel:
         funnel.add_row(step.label, f"{step.reached:,}", "" if step.went_on is None else f"{step.went_on:,}", format_value(step.conversion, "ratio"), format_value(step.previous_conversion, "ratio"))
@@ -102,8 +103,14 @@ def render(m: Metrics) -> None:
     for w in m.win_rate_by_lead_source:
         leads.add_row(w.lead_source, f"{w.won:,}", f"{w.lost:,}", format_value(w.win_rate, "ratio"))
     console.print(leads)
+    _note_withheld(any(w.few_closed for w in m.win_rate_by_lead_source))
     for name, deals in (("stuck deals", m.stuck_deals), ("stale deals", m.stale_deals), ("suspicious amounts", m.suspicious_amounts)):
         _render_list(name, deals, cur)
+
+
+def _note_withheld(any_withheld: bool) -> None:
+    if any_withheld:
+        console.print(f"win rate –: fewer than {MIN_CLOSED_FOR_RATE} deals closed in the period, too few for a rate")
 
 
 def period_title(m: Metrics) -> str:

@@ -18,7 +18,15 @@ from pipesync.errors import ConfigError
 from pipesync.metrics import attention, dealset, stageflow
 from pipesync.metrics.asof import State, state_at
 from pipesync.metrics.dealset import LOST, WON, DealSet, History, day_number
-from pipesync.metrics.definitions import ALL_SEGMENT, DAYS_PER_MONTH, HEADLINE, STAGE_CONVERSIONS, VIEWS, StageConversion
+from pipesync.metrics.definitions import (
+    ALL_SEGMENT,
+    DAYS_PER_MONTH,
+    HEADLINE,
+    MIN_CLOSED_FOR_RATE,
+    STAGE_CONVERSIONS,
+    VIEWS,
+    StageConversion,
+)
 from pipesync.metrics.grouped import group_count, group_sum
 from pipesync.metrics.periods import Period, compare
 from pipesync.metrics.results import (
@@ -163,18 +171,30 @@ def _segments(truth: Truth, cur: PeriodState, prev: PeriodState, view: str, flag
         labels = truth.deals.segments[column]
         groupings.append((labels.codes.astype(np.int64), labels.labels))
     result: list[SegmentMetrics] = []
-    for codes, names in groupings:
+    for g, (codes, names) in enumerate(groupings):
         now_figs = headline(truth, cur, codes, len(names), flags)
         prev_figs = headline(truth, prev, codes, len(names), None)
+        few = np.zeros(len(names), dtype=bool)
+        if g:  # a group of the view, not the whole deal set
+            few = _withhold_small_rates(now_figs)
+            _withhold_small_rates(prev_figs)
         rows = [
             SegmentMetrics(
                 segment=name,
                 metrics={m.key: figure(now_figs[m.key][i], prev_figs[m.key][i] if m.compared else None) for m in HEADLINE},
+                few_closed=bool(few[i]),
             )
             for i, name in enumerate(names)
         ]
         result.extend(sorted(rows, key=lambda r: (-(r.metrics["open_pipeline_value"].value or 0), r.segment)))
     return result
+
+
+def _withhold_small_rates(figures: dict[str, np.ndarray]) -> np.ndarray:
+    """Withholds the win rate of each group with fewer closed deals than MIN_CLOSED_FOR_RATE; which ones."""
+    few = figures["won_count"] + figures["lost_count"] < MIN_CLOSED_FOR_RATE
+    figures["win_rate"] = np.where(few, np.nan, figures["win_rate"])
+    return few
 
 
 def _pipeline_by_stage(truth: Truth, s: PeriodState) -> list[StagePipeline]:
@@ -256,9 +276,13 @@ def _win_rate_by_lead_source(truth: Truth, s: PeriodState) -> list[LeadSourceWin
     codes = lead.codes.astype(np.int64)
     won, lost = group_count(codes[s.won_in], n), group_count(codes[s.lost_in], n)
     rows = [
-        LeadSourceWinRate(lead_source=lead.labels[i], won=int(won[i]), lost=int(lost[i]), win_rate=float(won[i] / (won[i] + lost[i])))
+        LeadSourceWinRate(
+            lead_source=lead.labels[i], won=int(won[i]), lost=int(lost[i]),
+            win_rate=None if few else float(won[i] / (won[i] + lost[i])), few_closed=few,
+        )
         for i in range(n)
         if won[i] + lost[i]
+        for few in [bool(won[i] + lost[i] < MIN_CLOSED_FOR_RATE)]
     ]
     return sorted(rows, key=lambda r: (-(r.won + r.lost), r.lead_source))
 

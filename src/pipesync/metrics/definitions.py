@@ -60,5 +60,10 @@ StageConversion = Literal["cohort", "cumulative"]
 STAGE_CONVERSIONS: tuple[str, ...] = get_args(StageConversion)
 NO_VALUE_SEGMENT = "(none)"
 
+# A win rate of a group (a lead source, an owner, a source…) with fewer deals closed in the period
+# than this is withheld, and the group marked: 2 won of 2 is no 100% win rate. The whole deal set's
+# rate is always shown.
+MIN_CLOSED_FOR_RATE = 5
+
 # An average month, for velocity per month: 365.25 / 12 days.
 DAYS_PER_MONTH = 30.4375

@@ -19,6 +19,8 @@ class Figure(BaseModel):
 class SegmentMetrics(BaseModel):
     segment: str
     metrics: dict[str, Figure]
+    # fewer deals closed in the period than MIN_CLOSED_FOR_RATE: its win rate is withheld (None)
+    few_closed: bool = False
 
 
 class PeriodInfo(BaseModel):
@@ -72,7 +74,8 @@ class LeadSourceWinRate(BaseModel):
     lead_source: str
     won: int
     lost: int
-    win_rate: float | None
+    win_rate: float | None  # None when few_closed
+    few_closed: bool = False  # won + lost below MIN_CLOSED_FOR_RATE: the rate is withheld
 
 
 class RecordRef(BaseModel):

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from pipesync.config import Settings
 from pipesync.errors import PipesyncError
 from pipesync.files import write_atomically
-from pipesync.metrics.definitions import HEADLINE_BY_KEY, MetricDef, StageConversion, Unit
+from pipesync.metrics.definitions import HEADLINE_BY_KEY, MIN_CLOSED_FOR_RATE, MetricDef, StageConversion, Unit
 from pipesync.metrics.formatting import format_delta, format_value
 from pipesync.metrics.periods import Period, day_of, kind, month_of, quarter_of
 from pipesync.metrics.results import DealList, Metrics, PeriodFigures, PeriodInfo, SegmentMetrics
@@ -129,6 +129,7 @@ def render(data: ReportData, settings: Settings) -> str:
         breakdown_columns=[HEADLINE_BY_KEY[k].label for k in BREAKDOWN],
         lost_reasons=m.lost_reasons,
         lead_sources=m.win_rate_by_lead_source,
+        min_closed=MIN_CLOSED_FOR_RATE,
         lists=[
             ("stuck", "Stuck deals", "Open deals longer in their stage than its SLA", _deal_rows(m.stuck_deals, cur), m.stuck_deals.count),
             ("stale", "Stale deals", f"Open deals (parked ones aside) with no activity or update for over {settings.stale_after_days} days", _deal_rows(m.stale_deals, cur), m.stale_deals.count),
@@ -195,8 +196,9 @@ def _period_label(info: PeriodInfo) -> str:
 
 
 def _breakdown(b: Metrics, cur: str) -> dict[str, Any]:
-    rows = [_segment_row(s, cur) for s in b.segments[1 : 1 + BREAKDOWN_ROWS]]
-    return {"rows": rows, "more": max(0, len(b.segments) - 1 - BREAKDOWN_ROWS)}
+    shown = b.segments[1 : 1 + BREAKDOWN_ROWS]
+    return {"rows": [_segment_row(s, cur) for s in shown], "more": max(0, len(b.segments) - 1 - BREAKDOWN_ROWS),
+            "withheld": any(s.few_closed for s in shown)}
 
 
 def _segment_row(s: SegmentMetrics, cur: str) -> dict[str, Any]:
