@@ -46,3 +46,21 @@ def test_a_quarter_in_progress_says_so_and_trends_over_the_last_four_quarters(tm
     # computed from the deals on the first run: no snapshot of any earlier quarter exists
     for label in ("Q4 2025", "Q1 2026", "Q2 2026", "Q3 2026", "Q4 2026 QTD"):
         assert f">{label}</text>" in html
+
+
+def test_win_rates_of_groups_with_too_few_closed_deals_are_withheld_and_said_so(tmp_path):
+    from datetime import date
+
+    from pipesync.metrics.periods import Period
+    from pipesync.report.builder import build_report
+    from tests.metrics.builders import NOW
+
+    settings = write_warehouse(f"sqlite:///{tmp_path / 'w.db'}", quarter_deals())
+    page = build_report(settings, tmp_path / "report.html", Period(date(2026, 10, 1), date(2026, 12, 31)),
+                        now=NOW).read_text(encoding="utf-8")
+    lead_sources = page.split("<h2>Win rate by lead source</h2>", 1)[1].split("</section>", 1)[0]
+    # Inbound (1 won, 1 lost) and Partner (1 won): counts shown, rates withheld, and the reason given
+    assert lead_sources.count('title="fewer than 5 deals closed: too few for a rate">–</td>') == 2
+    assert "–: fewer than 5 deals closed in the period, too few for a win rate." in lead_sources
+    by_owner = page.split('id="by-owner"', 1)[1].split("</section>", 1)[0]
+    assert "Win rate –: fewer than 5 deals closed in the period, too few for a rate." in by_owner

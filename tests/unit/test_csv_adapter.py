@@ -313,3 +313,31 @@ def test_a_large_file_reads_the_same_in_pages_and_in_partitions(tmp_path):
     assert len(whole) == 2500 and sum(d.problem is not None for d in whole) == 1
     parts = [d for part in a.partitions(2) for p in a.read_partition(None, part) for d in p.deals]
     assert parts == whole
+
+
+def test_a_pipedrive_export_reads_won_time_else_lost_time_as_the_actual_close_date(tmp_path):
+    text = ("Deal - ID,Deal - Stage,Deal - Status,Deal - Expected close date,Deal - Lost time,Deal - Won time\r\n"
+            "1,Qualified,won,2026-12-15,,2026-09-30 17:45:12\r\n"
+            "2,Qualified,lost,2026-08-31,2026-11-03 16:20:00,\r\n"
+            "3,Qualified,open,2026-11-30,,\r\n"
+            "4,Qualified,won,2026-10-31,2026-10-30\r\n")  # a short row (quarantined): what it has is still read
+    deals = list(adapter(tmp_path, text.encode()).read_deals(None))[0].deals
+    assert [(d.values["close_date"], d.values["actual_close_date"]) for d in deals] == [
+        ("2026-12-15", "2026-09-30 17:45:12"), ("2026-08-31", "2026-11-03 16:20:00"), ("2026-11-30", ""),
+        ("2026-10-31", "2026-10-30"),
+    ]
+    assert deals[3].problem[0] == "row"
+
+
+def test_a_mapping_names_a_list_of_columns_for_any_field_and_every_one_must_exist(tmp_path):
+    (tmp_path / "pd.yaml").write_text("fields:\n  source_stage: [Phase, Deal - Stage]\n  actual_close_date: [Won on, Lost on]\n")
+    text = "Deal - ID,Deal - Stage,Phase,Won on,Lost on\r\n1,Qualified,,31/12/2026,\r\n2,Qualified,Demo,,13/11/2026\r\n"
+    a = adapter(tmp_path, text.encode())
+    deals = list(a.read_deals(None))[0].deals
+    assert [(d.values["source_stage"], d.values["actual_close_date"]) for d in deals] == [
+        ("Qualified", "31/12/2026"), ("Demo", "13/11/2026")]
+    assert {(s.id, s.deal_count) for p in a.discover().pipelines for s in p.stages} == {("Qualified", 1), ("Demo", 1)}
+    assert a.date_style().order == "DMY"  # every listed column's dates are evidence
+    (tmp_path / "pd.yaml").write_text("fields:\n  actual_close_date: [Won on, Closed on]\n")
+    with pytest.raises(SourceError, match="the mapping names column 'Closed on' for actual_close_date, but the file has no such column"):
+        list(adapter(tmp_path, text.encode()).read_deals(None))

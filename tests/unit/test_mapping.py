@@ -96,3 +96,24 @@ def test_shared_pipeline_in_repo_is_the_packaged_default():
 
 def test_mapping_without_context_skips_stage_key_check():
     assert Mapping.model_validate({"pipelines": [{"stages": [{"label": "x", "stage": "anything"}]}]})
+
+
+def test_fields_name_a_column_or_a_list_of_columns_each_checked_on_its_line(tmp_path, pipeline):
+    m = load_mapping(write(tmp_path, """
+        fields:
+          close_date: Expected closing
+          actual_close_date: [Won time, Lost time]
+        """), pipeline)
+    assert (m.columns_of("close_date"), m.columns_of("actual_close_date"), m.columns_of("amount")) == (
+        ["Expected closing"], ["Won time", "Lost time"], [])
+    with pytest.raises(FileErrors) as e:
+        load_mapping(write(tmp_path, """
+            fields:
+              closing_date: Closing Date
+              actual_close_date: []
+              created_at: [Created, " "]
+            """), pipeline)
+    problems = str(e.value)
+    assert "line 3: fields.closing_date.[key]: Input should be 'source_id'" in problems
+    assert "line 4: fields.actual_close_date: Value error, name a column, or a list of columns" in problems
+    assert "line 5: fields.created_at: Value error" in problems

@@ -409,7 +409,7 @@ class CsvAdapter(Adapter):
             if len(cells) >= needed and not any(map(str.strip, cells[width:])):  # short or long only where no column is
                 values, raw, problem = values_of(cells), raw_of(cells), None
             else:
-                values, raw = {f: cell_getter(ix)(cells) for f, ix in columns.items() if ix[0] < len(cells)}, dict(zip(header, cells))
+                values, raw = {f: cell_getter(ix)(cells) for f, ix in columns.items() if min(ix) < len(cells)}, dict(zip(header, cells))
                 problem = ("row", f"{len(cells)} cells where the header has {width} (a stray delimiter or quote?)")
             source_id = values.get("source_id", "").strip()
             return RawDeal(id_form(source_id) if source_id else None, f"{name} row {line}", values, raw, problem)
