@@ -45,7 +45,7 @@ def _named_columns(columns: str | list[str]) -> str | list[str]:
     return columns
 
 
-Columns = Annotated[str | list[str], AfterValidator(_named_columns)]
+ColumnNames = Annotated[str | list[str], AfterValidator(_named_columns)]
 
 
 class StageRule(BaseModel):
@@ -133,7 +133,7 @@ class Mapping(BaseModel):
     pipelines: list[PipelineRule] = Field(default_factory=list)
     # canonical field → the column holding it, or a list of columns: the first one not blank in a row
     # (actual_close_date: [Won time, Lost time])
-    fields: dict[Literal[RAW_FIELDS], Columns] = Field(default_factory=dict)  # type: ignore[valid-type]
+    fields: dict[Literal[RAW_FIELDS], ColumnNames] = Field(default_factory=dict)  # type: ignore[valid-type]
     parse: ParseRules = Field(default_factory=ParseRules)
 
     def columns_of(self, name: str) -> list[str]:
