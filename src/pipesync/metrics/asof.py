@@ -2,7 +2,8 @@
 
 The warehouse keeps each deal's current row and the history of its stages, not of
 its other fields, so the past is rebuilt from what can be dated: a deal exists from
-``created_at``, is closed from its close date, is in the stage its history says,
+``created_at``, is closed from the day it closed (its actual close date, else its
+expected one: ``DealSet.close_day``), is in the stage its history says,
 and was last touched at the latest dated event known at or before the instant.
 """
 
@@ -34,7 +35,7 @@ def state_at(deals: DealSet, history: History, stages: StageTable, at: float) ->
     """Each deal as it stood at ``at``.
 
     * Open: created before ``at`` (or creation unknown), and open now or closed on a
-      close date not before ``at`` (a deal closed on day D is closed from the start of D).
+      day not before ``at`` (a deal closed on day D is closed from the start of D).
     * Stage and entry into it: for a deal open now that entered its current stage
       before ``at`` (``stage_entered_at``) and has no later history entry into another
       stage before ``at``, its current stage since then; else its last history entry before ``at`` when that
