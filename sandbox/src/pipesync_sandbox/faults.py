@@ -103,6 +103,8 @@ class Faults:
     _commit_rng: random.Random = field(init=False, repr=False, compare=False)
     _requests_since_burst_set: int = field(default=0, init=False, repr=False, compare=False)
     _token_uses: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: how many requests met each kind of fault, so a test can tell its faults were exercised
+    injected: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check()
@@ -147,6 +149,12 @@ class Faults:
 
     def next_request(self) -> RequestFault:
         """Decide the fate of the next request (used by :class:`FaultMiddleware`)."""
+        fault = self._draw()
+        with self._lock:
+            self.injected[fault.injected.value] = self.injected.get(fault.injected.value, 0) + 1
+        return fault
+
+    def _draw(self) -> RequestFault:
         with self._lock:
             self._requests_since_burst_set += 1
             # Always draw the same number of values so request n meets the same faults for a seed.

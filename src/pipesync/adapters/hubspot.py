@@ -679,6 +679,8 @@ def _full_name(owner: dict[str, Any]) -> str | None:
 def _property_value(value: Any) -> str:
     if value is None:
         return ""  # HubSpot clears a property set to the empty string
+    if isinstance(value, bool):
+        return "true" if value else "false"  # HubSpot's bool option values
     if isinstance(value, datetime):
         return str(_ms(value))
     if isinstance(value, date):

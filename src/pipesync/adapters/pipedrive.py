@@ -516,7 +516,7 @@ class PipedriveAdapter(Adapter):
         # One text field, created once, so pipesync can tell its own write-back from a user's change.
         created = self.api.request("POST", "/api/v2/dealFields",
                                    json={"field_name": self.options.origin_field, "field_type": "varchar"})
-        self._fields = None
+        self._deal_fields()[str(created["data"]["field_code"])] = created["data"]  # known now: no re-listing
         return str(created["data"]["field_code"])
 
 
