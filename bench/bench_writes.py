@@ -23,18 +23,13 @@ from pipesync.adapters import open_adapter
 from pipesync.config import Settings
 from pipesync.model import Change, ChangeKind, ChangeOutcome, FieldChange
 from pipesync_sandbox.faults import Faults
-from pipesync_sandbox.generator import generate
 from pipesync_sandbox.sandboxes import Sandboxes
 from pipesync_sandbox.sources import sandbox_source
-from pipesync_sandbox.world import SYSTEMS, World
+from pipesync_sandbox.world import SYSTEMS
+
+from bench_adapters import world_with  # type: ignore[import-not-found]  # beside this script
 
 FAST = 1000.0  # time_scale that takes the rate limits out of the way
-
-
-def world_with(system: str, deals: int, seed: int) -> World:
-    probe = generate(seed, 3000)
-    share = len(probe.systems[system].deals) / 3000
-    return generate(seed, math.ceil(deals / share * 1.2))
 
 
 def golden(system: str, store, adapter) -> str:
@@ -45,7 +40,7 @@ def golden(system: str, store, adapter) -> str:
 
 
 def run(system: str, changes: int, seed: int) -> None:
-    world = world_with(system, changes + 1, seed)
+    world = world_with(system, math.ceil((changes + 1) * 1.2), seed)  # a sixth are deleted or merged away
     with Sandboxes(world, systems=(system,), faults={system: Faults(time_scale=FAST)}) as boxes, \
             tempfile.TemporaryDirectory() as tmp:
         box = boxes[system]
