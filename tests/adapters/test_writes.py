@@ -186,6 +186,21 @@ def test_a_token_that_expires_mid_batch_is_renewed_and_the_batch_completes(syste
     assert all(len(writes_to(env, sid)) == 1 for sid in ids)
 
 
+@pytest.mark.parametrize("system", ["hubspot", "pipedrive"])
+def test_a_merge_already_done_is_applied_not_repeated_and_a_new_one_is_made(system, world, tmp_path):
+    with running(system, world, tmp_path) as env, env.adapter() as adapter:
+        survivor, loser, other_survivor, other_loser = live(env, 4)
+        done_by = env.store.merge_deals(survivor, loser)  # a run that merged, then died before recording it
+        merge = Change(deal_key=key(env, loser), kind=ChangeKind.MERGE, rule="duplicates", reason="t",
+                       merge_into=key(env, survivor))
+        fresh = Change(deal_key=key(env, other_loser), kind=ChangeKind.MERGE, rule="duplicates", reason="t",
+                       merge_into=key(env, other_survivor))
+        again, made = adapter.write([merge, fresh])
+    assert (again.outcome, again.reason, again.new_source_id) == (APPLIED, ALREADY_IN_PLACE, done_by)
+    assert made.outcome is APPLIED and made.reason is None and made.new_source_id
+    assert not [w for w in env.store.write_log.entries if w.record_id in (survivor, loser, done_by)]
+
+
 # ---------------------------------------------------------------- tasks
 
 def deal_owner(env: SystemEnv, sid: str) -> str:
