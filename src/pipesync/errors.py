@@ -40,6 +40,10 @@ class NotInstalled(UsageError):
     """A command comes with a part of pipesync that is not installed (the sandboxes and the demo)."""
 
 
+class ManualStepsRequired(UsageError):
+    """What was asked can only be done by a person in the CRM's own UI; the message lists the steps."""
+
+
 class MappingError(ConfigError):
     """A source's stage mapping does not cover what the source holds."""
 

@@ -44,6 +44,7 @@ API_CLIENT_MODULES = [
     "hubspot.crm.deals.api_client", "hubspot.crm.pipelines.api_client", "hubspot.crm.owners.api_client",
     "hubspot.crm.associations.api_client", "hubspot.crm.associations.v4.api_client",
     "hubspot.crm.companies.api_client", "hubspot.crm.contacts.api_client", "hubspot.oauth.api_client",
+    "hubspot.crm.properties.api_client", "hubspot.crm.objects.tasks.api_client",
 ]
 # (model, attribute) pairs where real HubSpot sends a JSON number for a string field.
 NUMBER_AS_STRING = {("MultiAssociatedObjectWithLabel", "to_object_id")}
@@ -190,6 +191,22 @@ CALLS: dict[str, Callable[[HubSpot, HubSpotStore], object]] = {
     "contacts batch read": lambda c, s: c.crm.contacts.batch_api.read(
         {"inputs": [{"id": i} for i in list(s.contacts)[:5]], "properties": ["email", "firstname"],
          "propertiesWithHistory": []}),
+    "deal properties": lambda c, s: c.crm.properties.core_api.get_all("deals"),
+    "create a property group": lambda c, s: c.crm.properties.groups_api.create(
+        "deals", {"name": f"conformance_{len(s.property_groups)}", "label": "Conformance"}),
+    "create a deal property": lambda c, s: c.crm.properties.core_api.create("deals", {
+        "name": f"conformance_flag_{len(s.custom_properties)}", "label": "Flag", "type": "bool",
+        "fieldType": "booleancheckbox", "groupName": "dealinformation",
+        "options": [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}]}),
+    "batch create tasks on deals": lambda c, s: c.crm.objects.tasks.batch_api.create({"inputs": [
+        {"properties": {"hs_task_subject": "Check", "hs_timestamp": "2027-01-01T00:00:00Z", "hs_task_status": "NOT_STARTED"},
+         "associations": [{"to": {"id": i}, "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                                       "associationTypeId": 216}]}]} for i in _ids(s, 2)]}),
+    "batch read tasks": lambda c, s: c.crm.objects.tasks.batch_api.read(
+        {"inputs": [{"id": t} for t in list(s.tasks)[:3]] or [{"id": "1"}], "properties": ["hs_task_body"],
+         "propertiesWithHistory": []}),
+    "v4 associations to tasks": lambda c, s: c.crm.associations.v4.batch_api.get_page(
+        "deals", "tasks", BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in _ids(s, 5)])),
     "oauth refresh": lambda c, s: HubSpot(host=c.config["host"]).oauth.tokens_api.create(
         grant_type="refresh_token", client_id=s.auth.client_id, client_secret=s.auth.client_secret,
         refresh_token=s.auth.refresh_token),

@@ -45,7 +45,11 @@ VENDOR_OAUTH = "https://oauth.pipedrive.com"
 
 SENT_AS_NULL = {
     "v2": {"person_id", "org_id", "stage_change_time", "won_time", "lost_time", "expected_close_date",
-           "archive_time", "next_cursor", "first_won_time"},
+           "archive_time", "next_cursor", "first_won_time",
+           # an activity's unset fields
+           "deal_id", "lead_id", "project_id", "due_date", "due_time", "duration", "marked_as_done_time", "location",
+           "conference_meeting_client", "conference_meeting_url", "conference_meeting_id", "public_description",
+           "priority", "note"},
     "v1": {"person_id", "org_id", "stage_change_time", "won_time", "first_won_time", "lost_time",
            "expected_close_date", "next_activity_date", "next_activity_time", "label", "person_name", "stage_order_nr",
            "org_name", "owner_name", "next_cursor"},
@@ -174,6 +178,11 @@ SUCCESSES: dict[str, Call] = {
     "v2 deal fields": lambda c, s: c.get("/api/v2/dealFields"),
     "v2 create deal field": lambda c, s: c.post("/api/v2/dealFields", json={
         "field_name": "Segment", "field_type": "enum", "options": [{"label": "SMB"}, {"label": "Enterprise"}]}),
+    "v2 create activity": lambda c, s: c.post("/api/v2/activities", json={
+        "subject": "Check the amount", "type": "task", "deal_id": 2, "owner_id": s.admin_id, "due_date": "2027-01-15",
+        "note": "pipesync"}),
+    "v2 activities of a deal": lambda c, s: c.get("/api/v2/activities", params={"deal_id": 2, "limit": 5}),
+    "v2 delete activity": lambda c, s: c.delete(f"/api/v2/activities/{s.create_activity({'subject': 'x'}).id}"),
     "v1 users": lambda c, s: c.get("/v1/users"),
     "v1 deal flow": lambda c, s: c.get("/api/v1/deals/6/flow", params={"limit": 1}),
     "v1 deal changelog": lambda c, s: c.get("/v1/deals/6/changelog", params={"limit": 1}),
@@ -190,6 +199,7 @@ ERRORS: dict[str, tuple[int, Call]] = {
     "string for a number": (400, lambda c, s: c.patch("/api/v2/deals/1", json={"value": "10"})),
     "bad since_timestamp": (400, lambda c, s: c.get("/v1/recents", params={"since_timestamp": "yesterday"})),
     "unknown deal": (404, lambda c, s: c.get("/api/v2/deals/999")),
+    "unknown activity": (404, lambda c, s: c.delete("/api/v2/activities/999")),
     "flow of an unknown deal": (404, lambda c, s: c.get("/v1/deals/999/flow")),
 }
 
