@@ -268,6 +268,8 @@ class ChangeKind(StrEnum):
     MARK_DUPLICATE = "mark_duplicate"
     MERGE = "merge"
     CREATE = "create"
+    CREATE_TASK = "create_task"
+    DELETE_TASK = "delete_task"
 
 
 class FieldChange(BaseModel):

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
     {"metrics"},
-    {"report", "init", "check"},
+    {"report", "init", "check", "pushback"},
     {"cli"},
     {"__main__"},
 ]

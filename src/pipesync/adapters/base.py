@@ -9,7 +9,7 @@ conversion to ``pipesync.normalize``, so nothing vendor-specific leaks past it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipesync.errors import SourceError
 from pipesync.model import Change, ChangeResult, Cursor, DateStyle, Discovery, Page, RawStageChange
@@ -26,6 +26,13 @@ class Adapter:
     #: whether reading stage history costs about a page of calls, not a call per deal;
     #: sync reads history by default only where it does (``options.history`` overrides)
     history_in_bulk = True
+    #: the most changes one ``write`` call takes; the push-back engine hands it batches of at most
+    #: this many (0: the source cannot be written to)
+    write_batch_max = 0
+    #: canonical fields ``write`` can set (beside the CRM's own fields, named ``custom:<name>``)
+    writable_fields: frozenset[str] = frozenset()
+    #: whether the CRM merges two deals through its API
+    merges = False
 
     def __init__(self, source: "SourceConfig", settings: "Settings"):
         self.source = source
@@ -70,6 +77,10 @@ class Adapter:
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
         """Stage changes the source itself recorded; sources without history yield nothing."""
         return iter(())
+
+    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current values of ``fields`` (and ``updated_at``) of each record that exists, by id."""
+        raise SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
 
     def write(self, changes: Sequence[Change]) -> list[ChangeResult]:
         raise SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
