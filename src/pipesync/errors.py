@@ -36,6 +36,10 @@ class UsageError(PipesyncError):
     exit_code = 2
 
 
+class ManualStepsRequired(PipesyncError):
+    """The CRM's API cannot do this: a person must, following the steps in the message."""
+
+
 class GuardrailError(PipesyncError):
     """A push-back guardrail refused a plan (a cap exceeded): nothing was planned or sent."""
 

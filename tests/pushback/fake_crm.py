@@ -4,12 +4,21 @@ engine without a network: records as plain dicts, a write log, and hooks to inte
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pipesync.adapters import Adapter
 from pipesync.adapters.changes import conflict, same_value
 from pipesync.model import Change, ChangeKind, ChangeOutcome, ChangeResult
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    kind: str
+    writable: bool = True
 
 
 class FakeCRM:
@@ -24,6 +33,7 @@ class FakeCRM:
         self.write_log: list[tuple[str, str, dict[str, Any]]] = []  # (kind, id, fields written)
         self.calls = {"read": 0, "write": 0}
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.fields = {f.removeprefix("custom:") for r in records.values() for f in r if f.startswith("custom:")}
         self.before_write: Callable[[Sequence[Change]], None] | None = None
         self.after_write: Callable[[Sequence[Change]], None] | None = None
 
@@ -41,6 +51,13 @@ class FakeAdapter(Adapter):
         self.write_batch_max = crm.batch_max
         self.writable_fields = frozenset({"source_stage", "lost_reason"} | ({"status"} if crm.status_field else set()))
         self.merges = crm.merges
+
+    def deal_fields(self) -> list[Field]:
+        return [Field(name, name, "text") for name in self.crm.fields]
+
+    def create_field(self, name: str, label: str, kind: str) -> Field:
+        self.crm.fields.add(name)
+        return Field(name, label, kind)
 
     def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         self.crm.calls["read"] += 1

@@ -258,3 +258,38 @@ def test_batches_never_hold_one_record_twice():
     changes = [PlannedChange(seq=i, source="crm", source_id=k, deal_key=f"crm:{k}", kind=ChangeKind.SET_FIELDS,
                              rule="r", reason="") for i, k in enumerate("ABAC")]
     assert [[c.source_id for c in b] for b in batches(changes, 3)] == [["A", "B"], ["A", "C"]]
+
+
+def test_a_missing_write_back_field_stops_the_plan_with_how_to_create_it(project):
+    from pipesync.errors import ConfigError
+    from pipesync.pushback.fields import create_fields
+
+    settings, crm = project
+    crm.fields.discard("DupOf")
+    with pytest.raises(ConfigError, match=r"(?s)crm: there is no deal field 'DupOf'.*pipesync fields create crm"):
+        plan_for(settings, crm, write_back={})
+    created = create_fields(settings, "crm", rules(), opener=opener({"crm": crm}))
+    assert [(c.field, c.kind) for c in created] == [("DupOf", "url")]
+    assert plan_for(settings, crm, write_back={}).changes
+
+
+def test_a_suspicious_amount_becomes_a_task_once_never_an_amount_change(project):
+    settings, crm = project
+    engine = create_engine(settings.warehouse)
+    with engine.begin() as conn:  # one owner's deals in one stage, one of them 100× the rest
+        rows = [DealRow(f"crm:S{i}", "proposal", "open", 1_000 + i, "2026-11-01", last_activity="2026-11-20").row()
+                for i in range(12)] + [DealRow("crm:BIG", "proposal", "open", 100_000, "2026-11-01", last_activity="2026-11-20").row()]
+        conn.execute(insert(schema.deals), rows)
+        for r in rows:
+            conn.execute(insert(schema.golden_deals).values(
+                golden_id="g" + r["source_id"], **{k: v for k, v in r.items() if k in schema.golden_deals.c and k != "key"},
+                members=[r["key"]], provenance={}, conflicts=[]))
+            conn.execute(insert(schema.deal_links).values(deal_key=r["key"], golden_id="g" + r["source_id"]))
+    engine.dispose()
+    crm.records |= {r["source_id"]: {"source_stage": "s3"} for r in rows}
+    made = plan_for(settings, crm, suspicious_amounts={})
+    [task] = made.changes
+    assert (task.source_id, task.kind) == ("BIG", ChangeKind.CREATE_TASK)
+    assert "Check the amount" in task.fields[0].after
+    apply_plan(settings, made, opener=opener({"crm": crm}))
+    assert len(crm.tasks) == 1 and plan_for(settings, crm, suspicious_amounts={}).changes == []

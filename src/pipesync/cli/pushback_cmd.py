@@ -159,3 +159,54 @@ def journal(
         table.add_row(escape(r.run_id), r.kind, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
                       ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items())))
     console.print(table)
+
+
+fields_app = typer.Typer(help="The CRM fields push-back writes into: check them, create the missing ones.",
+                         no_args_is_help=True)
+app.add_typer(fields_app, name="fields")
+
+
+@fields_app.command("check")
+@handles_errors
+def fields_check(
+    source: str = typer.Argument(None, metavar="[SOURCE]", help="One source (default: every source with write-back fields)."),
+    config: Path = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Check that each write-back field exists in its CRM, writable, with a usable type."""
+    from pipesync.pushback.fields import describe
+    from pipesync.pushback.planner import check_write_back_fields, rules_for
+
+    settings = settings_from(config)
+    problems = check_write_back_fields(settings, rules_for(settings), source)
+    if json_out:
+        emit_json({"ok": not problems, "problems": [vars(p) for p in problems]})
+    elif problems:
+        console.print(escape(describe(problems)), highlight=False)
+    else:
+        console.print("every write-back field is ready", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@fields_app.command("create")
+@handles_errors
+def fields_create(
+    source: str = typer.Argument(..., metavar="SOURCE"),
+    config: Path = ConfigOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Create SOURCE's missing write-back fields where its API can (HubSpot, Pipedrive); print the steps where it cannot."""
+    from pipesync.pushback.fields import create_fields
+    from pipesync.pushback.planner import rules_for
+
+    settings = settings_from(config)
+    created = create_fields(settings, source, rules_for(settings))
+    if json_out:
+        emit_json({"created": [vars(c) for c in created]})
+        return
+    for c in created:
+        console.print(f"created {c.source} field {escape(c.field)} ({c.kind})" + (f", key {c.key}" if c.key != c.field else ""),
+                      highlight=False)
+    if not created:
+        console.print(f"{source}: every write-back field exists already", highlight=False)

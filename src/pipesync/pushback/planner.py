@@ -22,6 +22,7 @@ from pipesync.errors import ConfigError, GuardrailError
 from pipesync.mapping import Mapping, load_mapping
 from pipesync.model import Category, ChangeKind, FieldChange, SharedPipeline
 from pipesync.pipeline import load_pipeline
+from pipesync.pushback.fields import FieldProblem, check_fields, describe
 from pipesync.pushback.facts import Facts, Golden, Member, load_facts, survivor
 from pipesync.pushback.journal import created_tasks
 from pipesync.pushback.plan import Plan, PlannedChange, Refusal, plan_id, warehouse_fingerprint
@@ -266,6 +267,10 @@ def make_plan(settings: Settings, rules: PushbackRules | None = None, *, now: da
                 adapters[s.name] = adapter
             else:
                 adapter.close()
+        if rules.write_back.enabled:
+            problems = [p for a in adapters.values() for p in check_fields(a, rules)]
+            if problems:
+                raise ConfigError(describe(problems))
         with warehouse.begin() as conn:
             facts = load_facts(conn, pipeline, set(adapters), now, stale_after_days=rules.close_stale.after_days,
                                suspicious=rules.suspicious_amounts.enabled, reporting_currency=settings.reporting_currency)
@@ -277,12 +282,13 @@ def make_plan(settings: Settings, rules: PushbackRules | None = None, *, now: da
             if s.name in rules.write_back.fields and s.name not in adapters:
                 ctx.refuse("write_back", f"{s.name} ({s.type}) cannot be written to, or is out of scope", source=s.name)
         proposals: list[Proposal] = []
-        if rules.write_back.enabled:
-            proposals += _write_back(ctx)
-        if rules.close_stale.enabled:
-            proposals += _close_stale(ctx)
+        # duplicates first: where it marks a record, write-back's figures join that one change
         if rules.duplicates.enabled:
             proposals += _duplicates(ctx)
+        if rules.close_stale.enabled:
+            proposals += _close_stale(ctx)
+        if rules.write_back.enabled:
+            proposals += _write_back(ctx)
         if rules.suspicious_amounts.enabled:
             proposals += _suspicious(ctx, tasks)
         proposals = _one_per_record_and_kind(p for p in proposals if _in_scope(ctx, p))
@@ -296,6 +302,17 @@ def make_plan(settings: Settings, rules: PushbackRules | None = None, *, now: da
         c.seq = seq
     return Plan(plan_id=plan_id(now, changes), created_at=now, warehouse=warehouse_fingerprint(settings.warehouse_url()),
                 rules=rules.enabled(), changes=changes, refused=ctx.refused)
+
+
+def check_write_back_fields(settings: Settings, rules: PushbackRules, source: str | None = None, *,
+                            opener: Callable[[SourceConfig, Settings], Adapter] = open_adapter) -> list[FieldProblem]:
+    """``pipesync fields check``: each write-back field's problem, for one source or all that have some."""
+    names = [source] if source else sorted(rules.write_back.fields)
+    problems = []
+    for name in names:
+        with opener(settings.source(name), settings) as adapter:
+            problems += check_fields(adapter, rules)
+    return problems
 
 
 def _one_per_record_and_kind(proposals: Iterator[Proposal]) -> list[Proposal]:
