@@ -27,15 +27,19 @@ def plan(
     config: Path = ConfigOption,
     out: Path = typer.Option(Path("pipesync-plan.json"), "--out", "-o", help="Where to write the plan file."),
     rules: Path = typer.Option(None, "--rules", help="Push-back rules file (default: `pushback:` in the config, else pushback.yaml)."),
+    html: Path = typer.Option(None, "--html", metavar="FILE", help="Also write a review page (HTML) of the plan."),
     json_out: bool = JsonOption,
 ) -> None:
     """Plan the writes the push-back rules make: nothing is sent to any CRM."""
     from pipesync.pushback.plan import save_plan
     from pipesync.pushback.planner import make_plan, rules_for
+    from pipesync.pushback.review import write_review
 
     settings = settings_from(config)
     made = make_plan(settings, rules_for(settings, rules))
     save_plan(made, out)
+    if html:
+        write_review(made, html)
     if json_out:
         emit_json({"plan_file": str(out), **made.model_dump(mode="json"), "counts": made.counts()})
         return
