@@ -175,6 +175,14 @@ def test_apply_sends_batches_journaled_before_they_leave_and_a_second_apply_send
     assert plan_for(settings, crm, write_back={}).changes == [], "a new plan finds everything in place"
 
 
+def test_two_rules_on_one_record_make_one_write_under_the_stronger_rule(project):
+    settings, crm = project
+    made = plan_for(settings, crm, write_back={}, close_stale={"after_days": 90})
+    [b1] = [c for c in made.changes if c.source_id == "B1"]
+    assert (b1.kind, b1.rule) == (ChangeKind.CLOSE_LOST, "close_stale")
+    assert {f.field for f in b1.fields} == {"source_stage", "lost_reason", "custom:Golden"}
+
+
 def test_a_record_edited_after_planning_is_a_conflict_and_keeps_the_edit(project):
     settings, crm = project
     made = plan_for(settings, crm, close_stale={"after_days": 90})
@@ -208,7 +216,7 @@ def test_undo_restores_the_exact_prior_state_and_is_itself_undoable(project):
     made = plan_for(settings, crm, write_back={}, close_stale={"after_days": 90})
     apply_plan(settings, made, opener=opener({"crm": crm}))
     undone = undo_run(settings, "apply:" + made.plan_id, opener=opener({"crm": crm}))
-    assert undone.ok and undone.counts == {"applied": 5}
+    assert undone.ok and undone.counts == {"applied": 4}
     after = {k: {f: v for f, v in r.items() if f != "updated_at"} for k, r in crm.records.items()}
     assert after == {k: {f: v for f, v in r.items() if f != "updated_at"} for k, r in before.items()}
     redone = undo_run(settings, "undo:apply:" + made.plan_id, opener=opener({"crm": crm}))

@@ -315,14 +315,28 @@ def check_write_back_fields(settings: Settings, rules: PushbackRules, source: st
     return problems
 
 
+# One write per record: field changes of several rules fold into the strongest one's change.
+STRENGTH = {ChangeKind.SET_FIELDS: 0, ChangeKind.MARK_DUPLICATE: 1, ChangeKind.MOVE_STAGE: 2, ChangeKind.CLOSE_LOST: 3}
+
+
 def _one_per_record_and_kind(proposals: Iterator[Proposal]) -> list[Proposal]:
-    """Where two rules set fields of one record, they are folded into the first one's change, so one record
-    gets one write per kind; a record a rule closes is not also marked by another (the closing rule wins)."""
-    kept: dict[tuple[str, ChangeKind], Proposal] = {}
+    """At most one field change per record (so no write of a plan sees another of the same plan as
+    someone else's edit): the strongest kind keeps its rule and reason and takes the others' fields,
+    its own winning a clash. A record merged away gets no field change; tasks stay apart."""
+    fields: dict[str, Proposal] = {}
+    others: list[Proposal] = []
+    merged = set()
     for p in proposals:
-        key = (p.member.key, ChangeKind.SET_FIELDS if p.kind is ChangeKind.MARK_DUPLICATE else p.kind)
-        if key in kept and p.kind in (ChangeKind.SET_FIELDS, ChangeKind.MARK_DUPLICATE):
-            kept[key].after |= p.after
+        if p.kind not in STRENGTH:
+            others.append(p)
+            merged |= {p.member.key} if p.kind is ChangeKind.MERGE else set()
+            continue
+        held = fields.get(p.member.key)
+        if held is None:
+            fields[p.member.key] = p
+        elif STRENGTH[p.kind] > STRENGTH[held.kind]:
+            p.after = held.after | p.after
+            fields[p.member.key] = p
         else:
-            kept.setdefault(key, p)
-    return list(kept.values())
+            held.after = p.after | held.after
+    return [p for p in others] + [p for key, p in fields.items() if key not in merged]
