@@ -36,16 +36,16 @@ class UsageError(PipesyncError):
     exit_code = 2
 
 
-class ManualStepsRequired(PipesyncError):
-    """The CRM's API cannot do this: a person must, following the steps in the message."""
-
-
 class GuardrailError(PipesyncError):
     """A push-back guardrail refused a plan (a cap exceeded): nothing was planned or sent."""
 
 
 class NotInstalled(UsageError):
     """A command comes with a part of pipesync that is not installed (the sandboxes and the demo)."""
+
+
+class ManualStepsRequired(UsageError):
+    """What was asked can only be done by a person in the CRM's own UI; the message lists the steps."""
 
 
 class MappingError(ConfigError):

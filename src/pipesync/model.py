@@ -268,8 +268,27 @@ class ChangeKind(StrEnum):
     MARK_DUPLICATE = "mark_duplicate"
     MERGE = "merge"
     CREATE = "create"
+    # A task for the deal's owner (fields ``subject``, ``body``, optional ``due_date``), and its undo
+    # (field ``task_id``); the engine turns what it must not change (a suspicious amount) into one.
     CREATE_TASK = "create_task"
     DELETE_TASK = "delete_task"
+
+
+# A ``FieldChange.field`` naming a CRM field by its API name rather than a canonical field.
+CUSTOM_PREFIX = "custom:"
+# What pipesync can create and check a write-back field as; "other" is every type it only reads.
+FieldKind = Literal["text", "number", "date", "boolean", "url", "other"]
+
+
+class FieldInfo(BaseModel):
+    """One deal field of a CRM, as ``Adapter.deal_fields`` lists it and ``create_field`` returns it."""
+
+    name: str = Field(description="the API name a write uses: Salesforce Foo__c, a HubSpot internal name, "
+                                  "a Pipedrive 40-character key")
+    label: str
+    kind: FieldKind
+    writable: bool
+    custom: bool = False
 
 
 class FieldChange(BaseModel):

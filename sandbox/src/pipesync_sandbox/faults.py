@@ -15,7 +15,13 @@ Applied to every request by :class:`FaultMiddleware` (outermost ASGI layer):
   sees a dropped connection (httpx ``RemoteProtocolError``, requests
   ``ConnectionError``), never a status. Needs :func:`pipesync_sandbox.server.serve`;
 - ``error_rate``: answered by the vendor's 5xx;
-- ``slow_rate``, ``slow_ms``: the request is delayed, then handled normally.
+- ``slow_rate``, ``slow_ms``: the request is delayed, then handled normally;
+- ``drop_after_commit_rate``: the request is handled (a write is applied) and then the connection
+  is aborted before the response: the client cannot tell whether its write happened, the case that
+  makes exactly-once writing hard. Drawn from its own stream, so the other faults of a seed stay put.
+
+It also tells the vendor stores which request they are serving
+(:data:`pipesync_sandbox.writelog.REQUEST`), for their write logs.
 
 Queried by the vendor apps, because only they know what a token or a batch is:
 
@@ -47,6 +53,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 
 from pipesync_sandbox.server import DROP_CONNECTION
+from pipesync_sandbox.writelog import REQUEST
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -59,6 +66,7 @@ class Injected(Enum):
     TOO_MANY_REQUESTS = "429"
     DROP = "drop"
     SERVER_ERROR = "5xx"
+    DROP_AFTER_COMMIT = "drop_after_commit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,7 @@ class RequestFault:
 
 
 _DISCONNECT_WAIT_S = 1.0
-_RATES = ("error_rate", "slow_rate", "drop_rate", "partial_batch_failure_rate")
+_RATES = ("error_rate", "slow_rate", "drop_rate", "partial_batch_failure_rate", "drop_after_commit_rate")
 
 
 @dataclass
@@ -85,12 +93,14 @@ class Faults:
     drop_rate: float = 0.0
     expire_token_after: int | None = None
     partial_batch_failure_rate: float = 0.0
+    drop_after_commit_rate: float = 0.0
     time_scale: float = 1.0
     seed: int = 0
 
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _request_rng: random.Random = field(init=False, repr=False, compare=False)
     _batch_rng: random.Random = field(init=False, repr=False, compare=False)
+    _commit_rng: random.Random = field(init=False, repr=False, compare=False)
     _requests_since_burst_set: int = field(default=0, init=False, repr=False, compare=False)
     _token_uses: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -99,6 +109,7 @@ class Faults:
         # Separate streams: batch writes must not shift which requests get faults.
         self._request_rng = random.Random(self.seed)
         self._batch_rng = random.Random(self.seed ^ 0x5EED_BA7C)
+        self._commit_rng = random.Random(self.seed ^ 0xC0_3317)
 
     def _check(self) -> None:
         for name in _RATES:
@@ -140,6 +151,7 @@ class Faults:
             self._requests_since_burst_set += 1
             # Always draw the same number of values so request n meets the same faults for a seed.
             drop_draw, error_draw, slow_draw = (self._request_rng.random() for _ in range(3))
+            commit_draw = self._commit_rng.random()
             delay = self.slow_ms / 1000.0 if slow_draw < self.slow_rate else 0.0
             cycle = self.burst_429_every + self.burst_429_len
             if self.burst_429_every and self.burst_429_len and (self._requests_since_burst_set - 1) % cycle >= self.burst_429_every:
@@ -148,6 +160,8 @@ class Faults:
                 return RequestFault(Injected.DROP, delay)
             if error_draw < self.error_rate:
                 return RequestFault(Injected.SERVER_ERROR, delay)
+            if commit_draw < self.drop_after_commit_rate:
+                return RequestFault(Injected.DROP_AFTER_COMMIT, delay)
             return RequestFault(Injected.NONE, delay)
 
     def token_expired(self, token: str) -> bool:
@@ -183,6 +197,7 @@ class FaultMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        REQUEST.set((scope.get("method", ""), scope.get("path", "")))
         fault = self.faults.next_request()
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
@@ -195,6 +210,13 @@ class FaultMiddleware:
                 await self.renderer.server_error()(scope, receive, send)
             case Injected.DROP:
                 await _drop_connection(scope, receive)
+            case Injected.DROP_AFTER_COMMIT:
+                await self.app(scope, receive, _discard)
+                await _drop_connection(scope, receive)
+
+
+async def _discard(message: MutableMapping[str, Any]) -> None:
+    """The app's response, never sent: the connection dies after the work is done."""
 
 
 async def _drop_connection(scope: Scope, receive: Receive) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipesync.errors import SourceError
-from pipesync.model import Change, ChangeResult, Cursor, DateStyle, Discovery, Page, RawStageChange
+from pipesync.model import Change, ChangeResult, Cursor, DateStyle, Discovery, FieldInfo, FieldKind, Page, RawStageChange
 
 if TYPE_CHECKING:
     from pipesync.config import Settings, SourceConfig
@@ -26,8 +26,8 @@ class Adapter:
     #: whether reading stage history costs about a page of calls, not a call per deal;
     #: sync reads history by default only where it does (``options.history`` overrides)
     history_in_bulk = True
-    #: the most changes one ``write`` call takes; the push-back engine hands it batches of at most
-    #: this many (0: the source cannot be written to)
+    #: the most changes one ``write()`` call may carry: the engine hands over one batch at a time,
+    #: journaled before it is sent (0: the source cannot be written to)
     write_batch_max = 0
     #: canonical fields ``write`` can set (beside the CRM's own fields, named ``custom:<name>``)
     writable_fields: frozenset[str] = frozenset()
@@ -78,12 +78,25 @@ class Adapter:
         """Stage changes the source itself recorded; sources without history yield nothing."""
         return iter(())
 
-    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The current values of ``fields`` (and ``updated_at``) of each record that exists, by id."""
-        raise SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
-
     def write(self, changes: Sequence[Change]) -> list[ChangeResult]:
-        raise SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
+        """Apply at most ``write_batch_max`` changes: re-read, skip conflicts, send; one result per change."""
+        raise self._read_only()
+
+    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current values of ``fields`` (canonical names and ``custom:<api name>``) plus ``updated_at``,
+        for each id that exists, read in the API's largest batches: the plan's before-images."""
+        raise self._read_only()
+
+    def deal_fields(self) -> list[FieldInfo]:
+        """Every deal field the CRM has, standard and custom."""
+        raise self._read_only()
+
+    def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
+        """Create a custom deal field; its ``name`` is what ``custom:<name>`` writes to."""
+        raise self._read_only()
+
+    def _read_only(self) -> SourceError:
+        return SourceError(f"source {self.name!r} ({self.source.type}) is read-only: pipesync cannot write to it")
 
     def close(self) -> None:
         """Release connections; adapters are also context managers."""

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timezone
@@ -21,7 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 from pipesync.adapters.base import Adapter
-from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
+from pipesync.adapters.changes import (
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+)
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.hubspot_client import HubSpotClient
 from pipesync.adapters.hubspot_options import HubSpotOptions
@@ -32,8 +36,8 @@ from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_
 from pipesync.config import Settings, SourceConfig
 from pipesync.errors import ConfigError, SourceError
 from pipesync.model import (
-    Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Owner, Page, RawDeal,
-    RawStageChange,
+    CUSTOM_PREFIX, Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, FieldInfo,
+    FieldKind, Owner, Page, RawDeal, RawStageChange,
 )
 
 PAGE_MAX = 100
@@ -43,6 +47,13 @@ BATCH_MAX = 100
 HISTORY_BATCH_MAX = 50
 MAX_BUFFERED_PAGES = 50
 ORIGIN_PROPERTY = "pipesync_origin"
+PROPERTY_GROUP = "pipesync"
+TASK_TO_DEAL = 216  # HubSpot-defined association type: task → deal
+# property type → what pipesync can write into it, and back
+_KINDS: dict[str | None, FieldKind] = {"string": "text", "number": "number", "date": "date", "datetime": "date",
+                                       "bool": "boolean"}
+_PROPERTY_TYPES = {"text": ("string", "text"), "url": ("string", "text"), "number": ("number", "number"),
+                   "date": ("date", "date"), "boolean": ("bool", "booleancheckbox")}
 DEAL_PROPERTIES = [
     "dealname", "amount", "deal_currency_code", "dealstage", "pipeline", "closedate", "createdate",
     "hs_lastmodifieddate", "hubspot_owner_id", "closed_lost_reason", "hs_deal_stage_probability", "hs_next_step",
@@ -58,6 +69,9 @@ WRITABLE = {
 
 class HubSpotAdapter(Adapter):
     record_noun = "deal"
+    write_batch_max = BATCH_MAX
+    writable_fields = frozenset(WRITABLE)
+    merges = True
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
@@ -67,6 +81,7 @@ class HubSpotAdapter(Adapter):
         self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
         self._pipelines: list[dict[str, Any]] | None = None
         self._owners: dict[str, dict[str, Any]] | None = None
+        self._property_catalog: dict[str, dict[str, Any]] | None = None
         self.companies = Lookup(lambda ids: self._batch_read(self.api.companies_batch, ids, ["name", "domain", "website"]),
                                 batch=BATCH_MAX)
         self.contacts = Lookup(lambda ids: self._batch_read(self.api.contacts_batch, ids, ["email"]), batch=BATCH_MAX)
@@ -339,55 +354,175 @@ class HubSpotAdapter(Adapter):
         return with_valid_ids(changes, self.name, str.isdigit, "HubSpot deal", self._write)
 
     def _write(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """One re-read and one batch call per kind of change in the batch; merges one by one."""
         results: dict[int, ChangeResult] = {}
-        indexed = list(enumerate(changes))
-        updates = [(i, c) for i, c in indexed if c.kind not in (ChangeKind.CREATE, ChangeKind.MERGE)]
-        for batch in chunks(updates, BATCH_MAX):
-            results.update(self._update_batch(batch))
-        for i, c in indexed:
+        groups: dict[ChangeKind | None, list[tuple[int, Change]]] = {}
+        for i, c in enumerate(changes):
             if c.kind is ChangeKind.MERGE:
                 results[i] = self._merge(c)
-        creates = [(i, c) for i, c in indexed if c.kind is ChangeKind.CREATE]
-        for batch in chunks(creates, BATCH_MAX):
-            results.update(self._create_batch(batch))
+            else:
+                groups.setdefault(c.kind if c.kind in (ChangeKind.CREATE, *TASK_KINDS) else None, []).append((i, c))
+        send = {None: self._send_updates, ChangeKind.CREATE: self._create_batch,
+                ChangeKind.CREATE_TASK: self._send_task_creates, ChangeKind.DELETE_TASK: self._send_task_deletes}
+        for kind, members in groups.items():
+            for batch in chunks(members, BATCH_MAX):
+                results.update(send[kind](batch))
         return [results[i] for i in range(len(changes))]
 
-    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _current_list(self, ids: list[str], custom: Sequence[str] = ()) -> list[dict[str, Any]]:
         body = self.api.call(self.api.deals_batch.read, {"inputs": [{"id": i} for i in ids],
-                                                         "properties": DEAL_PROPERTIES, "propertiesWithHistory": []},
+                                                         "properties": [*DEAL_PROPERTIES, *custom],
+                                                         "propertiesWithHistory": []},
                              archived=False, what="read deals before writing")
-        # A merged-away id resolves to its survivor: that deal is not the one the plan saw.
-        return {r["id"]: r for r in body.get("results") or []}
+        return body.get("results") or []
 
-    def _update_batch(self, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
-        results: dict[int, ChangeResult] = {}
-        current = self._current([target_id(c, self.name) for _, c in batch])
-        owners = self._all_owners()
-        inputs, pending = [], {}
-        for i, change in batch:
-            sid = target_id(change, self.name)
-            record = current.get(sid)
-            values = None if record is None else self._raw_deal(record, None, [], owners).values
-            blocked = conflict(change, values, self.record_noun)
-            if blocked:
-                results[i] = blocked
-                continue
-            try:
-                properties = self._properties_for(change, record)
-            except ConfigError as e:
-                results[i] = failed(change, str(e))
-                continue
-            inputs.append({"id": sid, "properties": properties})
-            pending[sid] = (i, change)
-        if inputs:
-            try:
-                body = self.api.call(self.api.deals_batch.update, {"inputs": inputs}, what="batch update deals")
-            except SourceError as e:
-                return results | {i: failed(c, str(e)) for i, c in pending.values()}
-            errors = _errors_by_id(body)
-            for sid, (i, change) in pending.items():
-                results[i] = failed(change, errors[sid]) if sid in errors else applied(change)
+    def _current(self, ids: list[str], custom: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+        # A merged-away id resolves to its survivor: that deal is not the one the plan saw.
+        return {r["id"]: r for r in self._current_list(ids, custom)}
+
+    def _current_values(self, record: dict[str, Any], custom: Sequence[str]) -> dict[str, Any]:
+        # Owners only name the owner, which no write compares: no extra call to list them.
+        values = self._raw_deal(record, None, [], self._owners or {}).values
+        props = record.get("properties") or {}
+        values.update({f"{CUSTOM_PREFIX}{name}": props.get(name) for name in custom})
+        values["_record"] = record
+        return values
+
+    def _reread(self, custom: Sequence[str]) -> Any:
+        def reread(todo: Sequence[tuple[int, Change]]) -> dict[int, dict[str, Any] | None]:
+            records = self._current([target_id(c, self.name) for _, c in todo], custom)
+            return {i: self._current_values(r, custom) if (r := records.get(target_id(c, self.name))) else None
+                    for i, c in todo}
+        return reread
+
+    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        custom = custom_names(fields=fields)
+        wanted_ = [*fields, "updated_at"]
+        found: dict[str, dict[str, Any]] = {}
+        for batch in chunks([i for i in dict.fromkeys(source_ids) if i.isdigit()], BATCH_MAX):
+            for sid, record in self._current(batch, custom).items():
+                found[sid] = {f: v for f, v in self._current_values(record, custom).items() if f in wanted_}
+        return found
+
+    def _send_updates(self, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
+        return write_once(batch, noun=self.record_noun, reread=self._reread(custom_names(c for _, c in batch)),
+                          prepare=lambda i, c, cur: {"id": target_id(c, self.name),
+                                                     "properties": self._properties_for(c, cur["_record"])},
+                          send=self._batch_update)
+
+    def _batch_update(self, pending: list[tuple[int, Change, dict[str, Any]]]) -> dict[int, ChangeResult]:
+        body = self.api.call(self.api.deals_batch.update, {"inputs": [p for _, _, p in pending]},
+                             what="batch update deals", idempotent=False)
+        errors = _errors_by_id(body)
+        return {i: failed(c, errors[p["id"]]) if p["id"] in errors else applied(c) for i, c, p in pending}
+
+    # ------------------------------------------------------------ tasks
+
+    def _send_task_creates(self, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
+        plain = self._reread(())
+
+        def reread(todo: Sequence[tuple[int, Change]]) -> dict[int, dict[str, Any] | None]:
+            current = plain(todo)
+            tasks = self._task_bodies([v["source_id"] for v in current.values() if v])
+            return {i: v and {**v, "_tasks": tasks.get(v["source_id"], {})} for i, v in current.items()}
+
+        return write_once(batch, noun=self.record_noun, reread=reread, prepare=self._task_input,
+                          send=self._create_tasks)
+
+    def _task_input(self, i: int, change: Change, current: dict[str, Any]) -> dict[str, Any] | ChangeResult:
+        key = change_key(change)
+        made = next((task for task, body in current["_tasks"].items() if key in body), None)
+        if made:
+            return applied(change, new_source_id=made, reason=ALREADY_IN_PLACE)
+        values = task_values(change)
+        due = values.get("due_date")
+        properties = {"hs_task_subject": str(values["subject"]), "hs_task_body": tagged_body(change),
+                      "hs_timestamp": _property_value(due) if due else str(_ms(datetime.now(timezone.utc))),
+                      "hs_task_status": "NOT_STARTED", "hs_task_type": "TODO"}
+        owner = (current["_record"].get("properties") or {}).get("hubspot_owner_id")
+        if owner:
+            properties["hubspot_owner_id"] = owner
+        return {"properties": properties, "associations": [{"to": {"id": current["source_id"]}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_DEAL}]}]}
+
+    def _create_tasks(self, pending: list[tuple[int, Change, dict[str, Any]]]) -> dict[int, ChangeResult]:
+        body = self.api.call(self.api.tasks_batch.create, {"inputs": [p for _, _, p in pending]},
+                             what="batch create tasks", idempotent=False)
+        # Results do not come back in input order: the key in each task's body says whose it is.
+        made = {r["id"]: (r.get("properties") or {}).get("hs_task_body") or "" for r in body.get("results") or []}
+        results = {}
+        for i, c, _ in pending:
+            key = change_key(c)
+            task = next((t for t, text in made.items() if key in text), None)
+            results[i] = applied(c, new_source_id=task) if task else failed(c, _first_error(body))
         return results
+
+    def _task_bodies(self, deal_ids: list[str]) -> dict[str, dict[str, str]]:
+        """deal id → {task id: body} of its tasks: one association call, one read per 100 tasks."""
+        if not deal_ids:
+            return {}
+        body = self.api.call(self.api.associations.get_page, "deals", "tasks",
+                             {"inputs": [{"id": i} for i in deal_ids]}, what="read deal→task associations")
+        linked = {str((r.get("_from") or r.get("from") or {}).get("id")): [str(t["toObjectId"]) for t in r.get("to") or []]
+                  for r in body.get("results") or []}
+        texts: dict[str, str] = {}
+        for batch in chunks(list(dict.fromkeys(t for ts in linked.values() for t in ts)), BATCH_MAX):
+            read = self.api.call(self.api.tasks_batch.read, {"inputs": [{"id": t} for t in batch],
+                                                            "properties": ["hs_task_body"], "propertiesWithHistory": []},
+                                 archived=False, what="read tasks")
+            texts.update({r["id"]: (r.get("properties") or {}).get("hs_task_body") or "" for r in read.get("results") or []})
+        return {deal: {t: texts[t] for t in tasks if t in texts} for deal, tasks in linked.items()}
+
+    def _send_task_deletes(self, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
+        def task(i: int, change: Change, current: dict[str, Any]) -> str:
+            found = task_id_of(change)
+            if found is None or not found.isdigit():
+                raise ConfigError(f"{found!r} is not a HubSpot task id")
+            return found
+
+        def archive(pending: list[tuple[int, Change, str]]) -> dict[int, ChangeResult]:
+            # Archiving an archived task changes nothing: safe to retry.
+            self.api.call(self.api.tasks_batch.archive, {"inputs": [{"id": t} for _, _, t in pending]},
+                          what="archive tasks")
+            return {i: applied(c) for i, c, _ in pending}
+
+        return write_once(batch, noun=self.record_noun, reread=lambda todo: {i: {} for i, _ in todo},
+                          prepare=task, send=archive)
+
+    # ------------------------------------------------------------ fields
+
+    def _catalog(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        if self._property_catalog is None or fresh:
+            body = self.api.call(self.api.properties.get_all, "deals", what="list deal properties")
+            self._property_catalog = {p["name"]: p for p in body.get("results") or []}
+        return self._property_catalog
+
+    def deal_fields(self) -> list[FieldInfo]:
+        return [_field_info(p) for p in self._catalog(fresh=True).values()]
+
+    def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
+        """A deal property in pipesync's property group (created on first use)."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,99}", name):
+            raise ConfigError(f"HubSpot: {name!r} cannot be a property's internal name: lower-case letters, digits "
+                              f"and underscores, starting with a letter")
+        existing = self._catalog(fresh=True).get(name)
+        if existing is not None:
+            return _field_info(existing)
+        try:
+            self.api.call(self.api.property_groups.create, "deals", {"name": PROPERTY_GROUP, "label": "pipesync"},
+                          what="create the pipesync property group", idempotent=False)
+        except SourceError as e:
+            if "HTTP 409" not in str(e):  # the group exists already: fine
+                raise
+        type_, field_type = _PROPERTY_TYPES.get(kind, ("string", "text"))
+        definition: dict[str, Any] = {"name": name, "label": label, "type": type_, "fieldType": field_type,
+                                      "groupName": PROPERTY_GROUP}
+        if type_ == "bool":
+            definition["options"] = [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}]
+        created = self.api.call(self.api.properties.create, "deals", definition, what=f"create deal property {name}",
+                                idempotent=False)
+        self._property_catalog = None
+        return _field_info(created)
 
     def _properties_for(self, change: Change, record: dict[str, Any] | None, key: str | None = None) -> dict[str, str]:
         values = wanted(change)
@@ -395,6 +530,16 @@ class HubSpotAdapter(Adapter):
             values["source_stage"] = self._lost_stage((record or {}).get("properties", {}).get("pipeline"))
         properties = {}
         for field, value in values.items():
+            if (custom := custom_name(field)) is not None:
+                known = self._catalog().get(custom)
+                if known is None:
+                    raise no_such_field("HubSpot", custom, f"create it with `pipesync fields create {self.name}` or in "
+                                        f"Settings → Properties → Deal properties → Create property (internal name "
+                                        f"{custom})")
+                if (known.get("modificationMetadata") or {}).get("readOnlyValue"):
+                    raise ConfigError(f"HubSpot: the deal property {custom} is read-only")
+                properties[custom] = _property_value(value)
+                continue
             if field not in WRITABLE:
                 raise ConfigError(f"HubSpot: pipesync cannot write the field {field!r} (writable: {', '.join(WRITABLE)})")
             properties[WRITABLE[field]] = _property_value(value)
@@ -416,6 +561,10 @@ class HubSpotAdapter(Adapter):
         if not change.merge_into:
             return failed(change, "a merge needs the surviving deal (merge_into)")
         primary = target_id(Change(deal_key=change.merge_into, kind=change.kind, rule="", reason=""), self.name)
+        survivor = _merged_into(self._current_list([target_id(change, self.name), primary]), target_id(change, self.name),
+                                primary)
+        if survivor is not None:  # merged by an earlier run whose result was not recorded
+            return applied(change, new_source_id=survivor, reason=ALREADY_IN_PLACE)
         try:
             body = self.api.call(self.api.deals.merge, {"primaryObjectId": primary,
                                                         "objectIdToMerge": target_id(change, self.name)},
@@ -470,6 +619,27 @@ class HubSpotAdapter(Adapter):
                                 "hs_lastmodifieddate", [ORIGIN_PROPERTY], None)
             found.update({(r.get("properties") or {}).get(ORIGIN_PROPERTY): r["id"] for r in body.get("results") or []})
         return found
+
+
+def _merged_into(records: list[dict[str, Any]], merged_id: str, primary: str) -> str | None:
+    """The survivor both ids of a merge already resolve to (HubSpot gives it a new id), if merged."""
+    for r in records:
+        merged = set(((r.get("properties") or {}).get("hs_merged_object_ids") or "").split(";"))
+        if r["id"] != merged_id and merged_id in merged and (r["id"] == primary or primary in merged):
+            return r["id"]
+    return None
+
+
+def _field_info(p: dict[str, Any]) -> FieldInfo:
+    return FieldInfo(name=p["name"], label=p.get("label") or p["name"], kind=_KINDS.get(p.get("type"), "other"),
+                     writable=not (p.get("modificationMetadata") or {}).get("readOnlyValue", False)
+                     and not p.get("calculated"), custom=not p.get("hubspotDefined", False))
+
+
+def _first_error(body: dict[str, Any]) -> str:
+    errors = body.get("errors") or []
+    return f"HubSpot: {errors[0].get('category', 'error')}: {errors[0].get('message', '')}"[:300] if errors else \
+        "HubSpot did not create it"
 
 
 def _unseen(rows: list[dict[str, Any]], yielded: dict[str, int]) -> list[dict[str, Any]]:

@@ -74,6 +74,9 @@ class HubSpotClient:
         self.pipelines = hub.crm.pipelines.pipelines_api
         self.owners = hub.crm.owners.owners_api
         self.associations = hub.crm.associations.v4.batch_api
+        self.tasks_batch = hub.crm.objects.tasks.batch_api
+        self.properties = hub.crm.properties.core_api
+        self.property_groups = hub.crm.properties.groups_api
         self._generation = 0
 
     @property

@@ -11,11 +11,14 @@ to their names and labels through ``/dealFields``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pipesync.adapters.base import Adapter
-from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
+from pipesync.adapters.changes import (
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    origin_tag, settle, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+)
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
 from pipesync.adapters.pipedrive_client import IDS_MAX, PipedriveClient
@@ -26,8 +29,8 @@ from pipesync.adapters.values import calendar_date, chunks, decimal_or_none, dom
 from pipesync.config import Settings, SourceConfig
 from pipesync.errors import ConfigError, SourceError
 from pipesync.model import (
-    Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Owner, Page, RawDeal,
-    RawStageChange,
+    CUSTOM_PREFIX, Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, FieldInfo,
+    FieldKind, Owner, Page, RawDeal, RawStageChange,
 )
 
 # Passes of one read: (cursor key, path, extra parameters).
@@ -44,6 +47,20 @@ WRITABLE = {
     "probability": "probability",
 }
 INTEGER_FIELDS = {"stage_id", "pipeline_id"}
+# dealFields field_type → what pipesync can write into it; and what it creates for each kind
+_KINDS: dict[str | None, FieldKind] = {"varchar": "text", "varchar_auto": "text", "text": "text", "phone": "text",
+                                       "double": "number", "monetary": "number", "int": "number", "date": "date"}
+_FIELD_TYPES: dict[str, tuple[str, list[str] | None]] = {
+    "text": ("varchar", None), "url": ("varchar", None), "number": ("double", None), "date": ("date", None),
+    "boolean": ("enum", ["Yes", "No"]),  # Pipedrive has no yes/no field: an option field with two options
+}
+
+
+def _activity_to_delete(i: int, change: Change, current: dict[str, Any]) -> str:
+    activity = task_id_of(change)
+    if activity is None or not activity.isdigit():
+        raise ConfigError(f"{activity!r} is not a Pipedrive activity id")
+    return activity
 
 
 def _field_key(name: str) -> str:
@@ -52,6 +69,9 @@ def _field_key(name: str) -> str:
 
 class PipedriveAdapter(Adapter):
     record_noun = "deal"
+    write_batch_max = 1  # one deal per call: the engine journals each before it is sent
+    writable_fields = frozenset(WRITABLE)
+    merges = True
     history_in_bulk = False  # /v1/deals/{id}/flow: one call per deal
 
     def __init__(self, source: SourceConfig, settings: Settings):
@@ -228,26 +248,90 @@ class PipedriveAdapter(Adapter):
         return with_valid_ids(changes, self.name, str.isdigit, "Pipedrive deal", self._write)
 
     def _write(self, changes: Sequence[Change]) -> list[ChangeResult]:
-        """One call per deal (Pipedrive has no bulk deal update), paced by the token budget."""
+        """One call per deal (Pipedrive has no bulk deal update), paced by the token budget; the
+        deals are re-read 100 per call first."""
         results: dict[int, ChangeResult] = {}
-        updates = [(i, c) for i, c in enumerate(changes) if c.kind is not ChangeKind.CREATE]
-        for batch in chunks(updates, IDS_MAX):
-            ids = [target_id(c, self.name) for _, c in batch]
-            current = {d.source_id: d.values for d in self._raw_deals(list(self.api.by_ids("/api/v2/deals", ids).values()))}
-            for (i, change), sid in zip(batch, ids):
-                found = conflict(change, current.get(sid), self.record_noun)
-                results[i] = found or self._apply(change, sid)
-        for i, change in enumerate(changes):
-            if change.kind is ChangeKind.CREATE:
-                results[i] = self._create(change)
+        groups: dict[ChangeKind | None, list[tuple[int, Change]]] = {}
+        for i, c in enumerate(changes):
+            if c.kind is ChangeKind.CREATE:
+                results[i] = self._create(c)
+            else:
+                groups.setdefault(c.kind if c.kind in (ChangeKind.MERGE, *TASK_KINDS) else None, []).append((i, c))
+        for kind, members in groups.items():
+            for batch in chunks(members, IDS_MAX):
+                if kind is ChangeKind.MERGE:
+                    current = self._reread(batch)
+                    results.update({i: self._merge(c, current.get(i)) for i, c in batch})
+                elif kind is ChangeKind.DELETE_TASK:
+                    results.update(write_once(batch, noun=self.record_noun, reread=lambda todo: {i: {} for i, _ in todo},
+                                              prepare=_activity_to_delete, send=self._delete_activities))
+                elif kind is ChangeKind.CREATE_TASK:
+                    results.update(write_once(batch, noun=self.record_noun, reread=self._reread_with_activities,
+                                              prepare=self._activity_body, send=self._create_activities))
+                else:
+                    results.update(write_once(batch, noun=self.record_noun, reread=self._reread,
+                                              prepare=lambda i, c, cur: self._body(c), send=self._patch))
         return [results[i] for i in range(len(changes))]
+
+    def _rows(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        for batch in chunks([i for i in dict.fromkeys(ids) if i.isdigit()], IDS_MAX):
+            rows.update(self.api.by_ids("/api/v2/deals", batch))
+        return rows
+
+    def _values(self, row: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+        """Canonical values and the ``custom:`` fields named (an option field's label), as a change compares them."""
+        # Organizations, persons and owners decide no write: no calls to resolve them.
+        values = self._raw_deal(row, self._deal_fields(), self._users or {}, {}, {}).values
+        for name in custom_names(fields=fields):
+            key = self._custom_key(name)
+            if key is not None:
+                values[f"{CUSTOM_PREFIX}{name}"] = self._custom_value(key, (row.get("custom_fields") or {}).get(key))
+        values["_row"] = row
+        return values
+
+    def _reread(self, todo: Sequence[tuple[int, Change]]) -> dict[int, dict[str, Any] | None]:
+        rows = self._rows([target_id(c, self.name) for _, c in todo])
+        return {i: self._values(row, [f.field for f in c.fields]) if (row := rows.get(target_id(c, self.name))) else None
+                for i, c in todo}
+
+    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        wanted_ = [*fields, "updated_at"]
+        return {sid: {f: v for f, v in self._values(row, fields).items() if f in wanted_}
+                for sid, row in self._rows(list(source_ids)).items()}
+
+    def _patch(self, pending: list[tuple[int, Change, dict[str, Any]]]) -> dict[int, ChangeResult]:
+        def patch(change: Change, body: dict[str, Any]) -> ChangeResult:
+            self.api.request("PATCH", f"/api/v2/deals/{target_id(change, self.name)}", json=body, idempotent=False)
+            return applied(change)
+        return self._each(pending, patch)
+
+    def _each(self, pending: list[tuple[int, Change, Any]], send: Any) -> dict[int, ChangeResult]:
+        """One request per change; a change whose outcome is unknown is left out, to be re-read."""
+        results: dict[int, ChangeResult] = {}
+        for i, change, payload in pending:
+            try:
+                results[i] = send(change, payload)
+            except AmbiguousWrite:
+                continue
+            except (SourceError, ConfigError) as e:
+                results[i] = failed(change, str(e))
+        return results
 
     def _body(self, change: Change) -> dict[str, Any]:
         body: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
         values = wanted(change)
         if change.kind is ChangeKind.CLOSE_LOST:
             values.setdefault("status", "lost")
         for field, value in values.items():
+            if (name := custom_name(field)) is not None:
+                key = self._custom_key(name)
+                if key is None:
+                    raise no_such_field("Pipedrive", name, f"create it with `pipesync fields create {self.name}` or in "
+                                        f"Company settings → Data fields → Deal → Add custom field")
+                custom[key] = self._custom_wire(key, value)
+                continue
             if field not in WRITABLE:
                 raise ConfigError(f"Pipedrive: pipesync cannot write the field {field!r} (writable: {', '.join(WRITABLE)})")
             key = WRITABLE[field]
@@ -258,27 +342,136 @@ class PipedriveAdapter(Adapter):
             elif key == "value" and value is not None:
                 value = float(value)  # v2 is strictly typed: numbers, not strings
             body[key] = wire(value)
+        if not body and not custom:
+            raise ConfigError("the change sets no fields")
         origin = self._origin_code()
         if origin:
-            body["custom_fields"] = {origin: origin_tag()}
+            custom[origin] = origin_tag()
+        if custom:
+            body["custom_fields"] = custom
         return body
 
-    def _apply(self, change: Change, sid: str) -> ChangeResult:
+    # ------------------------------------------------------------ custom fields
+
+    def _custom_key(self, name: str) -> str | None:
+        """A custom field's 40-character key, given the key itself or the field's name."""
+        fields = self._deal_fields()
+        if name in fields:
+            return name
+        wanted_ = _field_key(name)
+        return next((code for code, f in fields.items()
+                     if f.get("is_custom_field", True) and _field_key(f.get("field_name", "")) == wanted_), None)
+
+    def _custom_value(self, key: str, value: Any) -> Any:
+        options = {str(o["id"]): o.get("label") for o in self._deal_fields()[key].get("options") or []}
+        return options.get(str(value), value) if options and value is not None else value
+
+    def _custom_wire(self, key: str, value: Any) -> Any:
+        """A value as v2 takes it for this field: numbers as numbers, option fields by option id."""
+        f = self._deal_fields()[key]
+        if value is None:
+            return None
+        if f.get("options"):
+            label = {True: "Yes", False: "No"}.get(value, value) if isinstance(value, bool) else str(value)
+            found = next((o["id"] for o in f["options"] if str(o.get("label")) == label), None)
+            if found is None:
+                raise ConfigError(f"Pipedrive: {label!r} is not an option of the deal field {f.get('field_name')!r}")
+            return found
+        if f.get("field_type") in ("double", "monetary", "int"):
+            return float(value)
+        return wire(value)
+
+    def deal_fields(self) -> list[FieldInfo]:
+        self._fields = None
+        writable = set(WRITABLE.values())
+        return [FieldInfo(name=code, label=f.get("field_name") or code, kind=_KINDS.get(f.get("field_type"), "other"),
+                          writable=bool(f.get("is_custom_field")) or code in writable,
+                          custom=bool(f.get("is_custom_field")))
+                for code, f in self._deal_fields().items()]
+
+    def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
+        """A deal field named ``label``; Pipedrive answers with its key, which is the field's name from then on.
+        A custom field already named so is returned, not made twice."""
+        existing = self._custom_key(label)
+        if existing is None:
+            field_type, options = _FIELD_TYPES.get(kind, ("varchar", None))
+            body: dict[str, Any] = {"field_name": label, "field_type": field_type}
+            if options:
+                body["options"] = [{"label": o} for o in options]
+            existing = str(self.api.request("POST", "/api/v2/dealFields", json=body, idempotent=False)["data"]["field_code"])
+        return next(f for f in self.deal_fields() if f.name == existing)
+
+    # ------------------------------------------------------------ merges and activities
+
+    def _merge(self, change: Change, current: dict[str, Any] | None) -> ChangeResult:
+        if not change.merge_into:
+            return failed(change, "a merge needs the surviving deal (merge_into)")
+        sid = target_id(change, self.name)
+        survivor = target_id(Change(deal_key=change.merge_into, kind=change.kind, rule="", reason=""), self.name)
         try:
-            if change.kind is ChangeKind.MERGE:
-                if not change.merge_into:
-                    return failed(change, "a merge needs the surviving deal (merge_into)")
-                survivor = target_id(Change(deal_key=change.merge_into, kind=change.kind, rule="", reason=""), self.name)
+            if current is None or not current.get("_row"):
+                # Gone: merged by a run whose result was not recorded, or deleted by someone.
+                return applied(change, new_source_id=survivor, reason=ALREADY_IN_PLACE) if self._merged(sid, survivor) \
+                    else settle(change, None, self.record_noun)  # type: ignore[return-value]
+            try:
                 # v1 merge is the only merge endpoint; merging the same pair twice is refused, not duplicated.
-                self.api.request("PUT", f"/api/v1/deals/{sid}/merge", json={"merge_with_id": int(survivor)})
-                return applied(change, new_source_id=survivor)
-            body = self._body(change)
-            if not body:
-                return failed(change, "the change sets no fields")
-            self.api.request("PATCH", f"/api/v2/deals/{sid}", json=body)
-            return applied(change)
+                self.api.request("PUT", f"/api/v1/deals/{sid}/merge", json={"merge_with_id": int(survivor)},
+                                 idempotent=False)
+            except AmbiguousWrite:
+                if not self._merged(sid, survivor):
+                    return failed(change, "the merge's outcome is unknown and it was not applied; re-run the plan")
+            return applied(change, new_source_id=survivor)
         except (SourceError, ConfigError) as e:
             return failed(change, str(e))
+
+    def _merged(self, merged_id: str, survivor: str) -> bool:
+        """Whether the survivor's change log records the merge of ``merged_id`` into it."""
+        try:
+            body = self.api.request("GET", f"/api/v1/deals/{survivor}/changelog", params={"limit": PAGE_MAX})
+        except SourceError:
+            return False
+        return any(item.get("field_key") == "merge_what_id" and str(item.get("new_value")) == merged_id
+                   for item in body.get("data") or [])
+
+    def _reread_with_activities(self, todo: Sequence[tuple[int, Change]]) -> dict[int, dict[str, Any] | None]:
+        """The deals, and for each the notes of its activities (one call per deal: no filter by several deals)."""
+        current = self._reread(todo)
+        for values in current.values():
+            if values is not None:
+                rows = self.api.all("/api/v2/activities", {"deal_id": values["source_id"], "limit": PAGE_MAX})
+                values["_activities"] = {str(a["id"]): a.get("note") or "" for a in rows}
+        return current
+
+    def _activity_body(self, i: int, change: Change, current: dict[str, Any]) -> dict[str, Any] | ChangeResult:
+        key = change_key(change)
+        made = next((a for a, note in current["_activities"].items() if key in note), None)
+        if made:
+            return applied(change, new_source_id=made, reason=ALREADY_IN_PLACE)
+        values = task_values(change)
+        body = {"subject": str(values["subject"]), "type": "task", "deal_id": int(current["source_id"]),
+                "note": tagged_body(change)}
+        owner = current["_row"].get("owner_id")
+        if owner is not None:
+            body["owner_id"] = int(owner)
+        if values.get("due_date"):
+            body["due_date"] = wire(values["due_date"])
+        return body
+
+    def _create_activities(self, pending: list[tuple[int, Change, dict[str, Any]]]) -> dict[int, ChangeResult]:
+        return self._each(pending, lambda c, body: applied(c, new_source_id=str(self.api.request(
+            "POST", "/api/v2/activities", json=body, idempotent=False)["data"]["id"])))
+
+    def _delete_activities(self, pending: list[tuple[int, Change, str]]) -> dict[int, ChangeResult]:
+        def delete(change: Change, activity: str) -> ChangeResult:
+            try:
+                # Deleting twice is refused (404), never done twice: safe to retry after a dropped response.
+                self.api.request("DELETE", f"/api/v2/activities/{activity}")
+            except SourceError as e:
+                if "HTTP 404" in str(e):
+                    return applied(change, reason=ALREADY_IN_PLACE)
+                raise
+            return applied(change)
+        return self._each(pending, delete)
 
     def _create(self, change: Change) -> ChangeResult:
         """A create is not idempotent: after an unknown outcome, look for it before any resend."""

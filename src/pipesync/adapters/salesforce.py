@@ -25,17 +25,20 @@ from urllib.parse import quote
 from simple_salesforce import format_soql
 
 from pipesync.adapters.base import Adapter
-from pipesync.adapters.changes import applied, conflict, failed, with_valid_ids, origin_marks, origin_tag, target_id, wanted
+from pipesync.adapters.changes import (
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+)
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
 from pipesync.adapters.salesforce_options import SalesforceOptions
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_none, domain_of, instant, wire
 from pipesync.config import Settings, SourceConfig
-from pipesync.errors import ConfigError, SourceError
+from pipesync.errors import ConfigError, ManualStepsRequired, SourceError
 from pipesync.model import (
-    Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, Owner, Page, RawDeal,
-    RawStageChange,
+    Change, ChangeKind, ChangeResult, Cursor, DiscoveredPipeline, DiscoveredStage, Discovery, FieldInfo, FieldKind,
+    Owner, Page, RawDeal, RawStageChange,
 )
 
 SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -56,8 +59,42 @@ WRITABLE = {
 }
 
 
+# describe type → what pipesync can write into it
+_KINDS: dict[str | None, FieldKind] = {
+    "string": "text", "textarea": "text", "combobox": "text", "email": "text", "phone": "text", "url": "url",
+    "double": "number", "currency": "number", "percent": "number", "int": "number", "date": "date",
+    "datetime": "date", "boolean": "boolean",
+}
+_SETUP_TYPES = {"text": "Text, length 255", "number": "Number, length 16, decimal places 2", "date": "Date",
+                "boolean": "Checkbox", "url": "URL", "other": "Text, length 255"}
+
+
+def _setup_steps(name: str, label: str, kind: str) -> str:
+    """What an admin does in Salesforce to create a field (its REST API cannot: that is the Metadata API)."""
+    api = name if name.endswith("__c") else f"{name}__c"
+    return (f"Salesforce: pipesync cannot create fields through the REST API it uses; create {api} in Setup:\n"
+            f"  1. Setup → Object Manager → Opportunity → Fields & Relationships → New\n"
+            f"  2. Data type: {_SETUP_TYPES.get(kind, _SETUP_TYPES['text'])} → Next\n"
+            f"  3. Field Label: {label}; Field Name: {api.removesuffix('__c')} (API name {api}) → Next\n"
+            f"  4. Field-level security: visible (not read-only) for the profile of pipesync's integration user → Next\n"
+            f"  5. Page layouts: as you like → Save; then run the plan again")
+
+
+def _task_to_delete(i: int, change: Change, current: dict[str, Any]) -> str:
+    task = task_id_of(change)
+    if task is None or not SF_ID.fullmatch(task):
+        raise ConfigError(f"{task!r} is not a Salesforce Task id")
+    return task
+
+
 class SalesforceAdapter(Adapter):
     record_noun = "Opportunity"
+    write_batch_max = COLLECTION_MAX
+
+    @property
+    def writable_fields(self) -> frozenset[str]:  # type: ignore[override]
+        """The lost reason only where the org has the field the options name for it."""
+        return frozenset(WRITABLE) | ({"lost_reason"} if self._has(self.options.lost_reason_field) else set())
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
@@ -253,53 +290,116 @@ class SalesforceAdapter(Adapter):
         return with_valid_ids(changes, self.name, SF_ID.fullmatch, "Salesforce record", self._write)
 
     def _write(self, changes: Sequence[Change]) -> list[ChangeResult]:
+        """One re-read query and one collection call per kind of change in the batch."""
         results: dict[int, ChangeResult] = {}
+        groups: dict[str, list[tuple[int, Change]]] = {}
         for i, c in enumerate(changes):
             if c.kind is ChangeKind.MERGE:
                 results[i] = failed(c, "Salesforce cannot merge opportunities (merge exists only for leads, "
                                        "contacts, accounts and cases); mark the duplicate instead")
-        updates = [(i, c) for i, c in enumerate(changes) if i not in results and c.kind is not ChangeKind.CREATE]
-        for batch in chunks(updates, COLLECTION_MAX):
-            results.update(self._update_batch(batch))
-        creates = [(i, c) for i, c in enumerate(changes) if c.kind is ChangeKind.CREATE]
-        for batch in chunks(creates, COLLECTION_MAX):
-            results.update(self._create_batch(batch))
+            else:
+                group = c.kind.value if c.kind in (ChangeKind.CREATE, *TASK_KINDS) else "update"
+                groups.setdefault(group, []).append((i, c))
+        for group, members in groups.items():
+            for batch in chunks(members, COLLECTION_MAX):
+                results.update(self._create_batch(batch) if group == ChangeKind.CREATE.value else self._send(group, batch))
         return [results[i] for i in range(len(changes))]
 
-    def _current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        rows = self._query_all(format_soql(f"SELECT {', '.join(self._select())} FROM Opportunity WHERE Id IN {{}}", ids),
-                               what="read Opportunities before writing")
-        return {r["Id"]: r for r in rows}
+    def _send(self, group: str, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
+        if group == ChangeKind.DELETE_TASK.value:
+            return write_once(batch, noun=self.record_noun, reread=lambda todo: {i: {} for i, _ in todo},
+                              prepare=_task_to_delete, send=self._delete_tasks)
+        tasks = group == ChangeKind.CREATE_TASK.value
 
-    def _update_batch(self, batch: list[tuple[int, Change]]) -> dict[int, ChangeResult]:
-        results: dict[int, ChangeResult] = {}
-        current = self._current([target_id(c, self.name) for _, c in batch])
-        records, pending = [], []
-        for i, change in batch:
-            sid = target_id(change, self.name)
-            row = current.get(sid)
-            blocked = conflict(change, None if row is None else self._raw_deal(row, []).values, self.record_noun)
-            if blocked:
-                results[i] = blocked
-                continue
-            try:
-                fields = self._fields_for(change, row)
-            except ConfigError as e:
-                results[i] = failed(change, str(e))
-                continue
-            records.append({"attributes": {"type": "Opportunity"}, "id": sid, **fields})
-            pending.append((i, change))
-        if records:
-            try:
-                # An update sets values: sending it twice leaves the same record, so it may be retried.
-                answer = self.api.call(lambda sf: sf.restful("composite/sobjects", method="PATCH",
-                                                             json={"allOrNone": False, "records": records}),
-                                       what="update Opportunities")
-            except SourceError as e:
-                return results | {i: failed(c, str(e)) for i, c in pending}
-            for (i, change), item in zip(pending, answer):
-                results[i] = applied(change) if item.get("success") else failed(change, _errors(item))
+        def reread(todo: Sequence[tuple[int, Change]]) -> dict[int, dict[str, Any] | None]:
+            rows = self._rows([target_id(c, self.name) for _, c in todo], custom_names(c for _, c in todo), tasks)
+            return {i: self._current_values(row, c.fields) if (row := rows.get(target_id(c, self.name))) else None
+                    for i, c in todo}
+
+        return write_once(batch, noun=self.record_noun, reread=reread,
+                          prepare=self._task_record if tasks else self._update_record,
+                          send=lambda pending: self._collection(pending, "POST" if tasks else "PATCH"))
+
+    def _update_record(self, i: int, change: Change, current: dict[str, Any]) -> dict[str, Any]:
+        return {"attributes": {"type": "Opportunity"}, "id": target_id(change, self.name),
+                **self._fields_for(change, current["_row"])}
+
+    def _task_record(self, i: int, change: Change, current: dict[str, Any]) -> dict[str, Any] | ChangeResult:
+        key = change_key(change)
+        made = next((t["Id"] for t in current["_tasks"] if key in (t.get("Description") or "")), None)
+        if made:
+            return applied(change, new_source_id=made, reason=ALREADY_IN_PLACE)
+        values = task_values(change)
+        return {"attributes": {"type": "Task"}, "WhatId": target_id(change, self.name),
+                "OwnerId": current["_row"].get("OwnerId"), "Subject": str(values["subject"])[:255],
+                "Description": tagged_body(change), "ActivityDate": wire(values.get("due_date")),
+                "Status": "Not Started"}
+
+    def _collection(self, pending: list[tuple[int, Change, dict[str, Any]]], method: str) -> dict[int, ChangeResult]:
+        """One sObject Collections call; never replayed blindly (``write_once`` re-reads first)."""
+        records = [record for _, _, record in pending]
+        answer = self.api.call(lambda sf: sf.restful("composite/sobjects", method=method,
+                                                     json={"allOrNone": False, "records": records}),
+                               what="create Tasks" if method == "POST" else "update Opportunities", idempotent=False)
+        return {i: applied(c, new_source_id=item.get("id") if method == "POST" else None) if item.get("success")
+                else failed(c, _errors(item)) for (i, c, _), item in zip(pending, answer)}
+
+    def _delete_tasks(self, pending: list[tuple[int, Change, str]]) -> dict[int, ChangeResult]:
+        ids = ",".join(task for _, _, task in pending)
+        answer = self.api.call(lambda sf: sf.restful("composite/sobjects", method="DELETE",
+                                                     params={"ids": ids, "allOrNone": "false"}),
+                               what="delete Tasks", idempotent=False)
+        results = {}
+        for (i, c, _), item in zip(pending, answer):
+            gone = any(e.get("statusCode") == "ENTITY_IS_DELETED" for e in item.get("errors") or [])
+            results[i] = applied(c) if item.get("success") else \
+                applied(c, reason=ALREADY_IN_PLACE) if gone else failed(c, _errors(item))
         return results
+
+    # ------------------------------------------------------------ current values and fields
+
+    def _custom_api(self, name: str) -> str | None:
+        """The API name of an Opportunity field named ``name`` (any case), if the org has it."""
+        return next((f for f in self._describe() if f.lower() == name.lower()), None)
+
+    def _rows(self, ids: list[str], custom: list[str], tasks: bool = False) -> dict[str, dict[str, Any]]:
+        """Opportunities by id, 200 per query, with the custom fields the org has (and their live tasks)."""
+        extra = [api for name in custom if (api := self._custom_api(name))]
+        select = list(dict.fromkeys(self._select() + extra)) + (["(SELECT Id, Description FROM Tasks)"] if tasks else [])
+        rows: dict[str, dict[str, Any]] = {}
+        for batch in chunks([i for i in dict.fromkeys(ids) if SF_ID.fullmatch(i)], IN_LIST_MAX):
+            found = self._query_all(format_soql(f"SELECT {', '.join(select)} FROM Opportunity WHERE Id IN {{}}", batch),
+                                    what="read Opportunities before writing")
+            for r in found:
+                rows[r["Id"]] = rows[r["Id"][:15]] = r  # a 15-character id reads the same record
+        return rows
+
+    def _current_values(self, row: dict[str, Any], fields: Sequence[Any]) -> dict[str, Any]:
+        """Canonical values and the ``custom:`` fields named, as a change compares them."""
+        values = self._raw_deal(row, []).values
+        for f in fields:
+            name = getattr(f, "field", f)
+            if (custom := custom_name(name)) is not None and (api := self._custom_api(custom)):
+                values[name] = row.get(api)
+        values["_row"] = row
+        values["_tasks"] = ((row.get("Tasks") or {}).get("records")) or []
+        return values
+
+    def read_current(self, source_ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self._rows(list(source_ids), custom_names(fields=fields))
+        wanted_ = [*fields, "updated_at"]
+        return {sid: {f: v for f, v in self._current_values(row, fields).items() if f in wanted_}
+                for sid in source_ids if (row := rows.get(sid))}
+
+    def deal_fields(self) -> list[FieldInfo]:
+        """From describe, read afresh (a field an admin just added is there)."""
+        self._fields = None
+        return [FieldInfo(name=f["name"], label=f.get("label") or f["name"], kind=_KINDS.get(f.get("type"), "other"),
+                          writable=bool(f.get("updateable")), custom=bool(f.get("custom")))
+                for f in self._describe().values()]
+
+    def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
+        raise ManualStepsRequired(_setup_steps(name, label, kind))
 
     def _fields_for(self, change: Change, row: dict[str, Any] | None, key: str | None = None) -> dict[str, Any]:
         values = wanted(change)
@@ -310,6 +410,14 @@ class SalesforceAdapter(Adapter):
             writable["lost_reason"] = self.options.lost_reason_field
         fields: dict[str, Any] = {}
         for field, value in values.items():
+            if (custom := custom_name(field)) is not None:
+                api = self._custom_api(custom)
+                if api is None:
+                    raise no_such_field("Salesforce", custom, _setup_steps(custom, custom, "text"))
+                if not self._describe()[api].get("updateable"):
+                    raise ConfigError(f"Salesforce: the Opportunity field {api} is read-only for pipesync's user")
+                fields[api] = wire(value)
+                continue
             if field not in writable or (writable[field] not in self._describe()):
                 raise ConfigError(f"Salesforce: pipesync cannot write the field {field!r} in this org "
                                   f"(writable: {', '.join(k for k, v in writable.items() if v in self._describe())})")

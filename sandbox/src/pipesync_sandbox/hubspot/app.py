@@ -6,8 +6,10 @@ host=served.base_url)``; every response deserializes into the SDK's generated
 models (tests/sandbox/test_hubspot_conformance.py checks them field by field).
 
 Served: deals list/get/create/update/archive/merge (``/crm/v3/objects/deals``
-and ``/0-3``), search, batch read/create/update/upsert/archive, pipelines and
-stages, owners, deal→company/contact associations (v3 and v4 batch read),
+and ``/0-3``), search, batch read/create/update/upsert/archive, deal properties
+(list, create, create a property group) with custom properties on deals, tasks
+(batch create/read/archive, associated with deals), pipelines and
+stages, owners, deal→company/contact/task associations (v3 and v4 batch read),
 company and contact batch read, and the OAuth refresh flow. Every response
 past authentication carries HubSpot's ``X-HubSpot-RateLimit-*`` headers; the
 ten-second window (by tier), the daily budget and search's own 5 requests per
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -35,8 +38,9 @@ from starlette.routing import Route
 from pipesync_sandbox.faults import ASGIApp, FaultMiddleware, Faults
 from pipesync_sandbox.hubspot.auth import Caller, HubSpotAuth, OAuthError, TokenExpired, TokenKind
 from pipesync_sandbox.hubspot.search import SearchError, parse_search, run_search
-from pipesync_sandbox.hubspot.store import (ALWAYS_RETURNED, DEFAULT_DEAL_PROPERTIES, UNIQUE_PROPERTIES, HubDeal,
-                                            HubRecord, HubSpotStore, PropertyError, iso_ms)
+from pipesync_sandbox.hubspot.store import (ALWAYS_RETURNED, DEFAULT_DEAL_PROPERTIES, PROPERTY_TYPES, TASK_PROPERTIES,
+                                            TASK_STATUSES, UNIQUE_PROPERTIES, HubDeal, HubRecord, HubSpotStore, HubTask,
+                                            PropertyDef, PropertyError, iso_ms, parse_time_ms)
 from pipesync_sandbox.ratelimit import DailyBudget, RollingWindow
 from pipesync_sandbox.world import SystemData
 
@@ -58,7 +62,8 @@ OWNERS_PAGE_MAX = 500
 
 OBJECT_TYPES = {"deals": "deals", "deal": "deals", "0-3": "deals",
                 "companies": "companies", "company": "companies", "0-2": "companies",
-                "contacts": "contacts", "contact": "contacts", "0-1": "contacts"}
+                "contacts": "contacts", "contact": "contacts", "0-1": "contacts",
+                "tasks": "tasks", "task": "tasks", "0-27": "tasks"}
 RECORD_PROPERTIES = {
     "companies": frozenset({"name", "domain", "website", "country", "createdate", "hs_lastmodifieddate", "hs_object_id"}),
     "contacts": frozenset({"firstname", "lastname", "email", "associatedcompanyid", "createdate", "lastmodifieddate",
@@ -70,8 +75,11 @@ DEFAULT_RECORD_PROPERTIES = {
 }
 _DEFAULT_SHOWN = tuple(dict.fromkeys([*DEFAULT_DEAL_PROPERTIES, *ALWAYS_RETURNED]))
 # v3 association type names and v4 (typeId, label) for deal→company/contact (hubspot/crm/association_type.py).
-V3_TYPES = {"companies": ("deal_to_company", "deal_to_company_unlabeled"), "contacts": ("deal_to_contact",)}
-V4_TYPES = {"companies": ((5, "Primary"), (341, None)), "contacts": ((3, None),)}
+V3_TYPES = {"companies": ("deal_to_company", "deal_to_company_unlabeled"), "contacts": ("deal_to_contact",),
+            "tasks": ("deal_to_task",)}
+V4_TYPES = {"companies": ((5, "Primary"), (341, None)), "contacts": ((3, None),), "tasks": ((216, None),)}
+TASK_TO_DEAL = 216  # the association type a task is created with to land on a deal
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
 def create_app(data: SystemData, faults: Faults | None = None, *, tier: str = "professional",
@@ -196,6 +204,9 @@ class _HubSpotApi:
             Route("/crm/v3/objects/{object_type}/{object_id}", g(self.get_deal), methods=["GET"]),
             Route("/crm/v3/objects/{object_type}/{object_id}", g(self.update_deal), methods=["PATCH"]),
             Route("/crm/v3/objects/{object_type}/{object_id}", g(self.archive_deal), methods=["DELETE"]),
+            Route("/crm/v3/properties/{object_type}", g(self.list_properties), methods=["GET"]),
+            Route("/crm/v3/properties/{object_type}", g(self.create_property), methods=["POST"]),
+            Route("/crm/v3/properties/{object_type}/groups", g(self.create_property_group), methods=["POST"]),
             Route("/crm/v3/pipelines/{object_type}", g(self.pipelines), methods=["GET"]),
             Route("/crm/v3/pipelines/{object_type}/{pipeline_id}", g(self.pipeline), methods=["GET"]),
             Route("/crm/v3/pipelines/{object_type}/{pipeline_id}/stages", g(self.stages), methods=["GET"]),
@@ -463,6 +474,8 @@ class _HubSpotApi:
         kind = OBJECT_TYPES.get(request.path_params["object_type"])
         if kind in ("companies", "contacts") and action == "read":
             return await self._batch_read_records(request, kind)
+        if kind == "tasks":
+            return await self._task_batch(request, action)
         self._deal_type(request)
         handler = {"read": self._batch_read, "create": self._batch_create, "update": self._batch_update,
                    "upsert": self._batch_upsert, "archive": self._batch_archive}.get(action)
@@ -476,6 +489,125 @@ class _HubSpotApi:
             raise _Refused(f"Batch input is limited to {BATCH_MAX} inputs, got {len(inputs)}.",
                            context={"inputs": [str(len(inputs))]})
         return await handler(request, body, inputs)
+
+    # ----- tasks -----------------------------------------------------------------------------
+
+    async def _task_batch(self, request: Request, action: str) -> Response:
+        body = await self._body(request)
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or len(inputs) > BATCH_MAX:
+            raise _Refused(f"Batch input must hold an 'inputs' list of at most {BATCH_MAX} items.")
+        started = self._now()
+        if action == "create":
+            checked = [self._checked_task(item) for item in inputs]  # one invalid input refuses the whole batch
+            results, errors = [], []
+            for properties, deal_ids in checked:
+                if self.faults.batch_item_fails():
+                    errors.append(self._injected_failure({}))
+                    continue
+                results.append(self._task_json(self.store.create_task(properties, deal_ids), properties))
+            return self._batch_response(results, errors, started, ok_status=201)
+        if action == "read":
+            names = body.get("properties") or ["hs_task_subject", "hs_task_status", "hs_timestamp"]
+            found, missing = [], []
+            for item in inputs:
+                task = self.store.tasks.get(str(item.get("id", "")))
+                (missing.append(str(item.get("id", ""))) if task is None or task.archived
+                 else found.append(self._task_json(task, names)))
+            errors = [self._item_error("OBJECT_NOT_FOUND", "Could not get some TASK objects, they may be deleted or "
+                                       "not exist. Check that ids are valid.", {"ids": missing})] if missing else []
+            return self._batch_response(found, errors, started)
+        if action == "archive":
+            for item in inputs:
+                task = self.store.tasks.get(str(item.get("id", "")))
+                if task is not None:
+                    self.store.archive_task(task)
+            return Response(status_code=204)
+        raise _Refused(f"Unknown batch action {action!r}", status=404, category="OBJECT_NOT_FOUND")
+
+    def _checked_task(self, item: dict) -> tuple[dict[str, str], list[str]]:
+        properties = {k: "" if v is None else str(v) for k, v in (item.get("properties") or {}).items()}
+        problems = [PropertyError(n, "PROPERTY_DOESNT_EXIST", f'Property "{n}" does not exist')
+                    for n in properties if n not in TASK_PROPERTIES]
+        if parse_time_ms(properties.get("hs_timestamp", "")) is None:
+            problems.append(PropertyError("hs_timestamp", "REQUIRED", "hs_timestamp is required and must be a date"))
+        if properties.get("hs_task_status", "NOT_STARTED") not in TASK_STATUSES:
+            problems.append(PropertyError("hs_task_status", "INVALID_OPTION",
+                                          f"{properties['hs_task_status']} was not one of the allowed options"))
+        if properties.get("hubspot_owner_id") and properties["hubspot_owner_id"] not in {o.id for o in self.store.owners}:
+            problems.append(PropertyError("hubspot_owner_id", "INVALID_OWNER_ID",
+                                          f"{properties['hubspot_owner_id']} is not a valid owner id"))
+        if problems:
+            raise _property_errors(problems)
+        deal_ids = []
+        for link in item.get("associations") or []:
+            to_id = str((link.get("to") or {}).get("id", ""))
+            type_ids = {t.get("associationTypeId") for t in link.get("types") or []}
+            deal = self.store.resolve(to_id)
+            if TASK_TO_DEAL not in type_ids or deal is None or deal.archived_at_ms is not None:
+                raise _Refused(f"Invalid association: to {to_id!r} with types {sorted(map(str, type_ids))}")
+            deal_ids.append(deal.id)
+        return properties, deal_ids
+
+    @staticmethod
+    def _task_json(task: HubTask, names: Iterable[str]) -> dict:
+        created, updated = iso_ms(task.created_ms), iso_ms(task.updated_ms)
+        shown = {n: task.props.get(n) for n in names if n in TASK_PROPERTIES}
+        shown.update(hs_createdate=created, hs_lastmodifieddate=updated, hs_object_id=task.id)
+        return {"id": task.id, "properties": shown, "createdAt": created, "updatedAt": updated, "archived": False}
+
+    # ----- properties ------------------------------------------------------------------------
+
+    def _property_json(self, p: PropertyDef) -> dict:
+        stamp = iso_ms(p.created_ms)
+        return {"name": p.name, "label": p.label, "type": p.type, "fieldType": p.field_type, "description": "",
+                "groupName": p.group, "options": p.options, "displayOrder": -1, "calculated": p.read_only and
+                p.hubspot_defined, "externalOptions": False, "hasUniqueValue": p.unique, "hidden": False,
+                "hubspotDefined": p.hubspot_defined, "formField": not p.read_only, "createdAt": stamp,
+                "updatedAt": stamp, "archived": False,
+                "modificationMetadata": {"archivable": not p.hubspot_defined, "readOnlyDefinition": p.hubspot_defined,
+                                         "readOnlyValue": p.read_only}}
+
+    async def list_properties(self, request: Request) -> Response:
+        self._deal_type(request)
+        return _json({"results": [self._property_json(p) for p in self.store.properties()]})
+
+    async def create_property(self, request: Request) -> Response:
+        self._deal_type(request)
+        body = await self._body(request)
+        name, label = str(body.get("name") or ""), str(body.get("label") or "")
+        type_, field_type, group = body.get("type"), body.get("fieldType"), str(body.get("groupName") or "")
+        if not _PROPERTY_NAME.match(name):
+            raise _Refused(f"Property name {name!r} must start with a lower-case letter and hold only lower-case "
+                           f"letters, digits and underscores.")
+        if not label or not group:
+            raise _Refused("label and groupName are required.")
+        if type_ not in PROPERTY_TYPES or field_type not in PROPERTY_TYPES[type_]:
+            raise _Refused(f"{type_}/{field_type} is not a valid type and fieldType combination.")
+        if group not in self.store.property_groups:
+            raise _Refused(f"Property group {group!r} does not exist.", status=400)
+        if self.store.is_known_property(name) or name == "pipesync_origin":
+            raise _Refused(f"A property named '{name}' already exists.", status=409, category="OBJECT_ALREADY_EXISTS")
+        options = body.get("options") or []
+        if type_ in ("bool", "enumeration") and not options:
+            raise _Refused("Options are required for enumeration and bool properties.")
+        options = [{"label": str(o.get("label")), "value": str(o.get("value")), "displayOrder": n,
+                    "hidden": False} for n, o in enumerate(options)]
+        created = self.store.add_property(PropertyDef(name, label, type_, field_type, group, options,
+                                                      int(self.store.clock() * 1000), False))
+        return _json(self._property_json(created), 201)
+
+    async def create_property_group(self, request: Request) -> Response:
+        self._deal_type(request)
+        body = await self._body(request)
+        name, label = str(body.get("name") or ""), str(body.get("label") or "")
+        if not _PROPERTY_NAME.match(name) or not label:
+            raise _Refused("A property group needs a name (lower-case letters, digits, underscores) and a label.")
+        if name in self.store.property_groups:
+            raise _Refused(f"A property group named '{name}' already exists.", status=409,
+                           category="OBJECT_ALREADY_EXISTS")
+        self.store.property_groups[name] = label
+        return _json({"name": name, "label": label, "displayOrder": -1, "archived": False}, 201)
 
     def _now(self) -> str:
         return iso_ms(int(self.store.clock() * 1000))
@@ -625,7 +757,7 @@ class _HubSpotApi:
         if OBJECT_TYPES.get(request.path_params["from_type"]) != "deals":
             raise _Refused("The sandbox resolves associations from deals only.")
         to_kind = OBJECT_TYPES.get(request.path_params["to_type"])
-        if to_kind not in ("companies", "contacts"):
+        if to_kind not in ("companies", "contacts", "tasks"):
             raise _Refused(f"Unknown object type {request.path_params['to_type']!r}.")
         body = await self._body(request)
         inputs = body.get("inputs")
@@ -634,7 +766,7 @@ class _HubSpotApi:
         return to_kind, [str(item.get("id", "")) for item in inputs]
 
     def _no_associations(self, to_kind: str, ids: list[str]) -> list[dict]:
-        noun = "company" if to_kind == "companies" else "contact"
+        noun = {"companies": "company", "contacts": "contact"}.get(to_kind, "task")
         return [{**self._item_error("OBJECT_NOT_FOUND", f"No {noun} is associated with deal {i}.",
                                     {"fromObjectId": [i]}), "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND"}
                 for i in ids]
@@ -643,7 +775,8 @@ class _HubSpotApi:
         linked, empty = [], []
         for wanted in ids:
             deal = self.store.resolve(wanted)
-            targets = [] if deal is None else (deal.company_ids if to_kind == "companies" else deal.contact_ids)
+            targets = [] if deal is None else deal.company_ids if to_kind == "companies" else \
+                deal.contact_ids if to_kind == "contacts" else [t.id for t in self.store.tasks_of(deal)]
             (linked.append((wanted, targets)) if targets else empty.append(wanted))
         return linked, empty
 

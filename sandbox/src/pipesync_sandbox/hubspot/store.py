@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 
 from pipesync_sandbox.hubspot.auth import HubSpotAuth
 from pipesync_sandbox.world import Account, Contact, Owner, PipelineDef, SeedDeal, StageDef, SystemData
+from pipesync_sandbox.writelog import WriteLog
 
 Clock = Callable[[], float]
 
@@ -56,6 +57,15 @@ NUMBER_PROPERTIES = frozenset({"amount", "hs_object_id", "hs_deal_stage_probabil
 UNIQUE_PROPERTIES = frozenset({"hs_object_id", "salesforce_opportunity_id"})
 _CUSTOM_UNIQUE = UNIQUE_PROPERTIES - {"hs_object_id"}
 STAGE_DATE_PREFIXES = ("hs_v2_date_entered_", "hs_v2_date_exited_")
+# HubSpot maintains these on every write (and pipesync tags each write): left out of snapshots.
+VOLATILE_PROPERTIES = frozenset({"hs_lastmodifieddate", "pipesync_origin"})
+# (type, fieldType) pairs a property may be created with
+PROPERTY_TYPES = {"string": ("text", "textarea"), "number": ("number",), "date": ("date",), "datetime": ("date",),
+                  "bool": ("booleancheckbox",), "enumeration": ("select", "radio", "checkbox", "booleancheckbox")}
+TASK_PROPERTIES = frozenset({"hs_task_subject", "hs_task_body", "hs_timestamp", "hubspot_owner_id", "hs_task_status",
+                             "hs_task_priority", "hs_task_type"})
+TASK_STATUSES = ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED")
+_FIRST_TASK_ID = 80_000_000_001  # tasks are numbered apart from deals, as HubSpot's object ids are
 
 # Who made a change, as HubSpot's property history reports it (ValueWithTimestamp.sourceType).
 SOURCE_SEED = "CRM_UI"
@@ -161,6 +171,48 @@ class HubRecord:
     created_ms: int
 
 
+@dataclass(slots=True)
+class PropertyDef:
+    """A deal property's definition (``/crm/v3/properties/deals``)."""
+
+    name: str
+    label: str
+    type: str
+    field_type: str
+    group: str
+    options: list[dict[str, object]]
+    created_ms: int
+    hubspot_defined: bool
+    read_only: bool = False
+    unique: bool = False
+
+
+@dataclass(slots=True)
+class HubTask:
+    id: str
+    props: dict[str, str]
+    deal_ids: list[str]
+    created_ms: int
+    updated_ms: int
+    archived: bool = False
+
+
+def _standard_type(name: str) -> tuple[str, str]:
+    if name in DATETIME_PROPERTIES or name.startswith(STAGE_DATE_PREFIXES):
+        return "datetime", "date"
+    if name in NUMBER_PROPERTIES:
+        return "number", "number"
+    if name in ("dealstage", "pipeline", "deal_currency_code"):
+        return "enumeration", "select"
+    if name.startswith("hs_is_closed"):
+        return "bool", "booleancheckbox"
+    return "string", "text"
+
+
+_BOOL_OPTIONS = [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                 {"label": "No", "value": "false", "displayOrder": 1, "hidden": False}]
+
+
 class HubSpotStore:
     """All the data one HubSpot portal holds; thread-safe, changed by the API and by test helpers.
 
@@ -192,6 +244,11 @@ class HubSpotStore:
         self._unique: dict[str, dict[str, str]] = {name: {} for name in _CUSTOM_UNIQUE}  # property -> value -> id
         self._search_pending: list[tuple[float, str, HubDeal | None]] = []  # (visible at, id, snapshot or None)
         self._search_index = SearchIndex()
+        self.write_log = WriteLog()
+        self.property_groups: dict[str, str] = {"dealinformation": "Deal information"}
+        self.custom_properties: dict[str, PropertyDef] = {}
+        self.tasks: dict[str, HubTask] = {}
+        self._next_task_id = _FIRST_TASK_ID
 
         # Companies, contacts and pipelines have no timestamps in the seed; date them with the oldest deal.
         epoch_ms = min((to_ms(d.created_at) for d in data.deals), default=0)
@@ -217,7 +274,58 @@ class HubSpotStore:
     # ----- reading ---------------------------------------------------------------------------
 
     def is_known_property(self, name: str) -> bool:
-        return name in WRITABLE_PROPERTIES or name in READ_ONLY_PROPERTIES or name in self.stage_date_properties
+        return (name in WRITABLE_PROPERTIES or name in READ_ONLY_PROPERTIES or name in self.stage_date_properties
+                or name in self.custom_properties)
+
+    def properties(self) -> list[PropertyDef]:
+        """Every deal property: HubSpot's own, then the portal's custom ones."""
+        standard = sorted(WRITABLE_PROPERTIES | READ_ONLY_PROPERTIES | self.stage_date_properties)
+        own = [PropertyDef(n, n.replace("_", " ").capitalize(), *_standard_type(n), "dealinformation",
+                           _BOOL_OPTIONS if _standard_type(n)[0] == "bool" else [], self.epoch_ms, True,
+                           read_only=n not in WRITABLE_PROPERTIES, unique=n in UNIQUE_PROPERTIES)
+               for n in standard if n != "pipesync_origin"]
+        return own + list(self.custom_properties.values())
+
+    def add_property(self, definition: PropertyDef) -> PropertyDef:
+        """A new custom deal property (checked by the API layer)."""
+        with self._lock:
+            self.custom_properties[definition.name] = definition
+            self.write_log.record(definition.name, {"property": definition.name, "type": definition.type})
+            return definition
+
+    def tasks_of(self, deal: HubDeal) -> list[HubTask]:
+        """The live tasks associated with ``deal`` (through any id that resolves to it)."""
+        with self._lock:
+            return [t for t in self.tasks.values()
+                    if not t.archived and any(self.resolve(d) is deal for d in t.deal_ids)]
+
+    def create_task(self, properties: dict[str, str], deal_ids: list[str]) -> HubTask:
+        with self._lock:
+            now = self._now_ms()
+            task_id = str(self._next_task_id)
+            self._next_task_id += 1
+            task = HubTask(task_id, {**properties, "hs_object_id": task_id}, deal_ids, now, now)
+            if "hs_timestamp" in properties:
+                task.props["hs_timestamp"] = iso_ms(parse_time_ms(properties["hs_timestamp"]) or 0)
+            self.tasks[task_id] = task
+            self.write_log.record(task_id, properties)
+            return task
+
+    def archive_task(self, task: HubTask) -> None:
+        with self._lock:
+            if not task.archived:
+                task.archived = True
+                self.write_log.record(task.id, {"archived": True})
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """Every deal (archived too), property by property, with the ids of its live tasks under ``"tasks"``;
+        the properties HubSpot stamps on every write are left out (:data:`VOLATILE_PROPERTIES`)."""
+        with self._lock:
+            return {deal.id: {**{k: v for k, v in deal.props.items() if k not in VOLATILE_PROPERTIES},
+                              **{k: iso_ms(v) for k, v in deal.times.items() if k not in VOLATILE_PROPERTIES},
+                              "archived": deal.archived_at_ms is not None,
+                              "tasks": sorted(t.id for t in self.tasks_of(deal))}
+                    for deal in self.deals.values()}
 
     def resolve(self, deal_id: str) -> HubDeal | None:
         """The deal with this id, following merges (a merged-away id reads as its survivor)."""
@@ -284,10 +392,13 @@ class HubSpotStore:
 
         if name in READ_ONLY_PROPERTIES or name in self.stage_date_properties:
             return refuse("READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.')
-        if name not in WRITABLE_PROPERTIES:
+        if name not in WRITABLE_PROPERTIES and name not in self.custom_properties:
             return refuse("PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
         if value == "":
             return None  # an empty string clears the value
+        custom = self.custom_properties.get(name)
+        if custom is not None:
+            return self._check_custom(custom, value)
         if name == "pipeline" and value not in self._pipeline_ids:
             return refuse("INVALID_OPTION", f"{value} was not one of the allowed options: {sorted(self._pipeline_ids)}")
         if name == "dealstage":
@@ -310,6 +421,28 @@ class HubSpotStore:
             return refuse("VALUE_NOT_UNIQUE", f"{value} is already the {name} of deal {holder}")
         return None
 
+    @staticmethod
+    def _check_custom(custom: PropertyDef, value: str) -> PropertyError | None:
+        def refuse(error: str, message: str) -> PropertyError:
+            return PropertyError(custom.name, error, message)
+
+        if custom.type == "number":
+            try:
+                Decimal(value)
+            except InvalidOperation:
+                return refuse("INVALID_DECIMAL", f"{value} was not a valid number.")
+        elif custom.type in ("date", "datetime"):
+            ms = parse_time_ms(value)
+            if ms is None:
+                return refuse("INVALID_DATE", f"{value} was not a valid date or datetime.")
+            if custom.type == "date" and ms % 86_400_000:
+                return refuse("INVALID_DATE", f"{value} is not midnight UTC; a date property holds whole days.")
+        elif custom.type in ("bool", "enumeration"):
+            allowed = [str(o["value"]) for o in custom.options]
+            if value not in allowed:
+                return refuse("INVALID_OPTION", f"{value} was not one of the allowed options: {allowed}")
+        return None
+
     def create(self, properties: dict[str, object], company_ids: Iterable[str] = (), contact_ids: Iterable[str] = ()) -> HubDeal:
         """A new deal (properties already validated); dealstage/pipeline default to the first pipeline."""
         with self._lock:
@@ -324,6 +457,7 @@ class HubSpotStore:
                 values["dealstage"] = first.stages[0].id
             self._apply(deal, values, now, SOURCE_API)
             self._insert(deal)
+            self.write_log.record(deal.id, properties)
             return deal
 
     def update(self, deal: HubDeal, properties: dict[str, object], *, source_type: str = SOURCE_API) -> HubDeal:
@@ -331,6 +465,7 @@ class HubSpotStore:
             now = max(self._now_ms(), deal.updated_ms + 1)
             self._apply(deal, {k: "" if v is None else str(v) for k, v in properties.items()}, now, source_type)
             self._touch(deal, now)
+            self.write_log.record(deal.id, properties)
             return deal
 
     def archive(self, deal: HubDeal) -> None:
@@ -339,6 +474,7 @@ class HubSpotStore:
             if deal.archived_at_ms is None:
                 deal.archived_at_ms = self._now_ms()
                 self._reindex(deal)
+                self.write_log.record(deal.id, {"archived": True})
 
     def merge(self, primary: HubDeal, merged: HubDeal) -> HubDeal:
         """HubSpot's merge: the survivor is a NEW record holding the primary's values (gaps filled from the other)."""
@@ -363,6 +499,7 @@ class HubSpotStore:
                 self._reindex_removed(old.id)
             self._insert(survivor)
             self._index_unique(survivor)
+            self.write_log.record(survivor_id, {"merged": [primary.id, merged.id]})
             return survivor
 
     # ----- DealMutations (pipesync_sandbox.mutations) and other test helpers -----------------
@@ -466,10 +603,15 @@ class HubSpotStore:
                 self._unique[name].pop(old or "", None)
                 if value:
                     self._unique[name][value] = deal.id
+            custom = self.custom_properties.get(name)
             if name in DATETIME_PROPERTIES and value:
                 ms = parse_time_ms(value)
                 assert ms is not None  # validated before
                 deal.times[name], value = ms, iso_ms(ms)
+            elif custom is not None and custom.type == "date" and value:
+                # A date property reads back as the calendar day, however it was written.
+                value = iso_ms(parse_time_ms(value) or 0)[:10]
+                deal.props[name] = value
             elif value:
                 deal.props[name] = value
             if old != (value or None):

@@ -1,5 +1,5 @@
-"""The Pipedrive sandbox's HTTP API: v2 for deals, pipelines, stages, organizations, persons and deal
-fields; the v1 endpoints that remain (users, deal flow, changelog, merge, recents); OAuth refresh.
+"""The Pipedrive sandbox's HTTP API: v2 for deals, pipelines, stages, organizations, persons, deal
+fields and activities; the v1 endpoints that remain (users, deal flow, changelog, merge, recents); OAuth refresh.
 
 Every API request is authenticated, then charged against the token-based rate
 limits (the endpoint's ``x-token-cost``, from ``token_costs.yaml``), then answered in the ``success``
@@ -37,7 +37,7 @@ from pipesync_sandbox.pipedrive.store import (
     NotFound,
     PipedriveStore,
 )
-from pipesync_sandbox.pipedrive.writes import check_deal_write, check_field_create
+from pipesync_sandbox.pipedrive.writes import check_activity_write, check_deal_write, check_field_create
 from pipesync_sandbox.world import SystemData, clock_from
 
 MAX_CUSTOM_FIELD_KEYS = 15
@@ -95,6 +95,9 @@ class PipedriveApi:
             (Endpoint("GET", "v2", "/persons"), self.list_persons),
             (Endpoint("GET", "v2", "/dealFields"), self.list_deal_fields),
             (Endpoint("POST", "v2", "/dealFields"), self.create_deal_field),
+            (Endpoint("GET", "v2", "/activities"), self.list_activities),
+            (Endpoint("POST", "v2", "/activities"), self.create_activity),
+            (Endpoint("DELETE", "v2", "/activities/{id}"), self.delete_activity),
             (Endpoint("GET", "v1", "/users"), self.list_users),
             (Endpoint("GET", "v1", "/deals/{id}/flow"), self.deal_flow),
             (Endpoint("GET", "v1", "/deals/{id}/changelog"), self.deal_changelog),
@@ -267,6 +270,26 @@ class PipedriveApi:
     def create_deal_field(self, call: Call) -> Response:
         custom = self.store.add_custom_field(*check_field_create(call.body))
         return ok(self.render.custom_field(custom))
+
+    # -- v2 activities ----------------------------------------------------------------------
+
+    def list_activities(self, call: Call) -> Response:
+        params = call.params
+        accept_fields = self._field_filter(params, ("owner_id", "deal_id"))
+        done = params.get("done")
+
+        def accept(activity: Any) -> bool:
+            return not activity.is_deleted and accept_fields(activity) and (
+                done is None or activity.done == (done.lower() in ("true", "1")))
+
+        found, cursor = self._page("activities", params, accept, SORT_FIELDS, ids=params.ids())
+        return ok([self.render.activity(a) for a in found], {"next_cursor": cursor})
+
+    def create_activity(self, call: Call) -> Response:
+        return ok(self.render.activity(self.store.create_activity(check_activity_write(self.store, call.body))))
+
+    def delete_activity(self, call: Call) -> Response:
+        return ok({"id": self.store.delete_activity(call.path["id"]).id})
 
     # -- v1 ---------------------------------------------------------------------------------
 

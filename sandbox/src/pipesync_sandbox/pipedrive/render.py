@@ -9,6 +9,7 @@ from typing import Any
 
 from pipesync_sandbox.pipedrive.envelope import json_bytes
 from pipesync_sandbox.pipedrive.store import (
+    Activity,
     Change,
     CustomField,
     Deal,
@@ -114,6 +115,19 @@ class Renderer:
         for name in include:
             body[name] = OPTIONAL_DEAL_FIELDS[name](deal)
         return body
+
+    @staticmethod
+    def activity(activity: Activity) -> dict[str, Any]:
+        return {
+            "id": activity.id, "subject": activity.subject, "type": activity.type, "owner_id": activity.owner_id,
+            "creator_user_id": activity.owner_id, "is_deleted": activity.is_deleted,
+            "add_time": v2_time(activity.add_time), "update_time": v2_time(activity.update_time),
+            "deal_id": activity.deal_id, "lead_id": None, "person_id": None, "org_id": None, "project_id": None,
+            "due_date": _day(activity.due_date), "due_time": None, "duration": None, "busy": False,
+            "done": activity.done, "marked_as_done_time": None, "location": None, "participants": [],
+            "attendees": [], "conference_meeting_client": None, "conference_meeting_url": None,
+            "conference_meeting_id": None, "public_description": None, "priority": None, "note": activity.note,
+        }
 
     @staticmethod
     def pipeline(pipeline: Pipeline) -> dict[str, Any]:

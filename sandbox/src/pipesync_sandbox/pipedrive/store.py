@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pipesync_sandbox.world import SystemData
+from pipesync_sandbox.writelog import WriteLog
 
 if TYPE_CHECKING:
     from pipesync_sandbox.pipedrive.auth import Credentials
@@ -165,7 +166,26 @@ class Deal:
     revision: int = 0  # bumped on every change, so renderings can be cached per deal
 
 
-Record = Deal | Person | Organization | Pipeline | Stage
+@dataclass(slots=True)
+class Activity:
+    """A v2 activity (a task, a call …), optionally on a deal."""
+
+    id: int
+    subject: str
+    type: str
+    owner_id: int
+    deal_id: int | None
+    due_date: date | None
+    note: str | None
+    add_time: datetime
+    update_time: datetime
+    done: bool = False
+    is_deleted: bool = False
+
+
+Record = Deal | Person | Organization | Pipeline | Stage | Activity
+# Changed by every write (or the origin tag every pipesync write sets): left out of snapshots.
+VOLATILE_FIELDS = frozenset({"update_time", "revision", "changes"})
 
 
 class NotFound(LookupError):
@@ -196,6 +216,8 @@ class PipedriveStore:
         self._change_ids = 0
         self.credentials: Credentials | None = None  # set by create_app: what clients log in with
         self.fields_version = 0  # bumped when the deal field catalogue changes
+        self.write_log = WriteLog()
+        self.activities: dict[int, Activity] = {}
         self._load(data)
 
     # -- building from the world -------------------------------------------------------------
@@ -326,7 +348,7 @@ class PipedriveStore:
 
     def table(self, kind: str) -> dict[int, Any]:
         return {"deals": self.deals, "persons": self.persons, "organizations": self.organizations,
-                "pipelines": self.pipelines, "stages": self.stages}[kind]
+                "pipelines": self.pipelines, "stages": self.stages, "activities": self.activities}[kind]
 
     def deal(self, deal_id: int) -> Deal:
         """A deal that is still visible (live, or deleted within the last 30 days)."""
@@ -432,6 +454,7 @@ class PipedriveStore:
                                                                   "stage_id", "expected_close_date"}}
             self._apply(deal, rest, now, source="api", user_id=self.admin_id)
             self._reindex(deal, None)
+            self.write_log.record(str(deal.id), values)
             return deal
 
     def update_deal(self, deal_id: int, values: dict[str, Any], *, source: str = "api") -> Deal:
@@ -439,6 +462,7 @@ class PipedriveStore:
         with self._lock:
             deal = self.live_deal(deal_id)
             self._touched(deal, lambda now: self._apply(deal, values, now, source=source, user_id=self.admin_id))
+            self.write_log.record(str(deal.id), values)
             return deal
 
     def _apply(self, deal: Deal, values: dict[str, Any], now: datetime, *, source: str, user_id: int) -> None:
@@ -493,7 +517,52 @@ class PipedriveStore:
             custom = CustomField(key, name, field_type, options, self.now())
             self.custom_fields[key] = custom
             self.fields_version += 1
+            self.write_log.record(key, {"field_name": name, "field_type": field_type})
             return custom
+
+    def create_activity(self, values: dict[str, Any]) -> Activity:
+        """A new activity (values validated by the API layer); its owner defaults to the token's user."""
+        with self._lock:
+            now = self.now()
+            activity = Activity(max(self.activities, default=0) + 1, values.get("subject") or "", values.get("type")
+                                or "task", values.get("owner_id") or self.admin_id, values.get("deal_id"),
+                                values.get("due_date"), values.get("note"), now, now, bool(values.get("done")))
+            self.activities[activity.id] = activity
+            self._forget_index("activities")
+            self.write_log.record(f"activity:{activity.id}", values)
+            return activity
+
+    def delete_activity(self, activity_id: int) -> Activity:
+        """Mark an activity deleted (Pipedrive purges it after 30 days)."""
+        with self._lock:
+            activity = self.activities.get(activity_id)
+            if activity is None or activity.is_deleted:
+                raise NotFound(f"Activity {activity_id} not found")
+            activity.is_deleted, activity.update_time = True, self.now()
+            self._forget_index("activities")
+            self.write_log.record(f"activity:{activity.id}", {"is_deleted": True})
+            return activity
+
+    def _forget_index(self, kind: str) -> None:
+        for key in [k for k in self._indexes if k[0] == kind]:
+            del self._indexes[key]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every deal (deleted too), field by field (custom fields as ``custom_fields.<key>``), with the ids of
+        its live activities under ``"activities"``; what every write changes is left out (:data:`VOLATILE_FIELDS`)."""
+        with self._lock:
+            activities: dict[int, list[int]] = {}
+            for a in self.activities.values():
+                if not a.is_deleted and a.deal_id is not None:
+                    activities.setdefault(a.deal_id, []).append(a.id)
+            snap = {}
+            for deal in self.deals.values():
+                fields = {name: getattr(deal, name) for name in Deal.__dataclass_fields__
+                          if name not in VOLATILE_FIELDS and name != "custom_fields"}
+                fields.update({f"custom_fields.{k}": v for k, v in sorted(deal.custom_fields.items())})
+                fields["activities"] = sorted(activities.get(deal.id, []))
+                snap[str(deal.id)] = fields
+            return snap
 
     def first_stage(self, pipeline_id: int) -> Stage:
         return min((s for s in self.stages.values() if s.pipeline_id == pipeline_id), key=lambda s: s.order_nr)
@@ -518,6 +587,7 @@ class PipedriveStore:
             self.update_deal(deal_id, {"is_deleted": True})
             self._touched(survivor, lambda now: self._log(survivor, "merge_what_id", None, str(deal_id), now,
                                                           self.admin_id, "api"))
+            self.write_log.record(str(into_id), {"merge_what_id": deal_id})
             return survivor
 
     # DealMutations (pipesync_sandbox.mutations), for tests and demos

@@ -214,6 +214,37 @@ def _check_custom_fields(store: PipedriveStore, raw: Any) -> dict[str, Any]:
     return checked
 
 
+_ACTIVITY_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "subject": _title, "type": _string, "owner_id": _integer, "deal_id": _nullable(_integer),
+    "due_date": _nullable(_day), "due_time": _nullable(_string), "note": _nullable(_string), "done": _boolean,
+    "priority": _nullable(_integer), "busy": _boolean, "public_description": _nullable(_string),
+}
+ACTIVITY_TYPES = ("call", "meeting", "task", "deadline", "email", "lunch")
+
+
+def check_activity_write(store: PipedriveStore, body: Any) -> dict[str, Any]:
+    """The validated values of ``POST /api/v2/activities`` (only ``subject`` is required)."""
+    if not isinstance(body, dict):
+        raise invalid("body", "must be a JSON object")
+    values: dict[str, Any] = {}
+    for name, raw in body.items():
+        check = _ACTIVITY_FIELDS.get(name)
+        if check is None:
+            raise invalid(name, "is not an activity field that can be set")
+        values[name] = check(name, raw)
+    if "subject" not in values:
+        raise invalid("subject", "is required")
+    if values.get("type", "task") not in ACTIVITY_TYPES:
+        raise invalid("type", f"must be one of the activity types: {', '.join(ACTIVITY_TYPES)}")
+    if values.get("owner_id") is not None and values["owner_id"] not in store.users:
+        raise invalid("owner_id", f"{values['owner_id']} does not exist")
+    if values.get("deal_id") is not None:
+        deal = store.deals.get(values["deal_id"])
+        if deal is None or deal.is_deleted:
+            raise invalid("deal_id", f"{values['deal_id']} does not exist")
+    return values
+
+
 def check_field_create(body: Any) -> tuple[str, str, list[str]]:
     """``(field_name, field_type, option labels)`` of a ``POST /api/v2/dealFields`` body."""
     if not isinstance(body, dict):

@@ -16,7 +16,8 @@ Served (under ``/services/data/vNN.N/``; older versions down to 31.0 too):
 ``query`` / ``queryAll`` (+ ``query/<cursor>-<offset>`` paging, ``Sforce-Query-Options: batchSize``),
 ``sobjects`` (describe global), ``sobjects/<type>/describe``, ``…/deleted/``, ``…/updated/``,
 ``sobjects/<type>[/<id>|/<ExtIdField>/<value>]`` (GET, POST, PATCH, DELETE), ``composite/sobjects``
-(POST create, PATCH update) and ``composite/sobjects/<type>/<ExtIdField>`` (PATCH upsert), ``limits``,
+(POST create, PATCH update, DELETE ``?ids=``) and ``composite/sobjects/<type>/<ExtIdField>`` (PATCH upsert),
+``limits``,
 Bulk API 2.0 query jobs (``jobs/query``), and the UI API stage subsets of each record type
 (``ui-api/object-info/Opportunity/picklist-values/<recordTypeId>[/StageName]``). Plus
 ``/services/oauth2/token`` and ``/services/oauth2/revoke``.
@@ -110,6 +111,8 @@ _STANDARD_PICKLISTS = {
     ("Opportunity", "ForecastCategoryName"): ("Omitted", "Pipeline", "Best Case", "Commit", "Closed"),
     ("Opportunity", "Type"): ("New Customer", "Existing Customer - Upgrade", "Existing Customer - Replacement",
                               "Existing Customer - Downgrade"),
+    ("Task", "Status"): ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"),
+    ("Task", "Priority"): ("High", "Normal", "Low"),
     ("OpportunityContactRole", "Role"): ("Business User", "Decision Maker", "Economic Buyer",
                                          "Economic Decision Maker", "Evaluator", "Executive Sponsor",
                                          "Influencer", "Technical Buyer", "Other"),
@@ -689,6 +692,39 @@ class SalesforceApi:
                                                     self._values(record)))
         return self._finish_collection(writes, all_or_none)
 
+    async def collection_delete(self, request: Request) -> Response:
+        """``DELETE composite/sobjects?ids=…&allOrNone=…``: to the recycle bin, a result per id in order."""
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+        if not ids:
+            raise ApiError(400, "MISSING_ARGUMENT", "ids not specified")
+        if len(ids) > COLLECTION_LIMIT:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT",
+                           f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call")
+        all_or_none = request.query_params.get("allOrNone", "false").lower() == "true"
+        found: list[tuple[str, str | None, RecordError | None]] = []
+        for record_id in ids:
+            sobject = next((o.name for o in self.store.schema.values() if record_id.startswith(o.key_prefix)), None)
+            row = self.store.get(sobject, record_id) if sobject in WRITABLE_OBJECTS else None
+            if row is None:
+                found.append((record_id, None, RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")))
+            elif row.get("IsDeleted"):
+                found.append((record_id, None, RecordError("ENTITY_IS_DELETED", "entity is deleted")))
+            else:
+                found.append((row["Id"], sobject, None))
+        failed = any(error for _, _, error in found)
+        results = []
+        for record_id, sobject, error in found:
+            if error is not None:
+                results.append({"id": record_id, "success": False, "errors": [error.as_json()]})
+            elif all_or_none and failed:
+                results.append({"id": record_id, "success": False, "errors": [RecordError(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid "
+                    "and the request was using AllOrNone header").as_json()]})
+            else:
+                self.store.delete_record(sobject, record_id)  # type: ignore[arg-type]
+                results.append({"id": record_id, "success": True, "errors": []})
+        return _json(results)
+
     async def collection_upsert(self, request: Request) -> Response:
         sobject = self._object(request.path_params["sobject"])
         field_name = self._external_id_field(sobject, request.path_params["field"])
@@ -893,6 +929,7 @@ def create_app(data: SystemData, faults: Faults | None = None, *, api_version: s
     add("/sobjects/{sobject}/{field}/{value}", api.upsert_record, "PATCH")
     add("/composite/sobjects", api.collection_create, "POST")
     add("/composite/sobjects", api.collection_update, "PATCH")
+    add("/composite/sobjects", api.collection_delete, "DELETE")
     add("/composite/sobjects/{sobject}/{field}", api.collection_upsert, "PATCH")
     add(("/jobs/query", "/jobs/query/"), api.create_bulk_query, "POST")
     add("/jobs/query/{job_id}", api.get_bulk_query, "GET")
@@ -903,6 +940,5 @@ def create_app(data: SystemData, faults: Faults | None = None, *, api_version: s
          "/ui-api/object-info/{sobject}/picklist-values/{record_type_id}/{field}"), api.picklist_values, "GET")
 
     app: ASGIApp = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    if faults is not None:
-        app = FaultMiddleware(app, faults, api)
-    return app, store
+    # Always wrapped: the middleware also tells the store which request it serves (its write log).
+    return FaultMiddleware(app, faults or Faults(), api), store

@@ -52,6 +52,7 @@ from pipesync_sandbox.salesforce.soql import (
     parse_datetime_literal,
 )
 from pipesync_sandbox.world import PipelineDef, SeedDeal, StageDef, SystemData, clock_from
+from pipesync_sandbox.writelog import WriteLog
 
 Clock = Callable[[], datetime]
 
@@ -122,7 +123,20 @@ SCHEMA: dict[str, ObjectDef] = {o.name: o for o in (
         _f("External_Id__c", "string", "External Id", length=255, write=True, external_id=True),
         _f("HubSpot_Deal_Id__c", "string", "HubSpot Deal Id", length=64, write=True, external_id=True),
         children={"OpportunityContactRoles": ("OpportunityContactRole", "OpportunityId"),
-                  "OpportunityHistories": ("OpportunityHistory", "OpportunityId")},
+                  "OpportunityHistories": ("OpportunityHistory", "OpportunityId"),
+                  "Tasks": ("Task", "WhatId")},
+    ),
+    _object(
+        "Task", "Task", "00T",
+        _f("IsDeleted", "boolean", "Deleted", nillable=False),
+        # Polymorphic in Salesforce (any object); the sandbox relates tasks to opportunities only.
+        _f("WhatId", "reference", "Related To ID", ref="Opportunity", rel="What", write=True),
+        _f("OwnerId", "reference", "Assigned To ID", ref="User", rel="Owner", write=True, nillable=False),
+        _f("Subject", "combobox", "Subject", length=255, write=True),
+        _f("Description", "textarea", "Description", length=32000, write=True),
+        _f("ActivityDate", "date", "Due Date Only", write=True),
+        _f("Status", "picklist", "Status", length=255, write=True, nillable=False),
+        _f("Priority", "picklist", "Priority", length=40, write=True, nillable=False),
     ),
     _object(
         "OpportunityStage", "Opportunity Stage", "01J",
@@ -209,7 +223,10 @@ SCHEMA: dict[str, ObjectDef] = {o.name: o for o in (
     ),
 )}
 
-WRITABLE_OBJECTS = frozenset({"Opportunity", "Account", "Contact", "OpportunityContactRole"})
+WRITABLE_OBJECTS = frozenset({"Opportunity", "Account", "Contact", "OpportunityContactRole", "Task"})
+# Fields the org changes on every write by itself, and the origin tag every pipesync write sets:
+# left out of :meth:`SalesforceStore.snapshot`, which compares what a person would see restored.
+VOLATILE_FIELDS = frozenset({"LastModifiedDate", "LastModifiedById", "SystemModstamp", "Pipesync_Origin__c"})
 # Salesforce's required-on-create fields (nillable=false, no default) per writable object.
 _REQUIRED_ON_CREATE = {"Opportunity": ("Name", "StageName", "CloseDate"), "Account": ("Name",),
                        "Contact": ("LastName",), "OpportunityContactRole": ("OpportunityId", "ContactId")}
@@ -317,6 +334,7 @@ class PreparedWrite:
     row: Row | None  # the full new row, when the write is valid
     errors: list[RecordError] = field(default_factory=list)
     created: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)  # what the request set (for the write log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +352,8 @@ class SalesforceStore:
         self.credentials = credentials or SalesforceCredentials()
         self.clock: Clock = clock or clock_from(as_of)
         self.org_id = salesforce_id("00D", org_number)
-        self.schema = SCHEMA
+        self.schema = dict(SCHEMA)  # per org: an admin may add custom fields (add_custom_field)
+        self.write_log = WriteLog()
         self.tables: dict[str, dict[str, Row]] = {name: {} for name in SCHEMA}
         self.deleted_log: list[DeletedRecord] = []
         self._lock = threading.RLock()
@@ -625,6 +644,7 @@ class SalesforceStore:
                 if write.sobject == "Opportunity":
                     self._derive_stage_fields(row, before)
                 self._insert(write.sobject, row)
+                self.write_log.record(row["Id"], write.fields)
                 if write.sobject == "Opportunity" and (
                         before is None or any(before[name] != row[name] for name in _HISTORY_TRACKED)):
                     self._add_history(row, self.stages[row["StageName"]], now, self.integration_user_id,
@@ -648,6 +668,9 @@ class SalesforceStore:
             return {"IsDeleted": False}
         if sobject == "OpportunityContactRole":
             return {"IsDeleted": False, "IsPrimary": False}
+        if sobject == "Task":
+            return {"IsDeleted": False, "OwnerId": self.integration_user_id, "Status": "Not Started",
+                    "Priority": "Normal"}
         return {}
 
     def _read_only_errors(self, sobject: str, fields: dict[str, Any], *, creating: bool) -> list[RecordError]:
@@ -667,6 +690,7 @@ class SalesforceStore:
 
     def _checked(self, write: PreparedWrite, before: Row | None, fields: dict[str, Any]) -> PreparedWrite:
         """The org's field-level rules and validation rules, as per-record errors."""
+        write.fields = fields
         row = write.row
         assert row is not None
         definition = self.schema[write.sobject]
@@ -709,6 +733,34 @@ class SalesforceStore:
         return errors
 
     # ---------------------------------------------------------- helpers for tests and demos
+
+    def add_custom_field(self, sobject: str, name: str, type_: str, label: str, *, length: int = 0) -> None:
+        """What an admin's Setup → Object Manager → Fields & Relationships → New does: a custom field,
+        empty on every record, in describe and SOQL from now on."""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", name):
+            raise ValueError(f"a custom field's API name ends in __c: {name!r}")
+        with self._lock:
+            definition = self.schema[sobject]
+            if definition.field(name) is not None:
+                raise ValueError(f"{sobject} already has a field {name}")
+            fields = {**definition.fields, name: _f(name, type_, label, length=length, write=True)}
+            self.schema[sobject] = ObjectDef(definition.name, definition.label, definition.key_prefix, fields,
+                                             definition.children)
+            table = self.tables[sobject]
+            for record_id, row in list(table.items()):
+                table[record_id] = {**row, name: None}  # replaced, not edited: open cursors keep their rows
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every opportunity (the recycle bin too), field by field, with the ids of its live tasks under
+        ``"tasks"``; the fields the org stamps on every write are left out (:data:`VOLATILE_FIELDS`)."""
+        with self._lock:
+            tasks: dict[str, list[str]] = {}
+            for task in self.tables["Task"].values():
+                if not task["IsDeleted"] and task["WhatId"]:
+                    tasks.setdefault(task["WhatId"], []).append(task["Id"])
+            return {record_id: {**{k: v for k, v in row.items() if k not in VOLATILE_FIELDS},
+                                "tasks": sorted(tasks.get(record_id, []))}
+                    for record_id, row in self.tables["Opportunity"].items()}
 
     def update_record(self, sobject: str, record_id: str, values: dict[str, Any]) -> None:
         """Change one record as a user would in the UI; raises ValueError with the org's errors if refused."""
@@ -769,6 +821,7 @@ class SalesforceStore:
             if "MasterRecordId" in changed:
                 changed["MasterRecordId"] = master_id
             self._insert(sobject, changed)
+            self.write_log.record(row["Id"], {"IsDeleted": True})
             self.deleted_log.append(DeletedRecord(row["Id"], now))
             if sobject == "Opportunity":
                 # Its history and contact roles go to the recycle bin with it.
