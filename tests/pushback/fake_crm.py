@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipesync.adapters import Adapter
-from pipesync.adapters.changes import conflict, same_value
+from pipesync.adapters.changes import settle
 from pipesync.model import Change, ChangeKind, ChangeOutcome, ChangeResult
 
 
@@ -83,12 +83,9 @@ class FakeAdapter(Adapter):
                 results.append(ChangeResult(deal_key=change.deal_key, outcome=ChangeOutcome.APPLIED))
                 continue
             current = self.crm.records.get(sid)
-            if current is not None and all(same_value(current.get(f.field), f.after) for f in change.fields):
-                results.append(ChangeResult(deal_key=change.deal_key, outcome=ChangeOutcome.APPLIED, reason="already in place"))
-                continue
-            blocked = conflict(change, current, self.record_noun)
-            if blocked:
-                results.append(blocked)
+            settled = settle(change, current, self.record_noun)
+            if settled:
+                results.append(settled)
                 continue
             written = {f.field: f.after for f in change.fields}
             current.update(written, updated_at=datetime.now(timezone.utc))  # type: ignore[union-attr]

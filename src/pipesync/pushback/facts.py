@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -21,6 +21,8 @@ from pipesync.metrics.compute import load_truth, measure
 from pipesync.metrics.periods import day_of, quarter_of
 from pipesync.model import SharedPipeline
 from pipesync.warehouse import schema as t
+
+EVER = date(1900, 1, 1)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def load_facts(conn: Connection, pipeline: SharedPipeline, sources: set[str], no
                stale_after_days: int, suspicious: bool, reporting_currency: str) -> Facts:
     """The golden deals of the given sources' live records, with the flags the rules act on as of ``now``."""
     today = day_of(now)
-    truth = load_truth(conn, pipeline, today - timedelta(days=1))
+    truth = load_truth(conn, pipeline, EVER)  # closed deals too: every record learns its golden deal
     deals, stages = truth.deals, truth.stages
     at = now.timestamp() / 86400.0
     state = state_at(deals, truth.history, stages, at)
@@ -112,7 +114,7 @@ def load_facts(conn: Connection, pipeline: SharedPipeline, sources: set[str], no
         g = goldens.get(m.golden_id)
         if g is None:
             i = index.get(m.golden_id)
-            if i is None:  # closed before yesterday: no figures to write, nothing to clean up
+            if i is None:  # not in the measured deal set (its golden deal is deleted)
                 continue
             code = int(deals.stage[i])
             stage = keys[code] if 0 <= code < len(keys) else ""

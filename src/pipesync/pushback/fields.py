@@ -3,6 +3,7 @@ plan is made, and created where the CRM's API allows (``pipesync fields create S
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,11 @@ class FieldProblem:
     problem: str
 
 
+def _folded(name: str) -> str:
+    """A field's name as people write it: "Pipesync golden id" and "pipesync_golden_id" are one."""
+    return re.sub(r"[^0-9a-z]+", "_", name.casefold()).strip("_")
+
+
 def wanted_fields(rules: PushbackRules, source: str) -> dict[str, str]:
     """CRM field → the figure it receives, for ``source``."""
     return {crm: figure for figure, crm in rules.write_back.fields.get(source, {}).items()}
@@ -33,11 +39,13 @@ def check_fields(adapter: Adapter, rules: PushbackRules) -> list[FieldProblem]:
     wanted = wanted_fields(rules, adapter.name)
     if not wanted:
         return []
-    found = {f.name: f for f in adapter.deal_fields()}
+    listed = adapter.deal_fields()
+    found = {f.name: f for f in listed}
+    by_label = {_folded(f.label): f for f in listed if getattr(f, "custom", True)}
     problems = []
     for name, figure in sorted(wanted.items()):
         kind = WRITE_BACK_KINDS[figure]
-        f = found.get(name)
+        f = found.get(name) or by_label.get(_folded(name))
         if f is None:
             problems.append(FieldProblem(adapter.name, name, figure, f"there is no deal field {name!r}"))
         elif not f.writable:
@@ -79,9 +87,8 @@ def create_fields(settings: Settings, source: str, rules: PushbackRules,
         steps = []
         for p in problems:
             kind = WRITE_BACK_KINDS[p.figure]
-            label = "pipesync " + p.figure.replace("_", " ")
-            try:
-                info = adapter.create_field(p.field, label, kind)
+            try:  # labelled with the name the rules give it, so it is found by that name in every CRM
+                info = adapter.create_field(p.field, p.field, kind)
             except ManualStepsRequired as e:
                 steps.append(str(e))
                 continue
