@@ -2,7 +2,7 @@
 
 Everything a run would read before it talks to a CRM: the config with every
 source's options, every secret the config names (present, never shown), the
-shared pipeline, each source's mapping file and the consolidation rules file.
+shared pipeline, each source's mapping file, the consolidation rules file and the push-back rules.
 Every problem is listed, each with its file and, where it has one, its line.
 """
 
@@ -18,6 +18,8 @@ from pipesync.consolidate.rules import load_rules
 from pipesync.errors import ConfigError, FileErrors
 from pipesync.mapping import load_mapping
 from pipesync.pipeline import load_pipeline
+from pipesync.pushback.planner import rules_for
+from pipesync.pushback.rules import DEFAULT_RULES_FILE as DEFAULT_PUSHBACK_FILE
 from pipesync.yamlfile import line_of, read_yaml
 
 T = TypeVar("T")
@@ -63,6 +65,9 @@ def check_project(config: str | Path) -> CheckResult:
     if settings.consolidation:
         rules = settings.path(settings.consolidation)
         result.attempt(str(rules), lambda: load_rules(rules))
+    pushback = settings.path(settings.pushback or DEFAULT_PUSHBACK_FILE)
+    if settings.pushback or pushback.exists():
+        result.attempt(str(pushback), lambda: rules_for(settings))
     return result
 
 

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     sync_workers: int | None = Field(default=None, gt=0)
     # match and survivorship rules for `pipesync consolidate` (default: the built-in rules)
     consolidation: str | None = None
+    # the push-back rules file (default: pushback.yaml beside this file, when there is one)
+    pushback: str | None = None
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.

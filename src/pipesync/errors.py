@@ -36,6 +36,10 @@ class UsageError(PipesyncError):
     exit_code = 2
 
 
+class GuardrailError(PipesyncError):
+    """A push-back guardrail refused a plan (a cap exceeded): nothing was planned or sent."""
+
+
 class NotInstalled(UsageError):
     """A command comes with a part of pipesync that is not installed (the sandboxes and the demo)."""
 

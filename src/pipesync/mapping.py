@@ -82,11 +82,32 @@ class PipelineRule(BaseModel):
     id: str = ANY
     label: str | None = None
     stages: list[StageRule] = Field(default_factory=list)
+    # Reverse mapping, for writes: shared stage key → the source stage (id, else label) a write
+    # that moves a deal to that shared stage lands in. Needed only where several source stages
+    # map to one shared stage; a single one is found from ``stages``.
+    writes: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("id", mode="before")
     @classmethod
     def _text(cls, v: object) -> object:
         return str(v) if isinstance(v, (int, float)) else v
+
+    @field_validator("writes")
+    @classmethod
+    def _known_targets(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        pipeline: SharedPipeline | None = (info.context or {}).get("pipeline")
+        bad = [k for k in v if pipeline is not None and k not in pipeline.keys]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: not a stage of the shared pipeline ({', '.join(pipeline.keys)})")  # type: ignore[union-attr]
+        return v
+
+    def landing_stage(self, shared: str) -> str | None:
+        """The source stage a write to the shared stage ``shared`` lands in: the ``writes`` entry, else
+        the one stage mapped to it; None when none is, or several are and ``writes`` does not choose."""
+        if shared in self.writes:
+            return self.writes[shared]
+        found = [s for s in self.stages if s.stage == shared]
+        return (found[0].id or found[0].label) if len(found) == 1 else None
 
 
 class StatusWords(BaseModel):
@@ -153,6 +174,14 @@ class Mapping(BaseModel):
                         table.setdefault("id:" + s.id, s)
                     if s.label is not None:
                         table.setdefault("label:" + fold(s.label), s)
+
+    def pipeline_rule(self, pipeline: str | None) -> PipelineRule | None:
+        """The rule for the source pipeline ``pipeline`` (by id, then label), else a ``"*"`` one."""
+        folded = fold(pipeline) if pipeline is not None else None
+        for p in self.pipelines:
+            if pipeline is not None and (p.id == pipeline or (p.label is not None and fold(p.label) == folded)):
+                return p
+        return next((p for p in self.pipelines if p.id == ANY), None)
 
     def find_stage(self, pipeline: str | None, source_stage: str) -> StageRule | None:
         """The rule for ``source_stage`` in ``pipeline`` (or in a ``"*"`` pipeline); None if absent."""

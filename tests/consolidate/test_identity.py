@@ -82,3 +82,34 @@ def test_merged_clusters_keep_the_id_most_members_had_and_ids_stay_unique():
     taken = {"z:9": derived_id("a:1")}
     ids = assign_golden_ids([["a:1"], ["z:9"]], taken)
     assert ids[1] == derived_id("a:1") and ids[0] != ids[1]
+
+
+def test_a_golden_id_no_cluster_keeps_becomes_an_alias_of_the_cluster_that_took_most_of_its_deals():
+    from pipesync.consolidate.store import retired_ids
+
+    previous = {"a": "g1", "b": "g1", "c": "g2", "d": "g3", "e": "g4"}
+    now = {"a": "g9", "b": "g9", "c": "g1", "d": "g3"}  # g1 went to a new cluster, g2's deal joined g1's id, e is gone
+    retired, kept = retired_ids(previous, lambda: iter(now.items()))
+    assert retired == {"g2": "g1"} and kept == {"g9", "g1", "g3"}
+    # g1 is in use again (by c): no alias for it; g4's only deal is gone: it retires without an heir
+
+
+def test_aliases_follow_later_renames_and_drop_when_an_id_is_reused(tmp_path):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine, insert, select
+
+    from pipesync.consolidate.store import write_aliases
+    from pipesync.warehouse import schema, version
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn:
+        version.create(conn)
+        conn.execute(insert(schema.golden_aliases).values(alias_id="g0", golden_id="g1", recorded_at=datetime.now(timezone.utc)))
+        write_aliases(conn, {"g1": "g2"}, kept={"g2"})
+        assert dict(conn.execute(select(schema.golden_aliases.c.alias_id, schema.golden_aliases.c.golden_id)).all()) == {
+            "g0": "g2", "g1": "g2"}
+        write_aliases(conn, {}, kept={"g2", "g0"})
+        assert dict(conn.execute(select(schema.golden_aliases.c.alias_id, schema.golden_aliases.c.golden_id)).all()) == {
+            "g1": "g2"}
+    engine.dispose()

@@ -89,3 +89,11 @@ def test_a_broken_config_is_reported_alone(tmp_path):
     result = runner.invoke(app, ["config", "check", "--config", str(tmp_path / "pipesync.yaml")])
     assert result.exit_code == 2
     assert "line 4: sources.0.options.delimter (source 'crm'): Extra inputs are not permitted" in result.output
+
+
+def test_the_push_back_rules_are_checked_with_file_and_line(example_project):
+    config = str(example_project / "pipesync.yaml")
+    pushback = example_project / "pushback.yaml"
+    pushback.write_text("close_stale:\n  enabled: true\n  after_days: -3\n")
+    problems = "\n".join(check_project(config).problems)
+    assert f"{pushback}: line 3: close_stale.after_days" in problems

@@ -25,7 +25,8 @@ LAYERS: list[set[str]] = [
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
     {"metrics"},
-    {"report", "init", "check"},
+    {"report", "init", "pushback"},
+    {"check"},
     {"cli"},
     {"__main__"},
 ]

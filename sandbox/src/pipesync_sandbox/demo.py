@@ -3,8 +3,9 @@
 Seeds a world of overlapping deals, serves it from local Salesforce, HubSpot and
 Pipedrive emulators over real HTTP, writes a project (config, secrets files,
 mappings), then runs what a RevOps team would: map every source, sync the three
-CRMs plus a spreadsheet export, consolidate duplicates, compute the metrics and
-write the HTML report. Each step is the same function the command line calls.
+CRMs plus a spreadsheet export, consolidate duplicates, plan the push-back (write-back
+fields, duplicate marks, stale deals; nothing is sent), compute the metrics and write
+the HTML report. Each step is the same function the command line calls.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from pipesync.mapper.propose import accept_confident
 from pipesync.metrics.periods import quarter_of
 from pipesync.metrics.results import Metrics
 from pipesync.pipeline import default_pipeline_path
+from pipesync.pushback.fields import create_fields
+from pipesync.pushback.plan import Plan, save_plan
+from pipesync.pushback.planner import make_plan, rules_for
+from pipesync.pushback.review import write_review
 from pipesync.report.builder import report_data, write_report
 from pipesync.sync import SyncResult, run_sync
 from pipesync_sandbox.csv_export import write_export
@@ -46,6 +51,9 @@ class DemoResult:
     consolidation: ConsolidationSummary
     metrics: Metrics
     report: Path
+    plan: Plan
+    plan_file: Path
+    plan_page: Path
 
 
 def write_project(folder: Path, sources: list[SourceConfig]) -> Settings:
@@ -112,10 +120,54 @@ def run_demo(folder: Path, *, seed: int = 1, size: int = 3000, step: Step = lamb
 
         step("syncing every source into the warehouse")
         synced = run_sync(settings)
-    step("consolidating duplicates into golden deals")
-    consolidation = run_consolidation(settings)
+        step("consolidating duplicates into golden deals")
+        consolidation = run_consolidation(settings)
+        step("planning the push-back: write-back fields, duplicate marks, stale deals (nothing is sent)")
+        settings = write_pushback_rules(folder)
+        ready_write_back_fields(boxes, settings)
+        plan = make_plan(settings, now=world.as_of)
+        plan_file, plan_page = folder / "pipesync-plan.json", folder / "plan.html"
+        save_plan(plan, plan_file)
+        write_review(plan, plan_page)
     period = quarter_of(world.as_of.date()) if world.as_of else None
     step("computing metrics and writing the report")
     data = report_data(settings, period, now=world.as_of, limit=10)
     report = write_report(data, settings, folder / "report.html")
-    return DemoResult(folder, mapped, synced, consolidation, data.overall, report)
+    return DemoResult(folder, mapped, synced, consolidation, data.overall, report, plan, plan_file, plan_page)
+
+
+# The demo's push-back rules: every CRM record learns its golden deal and where else it lives,
+# duplicates within one CRM are marked, deals idle for half a year are closed as lost.
+PUSHBACK_RULES = """\
+# Push-back rules written by `pipesync demo` (docs/pushback.md). Every rule is off until enabled.
+max_changes: 20000
+scope:
+  sources: {deny: [spreadsheet]}
+write_back:
+  enabled: true
+  fields:
+    salesforce: {golden_id: Pipesync_Golden_Id__c, duplicate_of: Pipesync_Duplicate_Of__c, also_in: Pipesync_Also_In__c}
+    hubspot: {golden_id: pipesync_golden_id, duplicate_of: pipesync_duplicate_of, also_in: pipesync_also_in}
+    pipedrive: {golden_id: pipesync_golden_id, duplicate_of: pipesync_duplicate_of, also_in: pipesync_also_in}
+duplicates:
+  enabled: true
+  action: mark
+close_stale:
+  enabled: true
+  after_days: 180
+"""
+
+
+def write_pushback_rules(folder: Path) -> Settings:
+    (folder / "pushback.yaml").write_text(PUSHBACK_RULES, encoding="utf-8")
+    return load_config(folder / "pipesync.yaml")
+
+
+def ready_write_back_fields(boxes: Sandboxes, settings: Settings) -> None:
+    """The write-back fields in each CRM: made in the Salesforce sandbox as an admin would in Setup
+    (its API cannot), and by `pipesync fields create` in HubSpot and Pipedrive."""
+    rules = rules_for(settings)
+    for name, figure in rules.write_back.fields["salesforce"].items():
+        boxes["salesforce"].store.add_custom_field("Opportunity", figure, "string", f"pipesync {name}", length=255)
+    for source in ("hubspot", "pipedrive"):
+        create_fields(settings, source, rules)

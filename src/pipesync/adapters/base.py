@@ -27,8 +27,12 @@ class Adapter:
     #: sync reads history by default only where it does (``options.history`` overrides)
     history_in_bulk = True
     #: the most changes one ``write()`` call may carry: the engine hands over one batch at a time,
-    #: journaled before it is sent
-    write_batch_max = 1
+    #: journaled before it is sent (0: the source cannot be written to)
+    write_batch_max = 0
+    #: canonical fields ``write`` can set (beside the CRM's own fields, named ``custom:<name>``)
+    writable_fields: frozenset[str] = frozenset()
+    #: whether the CRM merges two deals through its API
+    merges = False
 
     def __init__(self, source: "SourceConfig", settings: "Settings"):
         self.source = source

@@ -128,6 +128,11 @@ def _comparable(value: Any) -> Any:
         return text
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two field values are the same once read back (1 and "1.00", "" and None)."""
+    return _comparable(a) == _comparable(b)
+
+
 def stale_fields(change: Change, current: dict[str, Any]) -> list[str]:
     """Fields whose current value is not the before-image the plan expected."""
     return [

@@ -70,6 +70,8 @@ WRITABLE = {
 class HubSpotAdapter(Adapter):
     record_noun = "deal"
     write_batch_max = BATCH_MAX
+    writable_fields = frozenset(WRITABLE)
+    merges = True
 
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)

@@ -70,6 +70,8 @@ def _field_key(name: str) -> str:
 class PipedriveAdapter(Adapter):
     record_noun = "deal"
     write_batch_max = 1  # one deal per call: the engine journals each before it is sent
+    writable_fields = frozenset(WRITABLE)
+    merges = True
     history_in_bulk = False  # /v1/deals/{id}/flow: one call per deal
 
     def __init__(self, source: SourceConfig, settings: Settings):

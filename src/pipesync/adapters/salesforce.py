@@ -91,6 +91,11 @@ class SalesforceAdapter(Adapter):
     record_noun = "Opportunity"
     write_batch_max = COLLECTION_MAX
 
+    @property
+    def writable_fields(self) -> frozenset[str]:  # type: ignore[override]
+        """The lost reason only where the org has the field the options name for it."""
+        return frozenset(WRITABLE) | ({"lost_reason"} if self._has(self.options.lost_reason_field) else set())
+
     def __init__(self, source: SourceConfig, settings: Settings):
         super().__init__(source, settings)
         self.options = opts = SalesforceOptions.model_validate(source.options)

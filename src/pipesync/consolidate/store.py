@@ -9,13 +9,15 @@ leaves the previous result in place, and re-running changes nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from pipesync.config import Settings
 from pipesync.consolidate.engine import Consolidation, consolidate, without_gc
@@ -81,8 +83,39 @@ def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-def write_result(warehouse: Warehouse, result: Consolidation) -> int:
-    """Replaces golden_deals and deal_links with ``result``; returns the number of conflicts written."""
+def retired_ids(previous: dict[str, str], links: Callable[[], Iterator[tuple[str, str]]]) -> tuple[dict[str, str], set[str]]:
+    """Golden ids of the last run that no cluster kept → the id that took most of their deals (ties
+    to the smaller id), and the ids in use now. ``links`` yields (deal key, golden id) afresh on each
+    call: two passes, so a million links are never held at once."""
+    kept = {gid for _, gid in links()}
+    retiring = set(previous.values()) - kept
+    heirs: dict[str, Counter[str]] = {}
+    if retiring:
+        for key, gid in links():
+            old = previous.get(key)
+            if old in retiring:
+                heirs.setdefault(old, Counter())[gid] += 1
+    return {old: min(n, key=lambda gid: (-n[gid], gid)) for old, n in heirs.items()}, kept
+
+
+def write_aliases(conn: Connection, retired: dict[str, str], kept: set[str]) -> None:
+    """Records ``retired`` ids as aliases, re-points older aliases whose target retired now, and
+    drops aliases of ids in use again (a plan's id then means that cluster)."""
+    a = t.golden_aliases
+    stamp = datetime.now(timezone.utc)
+    for alias, target in list(conn.execute(select(a.c.alias_id, a.c.golden_id)).all()):
+        if alias in kept:
+            conn.execute(delete(a).where(a.c.alias_id == alias))
+        elif target in retired:
+            conn.execute(update(a).where(a.c.alias_id == alias).values(golden_id=retired[target], recorded_at=stamp))
+    if retired:
+        conn.execute(delete(a).where(a.c.alias_id.in_(sorted(retired))))
+        conn.execute(insert(a), [{"alias_id": old, "golden_id": new, "recorded_at": stamp} for old, new in retired.items()])
+
+
+def write_result(warehouse: Warehouse, result: Consolidation, previous: dict[str, str] | None = None) -> int:
+    """Replaces golden_deals and deal_links with ``result`` (keeping ``previous`` golden ids that
+    retire as aliases); returns the number of conflicts written."""
     conflicts = 0
 
     def goldens() -> Iterator[dict[str, Any]]:
@@ -96,6 +129,10 @@ def write_result(warehouse: Warehouse, result: Consolidation) -> int:
          "linked_to": link.linked_to}
         for link in result.links()
     )
+    if previous:
+        ids, records = result.golden_ids, result.records
+        retired, kept = retired_ids(previous, lambda: zip((r.key for r in records),
+                                                          (ids[c] for c in result.clusters.cluster_of.tolist())))
     with warehouse.begin() as conn, without_gc():
         conn.execute(delete(t.golden_deals))
         conn.execute(delete(t.deal_links))
@@ -103,6 +140,8 @@ def write_result(warehouse: Warehouse, result: Consolidation) -> int:
             conn.execute(insert(t.golden_deals), batch)
         for batch in _batches(links):
             conn.execute(insert(t.deal_links), batch)
+        if previous:
+            write_aliases(conn, retired, kept)
     return conflicts
 
 
@@ -120,7 +159,7 @@ def run_consolidation(
         read_seconds = time.perf_counter() - started
         result = consolidate(records, rules, pipeline, previous)
         started = time.perf_counter()
-        conflicts = write_result(warehouse, result)
+        conflicts = write_result(warehouse, result, previous)
         write_seconds = time.perf_counter() - started
     finally:
         warehouse.close()

@@ -215,6 +215,22 @@ sync_runs = Table(
     Column("error", Text),
 )
 
+# One row per push-back run (apply or undo of a plan).
+write_runs = Table(
+    "write_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("plan_id", String(100), nullable=False),
+    Column("kind", String(8), nullable=False),  # apply | undo
+    Column("undo_of", String(64)),
+    Column("started_at", Instant, nullable=False),
+    Column("finished_at", Instant),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("counts", JSON, nullable=False),
+)
+
+# Every change of a run, written before its batch is sent (outcome NULL: sent or about to be,
+# result unknown), then given its outcome: a re-run re-sends only what has none.
 change_journal = Table(
     "change_journal",
     metadata,
@@ -230,6 +246,11 @@ change_journal = Table(
     Column("outcome", String(16)),
     Column("result_reason", Text),
     Column("journaled_at", Instant, nullable=False),
+    Column("source", String(100)),
+    Column("batch", Integer),
+    Column("merge_into", String(300)),
+    Column("new_source_id", String(200)),
+    Column("finished_at", Instant),
     Index("ix_change_journal_run", "run_id", "seq"),
 )
 
@@ -240,6 +261,16 @@ id_map = Table(
     Column("target", String(100), primary_key=True),
     Column("target_id", String(200), nullable=False),
     Column("created_at", Instant, nullable=False),
+)
+
+# Golden ids a re-consolidation retired (merged into another cluster, or split) → the id that
+# took most of their deals: a plan made before it is re-targeted, never silently stale.
+golden_aliases = Table(
+    "golden_aliases",
+    metadata,
+    Column("alias_id", String(64), primary_key=True),
+    Column("golden_id", String(64), nullable=False),
+    Column("recorded_at", Instant, nullable=False),
 )
 
 deal_aliases = Table(

@@ -30,6 +30,8 @@ def demo(
         emit_json({
             "folder": str(result.folder), "mapped": result.mapped, "sync": result.sync.as_dict(),
             "consolidation": result.consolidation.as_dict(), "report": str(result.report),
+            "plan": {"file": str(result.plan_file), "page": str(result.plan_page), "plan_id": result.plan.plan_id,
+                     "changes": len(result.plan.changes), "counts": result.plan.counts()},
         })
         return
     table = Table(title="stage mappings proposed (pipesync map --yes)")
@@ -43,3 +45,9 @@ def demo(
     console.print(f"consolidated {c.deals:,} deals into {c.golden_deals:,} golden deals")
     render_metrics(result.metrics)
     console.print(f"report: [bold]{result.report}[/]  (project, config and warehouse in {result.folder})", highlight=False)
+    p = result.plan
+    counts = "; ".join(f"{rule}: " + ", ".join(f"{s} {n}" for s, n in per.items()) for rule, per in p.counts().items())
+    console.print(f"push-back plan: {len(p.changes):,} change(s), nothing sent ({counts})", highlight=False)
+    console.print(f"  review it: [bold]{result.plan_page}[/] (the sandboxes stop with the demo; with your own CRMs "
+                  "the loop goes on: pipesync apply PLAN, pipesync journal, pipesync undo RUN — docs/pushback.md)",
+                  highlight=False)
