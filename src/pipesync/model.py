@@ -307,6 +307,9 @@ class Change(BaseModel):
     rule: str
     reason: str
     merge_into: str | None = None
+    # The record's modification time when the plan read it: a later one means a person changed
+    # the record since, and the change is not applied (None: no such check, as for an undo).
+    unchanged_since: datetime | None = None
 
 
 class ChangeOutcome(StrEnum):

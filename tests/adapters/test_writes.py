@@ -123,7 +123,7 @@ def test_an_unknown_custom_field_fails_naming_the_source_the_field_and_how_to_cr
 # ---------------------------------------------------------------- batches and their cost
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_a_full_batch_costs_one_reread_and_one_write_call(system, big_world, tmp_path):
+def test_a_full_batch_costs_one_reread_and_the_fewest_write_calls(system, big_world, tmp_path):
     with running(system, big_world, tmp_path) as env, env.adapter() as adapter:
         ids = live(env, adapter.write_batch_max + 1)
         names = {sid: v["name"] for sid, v in adapter.read_current(ids, ["name"]).items()}
@@ -134,7 +134,9 @@ def test_a_full_batch_costs_one_reread_and_one_write_call(system, big_world, tmp
         results = adapter.write(batch)
         used = adapter.calls - calls
     assert outcomes(results) == [APPLIED] * len(batch)
-    assert used == 2, f"{system}: {used} calls for a batch of {len(batch)}"
+    # one bulk call where the API has one; Pipedrive updates a deal per call
+    expected = 1 + (len(batch) if system == "pipedrive" else 1)
+    assert used == expected, f"{system}: {used} calls for a batch of {len(batch)}"
     assert all(len(writes_to(env, sid)) == 1 for sid in ids[1:])
 
 

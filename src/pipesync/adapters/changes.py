@@ -147,6 +147,19 @@ def in_place(change: Change, current: dict[str, Any]) -> bool:
         f.field in current and _comparable(f.after) == _comparable(current[f.field]) for f in change.fields)
 
 
+# A CRM that stamps modifications to the second may round the plan's reading either way.
+MODIFIED_TOLERANCE = timedelta(seconds=1)
+
+
+def _instant_of(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return instant(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
 def settle(change: Change, current: dict[str, Any] | None, noun: str) -> ChangeResult | None:
     """The result to return instead of writing: the record is gone or changed under the plan
     (conflict), or the change is already in place (applied, so a re-run applies it exactly once)."""
@@ -161,6 +174,10 @@ def settle(change: Change, current: dict[str, Any] | None, noun: str) -> ChangeR
     if stale:
         return ChangeResult(deal_key=change.deal_key, outcome=ChangeOutcome.CONFLICT,
                             reason=f"changed since the plan was made: {', '.join(stale)}")
+    modified = _instant_of(current.get("updated_at"))
+    if change.unchanged_since is not None and modified is not None and modified - change.unchanged_since > MODIFIED_TOLERANCE:
+        return ChangeResult(deal_key=change.deal_key, outcome=ChangeOutcome.CONFLICT,
+                            reason=f"modified in the CRM at {modified:%Y-%m-%d %H:%M:%S} UTC, after the plan read it")
     return None
 
 

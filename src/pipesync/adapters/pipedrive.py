@@ -69,7 +69,8 @@ def _field_key(name: str) -> str:
 
 class PipedriveAdapter(Adapter):
     record_noun = "deal"
-    write_batch_max = 1  # one deal per call: the engine journals each before it is sent
+    # one call per deal (no bulk update), but one re-read per 100: the engine journals the batch first
+    write_batch_max = IDS_MAX
     writable_fields = frozenset(WRITABLE)
     merges = True
     history_in_bulk = False  # /v1/deals/{id}/flow: one call per deal

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
@@ -151,6 +150,8 @@ def journal(
             console.print(f"  {e.seq:>5} {outcome:<9} {escape(e.deal_key)} {e.kind.value} {escape(e.result_reason or '')}",
                           highlight=False)
         return
+    from rich.table import Table
+
     runs = recent_runs(settings)
     if json_out:
         emit_json([r.model_dump(mode="json") for r in runs])

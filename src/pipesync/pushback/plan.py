@@ -36,10 +36,12 @@ class PlannedChange(BaseModel):
     reason: str
     merge_into: str | None = None
     record_url: str | None = None
+    #: the record's modification time as the plan read it (apply skips a record modified since)
+    seen_updated_at: datetime | None = None
 
     def change(self) -> Change:
         return Change(deal_key=self.deal_key, kind=self.kind, fields=self.fields, rule=self.rule,
-                      reason=self.reason, merge_into=self.merge_into)
+                      reason=self.reason, merge_into=self.merge_into, unchanged_since=self.seen_updated_at)
 
 
 class Refusal(BaseModel):

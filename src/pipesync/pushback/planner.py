@@ -213,6 +213,7 @@ def _with_before_images(ctx: Context, proposals: list[Proposal]) -> list[Planned
         names = sorted({f for p in items for f in p.after if p.kind is not ChangeKind.CREATE_TASK})
         current = adapter.read_current(ids, names) if names or any(p.kind is ChangeKind.MERGE for p in items) else {}
         for p in items:
+            seen = None
             if p.kind is ChangeKind.CREATE_TASK:
                 fields = [FieldChange(field=k, before=None, after=v) for k, v in p.after.items()]
             else:
@@ -224,11 +225,13 @@ def _with_before_images(ctx: Context, proposals: list[Proposal]) -> list[Planned
                           if not same_value(now.get(k), v)]
                 if not fields and p.kind is not ChangeKind.MERGE:
                     continue  # already so: nothing to write
+                seen = now.get("updated_at")
             planned.append(PlannedChange(
                 seq=0, source=source, source_id=p.member.source_id, deal_key=p.member.key,
                 golden_id=p.member.golden_id if ctx.facts.consolidated else None, kind=p.kind, fields=fields,
                 rule=p.rule, reason=p.reason, merge_into=p.merge_into,
-                record_url=ctx.settings.source(source).options.record_url(p.member.source_id)))
+                record_url=ctx.settings.source(source).options.record_url(p.member.source_id),
+                seen_updated_at=seen if isinstance(seen, datetime) else None))
     return planned
 
 
