@@ -62,8 +62,8 @@ def request_token(url: str, data: Mapping[str, str], *, system: str, policy: Pol
                            verify=tls_verify(verify) if isinstance(verify, str) else verify)
         except httpx.TimeoutException:
             raise Transient("token request timed out") from None
-        except httpx.TransportError as e:
-            raise Transient(f"token request failed: {type(e).__name__}", replay_safe=isinstance(e, httpx.ConnectError)) from None
+        except httpx.TransportError as e:  # the cause tells the policy about a certificate problem
+            raise Transient(f"token request failed: {type(e).__name__}", replay_safe=isinstance(e, httpx.ConnectError)) from e
         if r.status_code == 429 or r.status_code >= 500:
             raise Transient(f"token endpoint answered HTTP {r.status_code}", replay_safe=r.status_code == 429,
                             rate_limited=r.status_code == 429)
