@@ -7,6 +7,7 @@ without it, a line on stderr. An error pipesync did not expect is no exception t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,28 @@ def words(text: str) -> str:
 
 def boom(*args, **kwargs):
     raise OSError("disk full")
+
+
+def _not_a_file(project: Path, kind: str) -> str:
+    """A path to something that is not a regular file: a device (endless zeros), a FIFO (no writer), a folder."""
+    if kind == "device":
+        return "/dev/zero"
+    target = project / f"{kind}.csv"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    return str(target)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+@pytest.mark.parametrize("command", [["sync"], ["sync", "pipedrive_export"], ["config", "check"]])
+def test_a_source_path_that_is_not_a_regular_file_exits_2_naming_source_and_path(example_project, kind, command):
+    # Reading /dev/zero never ends (until memory does), a FIFO without a writer never starts.
+    path = _not_a_file(example_project, kind)
+    config = example_project / "pipesync.yaml"
+    config.write_text(config.read_text().replace("path: exports/pipedrive_deals.csv", f"path: {path}"))
+    result = invoke(example_project, command, "--json")
+    assert result.exit_code == 2, result.output
+    message = the_error(result)["message"] if command[0] == "sync" else " ".join(json.loads(result.stdout)["problems"])
+    assert "pipedrive_export" in message and path in message and "not a regular file" in message, message

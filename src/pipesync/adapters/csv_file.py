@@ -37,6 +37,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.csv_options import CsvOptions
 from pipesync.adapters.values import salesforce_id18
 from pipesync.errors import SourceError
+from pipesync.files import require_regular_file
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import DATE_FIELDS, Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
@@ -158,6 +159,7 @@ class CsvAdapter(Adapter):
     @cached_property
     def _content(self) -> tuple[str, str]:
         """The file's text and digest, read once per adapter: sync discovers, then reads."""
+        require_regular_file(self.path, f"source {self.source.name!r}: options.path")
         try:
             data = self.path.read_bytes()
         except OSError as e:
