@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 
@@ -161,6 +164,59 @@ def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_pat
         thread.join()
     assert [r.status for r in results] == ["ok", "ok"], [r.as_dict() for r in results]
     assert tables(warehouse_url) == expected
+
+
+# `pipesync sync` whose first page waits, before it writes, until the other process has read too:
+# both found the warehouse empty and insert every deal (argv: this run's flag, the other's, the config).
+SYNC_AFTER_THE_OTHER_READ = """
+import os, sys, time
+from pathlib import Path
+from pipesync.cli import app
+from pipesync.warehouse import store
+mine, theirs = Path(sys.argv[1]), Path(sys.argv[2])
+write_page = store.Warehouse.write_page
+waited = set()  # the processes of this run (a sync forks a worker per partition) that waited
+def write_after_the_other_read(self, page):
+    if os.getpid() not in waited:
+        waited.add(os.getpid())
+        mine.touch()
+        deadline = time.monotonic() + 60
+        while not theirs.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    write_page(self, page)
+store.Warehouse.write_page = write_after_the_other_read
+sys.argv = ["pipesync", "sync", "--config", sys.argv[3], "--json"]
+app()
+"""
+
+
+def test_two_first_syncs_of_a_source_at_once_in_two_processes_end_as_one_clean_run(tmp_path, warehouse_url):
+    config = make_project(tmp_path, warehouse_url)
+    write(tmp_path, csv_text(deal_rows(N)))
+    assert run_sync(settings_of(tmp_path, warehouse_url)).status == "ok"
+    expected = every_table(warehouse_url)
+    engine = create_engine(warehouse_url)
+    with engine.begin() as conn:
+        version.drop(conn)
+    engine.dispose()
+
+    flags = [tmp_path / "a-read", tmp_path / "b-read"]
+    runs = [subprocess.Popen([sys.executable, "-c", SYNC_AFTER_THE_OTHER_READ, str(mine), str(theirs), str(config)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for mine, theirs in (flags, flags[::-1])]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, out + err
+        assert json.loads(out)["sources"]["crm"]["inserted"] == N
+    assert every_table(warehouse_url) == expected
+
+
+def every_table(url: str) -> dict[str, list[dict]]:
+    """What a sync writes, but the times of writing."""
+    rows = tables(url, (t.deals, t.stage_history, t.quarantine, t.sync_state, t.stage_catalog))
+    for state in rows["sync_state"]:
+        del state["updated_at"]
+    return rows
 
 
 def test_an_older_warehouse_loses_its_duplicate_history_and_gains_the_key(warehouse_url):
