@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -21,7 +23,7 @@ from pipesync.warehouse import version
 from pipesync.warehouse.store import PageWrite, Warehouse, now
 from pipesync.workers import can_fork
 from tests.warehouse.test_migrations import make_first_release_warehouse
-from tests.warehouse.integrity import csv_text, deal_rows, deals, make_project, settings_of, tables, write
+from tests.warehouse.integrity import HEADER, csv_text, deal_rows, deals, make_project, settings_of, tables, write
 
 N = 30
 WORKERS = [1, pytest.param(3, marks=pytest.mark.skipif(not can_fork(), reason="workers need fork"))]
@@ -124,26 +126,41 @@ def test_the_cli_asks_for_allow_deletions_and_accepts_it(project, warehouse_url)
 # -- 3. stage history is unique by construction --------------------------------------------------
 
 
-def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_path, warehouse_url, monkeypatch):
+def export(folder, edition: int, *, times: bool = True) -> None:
+    """Edition 1 or 2 of the export, saved at a time of its own (without times: no column says when
+    a deal last changed, so the file's own modification time dates what changed)."""
+    rows = deal_rows(N, version=edition)
+    write(folder, csv_text(rows) if times else csv_text([r[:-1] for r in rows], HEADER[:-1]))
+    saved = EXPORTED[edition].timestamp()
+    os.utime(folder / "crm.csv", (saved, saved))
+
+
+EXPORTED = {1: datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc), 2: datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)}
+
+
+@pytest.mark.parametrize("times", [True, False], ids=["rows-dated", "rows-undated"])
+def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_path, warehouse_url, monkeypatch, times):
     make_project(tmp_path, warehouse_url)
     settings = settings_of(tmp_path, warehouse_url)
 
     def clean() -> dict:
         for edition in (1, 2):
-            write(tmp_path, csv_text(deal_rows(N, version=edition)))
+            export(tmp_path, edition, times=times)
             assert run_sync(settings).status == "ok"
         return tables(warehouse_url)
 
     expected = clean()
     assert len(expected["stage_history"]) == N // 3
+    if not times:  # a change seen without a time of its own is dated by the export it was seen in
+        assert {h["changed_at"] for h in expected["stage_history"]} == {EXPORTED[2]}
     engine = create_engine(warehouse_url)
     with engine.begin() as conn:
         version.drop(conn)
     engine.dispose()
 
-    write(tmp_path, csv_text(deal_rows(N, version=1)))
+    export(tmp_path, 1, times=times)
     run_sync(settings)
-    write(tmp_path, csv_text(deal_rows(N, version=2)))
+    export(tmp_path, 2, times=times)
     # Both runs read what the warehouse holds before either writes: the interleaving that doubled history.
     both_read = threading.Barrier(2, timeout=30)
     write_page = Warehouse.write_page
