@@ -16,6 +16,7 @@ from typing import TypeVar
 from pipesync.config import Settings, load_config, resolve_secret
 from pipesync.consolidate.rules import load_rules
 from pipesync.errors import ConfigError, FileErrors
+from pipesync.files import require_regular_file
 from pipesync.mapping import load_mapping
 from pipesync.pipeline import load_pipeline
 from pipesync.pushback.planner import rules_for
@@ -56,6 +57,10 @@ def check_project(config: str | Path) -> CheckResult:
     pipeline_path = settings.pipeline_path()
     pipeline = result.attempt(str(pipeline_path or "the default pipeline"), lambda: load_pipeline(pipeline_path))
     for source in settings.sources:
+        for option, name in source.options.files().items():
+            read = settings.path(name)
+            what = f"source {source.name!r}: options.{option}"
+            result.attempt(f"{what} ({read})", lambda: _readable(read, what))
         path = settings.mapping_path(source)
         if not path.exists():
             result.problems.append(f"{path}: source {source.name!r} has no mapping file (write it with "
@@ -69,6 +74,12 @@ def check_project(config: str | Path) -> CheckResult:
     if settings.pushback or pushback.exists():
         result.attempt(str(pushback), lambda: rules_for(settings))
     return result
+
+
+def _readable(path: Path, what: str) -> None:
+    require_regular_file(path, what)
+    if not path.exists():
+        raise ConfigError(f"{what}: {path}: no such file")
 
 
 def _check_secrets(settings: Settings, result: CheckResult) -> None:

@@ -73,6 +73,12 @@ class AuthError(SourceError):
     exit_code = 2
 
 
+class CertificateError(SourceError):
+    """The source's TLS certificate could not be verified: a setting (``ca_bundle``, the URL) or the server to fix."""
+
+    exit_code = 2
+
+
 class RateLimitError(SourceError):
     """The source's rate limit or quota stopped the run (it can be resumed)."""
 

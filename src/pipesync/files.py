@@ -1,10 +1,33 @@
-"""Writing files so that a crash never leaves half of one (mappings, reports, token stores)."""
+"""Writing files so that a crash never leaves half of one (mappings, reports, token stores), and
+refusing to read what is not a file."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from pipesync.errors import ConfigError
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+def require_regular_file(path: Path, what: str) -> None:
+    """Refuses ``path`` if it exists and is not a regular file: reading a device such as /dev/zero
+    never ends (until memory does), a FIFO without a writer never starts, a directory fails late.
+
+    ``what`` names who reads it ("source 'crm': options.path"). A path that does not exist, or
+    cannot be looked at, is left to the read, which says so.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
+        raise ConfigError(f"{what}: {str(path)[:300]} is {kind}, not a regular file: point it at an export file")
 
 
 def write_atomically(path: str | Path, text: str, *, mode: int | None = None, durable: bool = False) -> Path:

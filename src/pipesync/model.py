@@ -215,6 +215,9 @@ class Page:
     deleted_ids: list[str] = field(default_factory=list)
     # merged-away id → surviving id, as the source reports merges (the warehouse's deal_aliases)
     aliases: dict[str, str] = field(default_factory=dict)
+    # when the source says its records were as read (a file's modification time): dates a stage change
+    # seen on a record with no time of its own, so every run reading the same snapshot records one row
+    as_of: datetime | None = None
 
 
 class DiscoveredStage(BaseModel):

@@ -67,6 +67,10 @@ class AdapterOptions(BaseModel):
             problems += [_line_error(err["loc"], err["msg"]) for err in e.errors()]
         raise ValidationError.from_exception_data(cls.__name__, problems, hide_input=True)
 
+    def files(self) -> dict[str, str]:
+        """The files the adapter reads, by the option naming each (relative to the config's folder)."""
+        return {}
+
     def needed_secrets(self) -> frozenset[str]:
         """The secrets these options' sign-in cannot do without (``pipesync config check`` looks for them)."""
         return frozenset()

@@ -440,7 +440,7 @@ def _page_write(
         else:
             updates.add(j, key, digests[i])
             if before.stage != stages[j]:
-                write.history.append(_observed_change(key, before.stage, normalized, j))
+                write.history.append(_observed_change(key, before.stage, normalized, j, page.as_of))
         known[key] = Known(digests[i], stages[j], deleted[j])
     counts.inserted += len(inserts.positions)
     counts.updated += len(updates.positions)
@@ -465,13 +465,16 @@ def _storable_record(source_id: str) -> bool:
     return len(source_id) <= t.quarantine.c.record.type.length and "\0" not in source_id
 
 
-def _observed_change(key: str, before: str, normalized: NormalizedPage, j: int) -> StageChange:
+def _observed_change(key: str, before: str, normalized: NormalizedPage, j: int, as_of: datetime | None) -> StageChange:
+    """A stage change sync saw, dated by the record, else by the snapshot it was read from: a time that
+    every run reading it agrees on, so a re-run or a concurrent run writes the same (unique) row. Only
+    a source that dates neither leaves the time of reading."""
     columns = normalized.columns
     return StageChange(
         deal_key=key,
         from_stage=before,
         to_stage=columns["stage"][j],
-        changed_at=columns["stage_entered_at"][j] or columns["updated_at"][j] or now(),
+        changed_at=columns["stage_entered_at"][j] or columns["updated_at"][j] or as_of or now(),
         origin="observed",
     )
 

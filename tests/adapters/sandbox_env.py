@@ -47,8 +47,10 @@ class SystemEnv:
 
 @contextmanager
 def running(system: str, world: World, tmp: Path, *, faults: Faults | None = None, oauth: bool = False,
-            options: dict[str, Any] | None = None) -> Iterator[SystemEnv]:
-    """The system's sandbox serving its part of ``world``; ``oauth`` picks the refreshable auth mode."""
-    with Sandboxes(world, systems=(system,), faults={system: faults or Faults()}) as boxes:
+            options: dict[str, Any] | None = None, certificate: str | None = None) -> Iterator[SystemEnv]:
+    """The system's sandbox serving its part of ``world``; ``oauth`` picks the refreshable auth mode,
+    ``certificate`` serves it over TLS with that certificate (``pipesync_sandbox.server.CERTIFICATES``)."""
+    tls = {system: certificate} if certificate else None
+    with Sandboxes(world, systems=(system,), faults={system: faults or Faults()}, tls=tls) as boxes:
         sandbox = boxes[system]
         yield SystemEnv(sandbox, sandbox_source(sandbox, tmp / "secrets", oauth=oauth, options=options))

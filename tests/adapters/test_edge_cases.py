@@ -4,6 +4,8 @@ quota reserve, merges as aliases, and large reads through the Bulk API."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -62,6 +64,38 @@ def test_rotating_refresh_tokens_survive_expiry_and_persist_across_runs(system, 
         # The configured refresh token was rotated away; the next run must use the stored one.
         with env.adapter() as adapter:
             assert len([d for p in adapter.read_deals(None) for d in p.deals]) == first
+
+
+# One process reads every deal, refreshing its (short-lived) token many times over.
+_READ_ALL = """
+import sys, time
+from pathlib import Path
+from pipesync.adapters import open_adapter
+from pipesync.config import Settings, SourceConfig
+source = SourceConfig.model_validate_json(Path(sys.argv[1]).read_text())
+with open_adapter(source, Settings()) as adapter:
+    while not Path(sys.argv[2]).exists():  # both processes hold the configured token: start together
+        time.sleep(0.005)
+    n = sum(len(p.deals) for p in adapter.read_deals(None))
+    print(n, adapter.api.policy.stats.refreshes)
+"""
+
+
+@pytest.mark.parametrize("system", ["hubspot", "pipedrive"])
+def test_two_processes_sharing_a_token_store_never_revoke_each_others_grant(system, world, tmp_path):
+    # Each refresh rotates the refresh token; a process refreshing with the one the other just
+    # rotated away would be told the grant is revoked. Refreshes of one store take turns.
+    with running(system, world, tmp_path, faults=Faults(expire_token_after=2), oauth=True) as env:
+        config, go = tmp_path / "source.json", tmp_path / "go"
+        config.write_text(env.source.model_dump_json())
+        runs = [subprocess.Popen([sys.executable, "-c", _READ_ALL, str(config), str(go)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        go.touch()
+        results = [run.communicate(timeout=240) for run in runs]
+    for run, (out, err) in zip(runs, results):
+        assert run.returncode == 0, err[-2000:]
+        deals, refreshes = map(int, out.split())
+        assert deals == len(env.seeded_live_ids()) and refreshes >= 2
 
 
 @pytest.mark.parametrize("system", ["hubspot", "pipedrive"])

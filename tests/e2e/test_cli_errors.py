@@ -7,6 +7,9 @@ without it, a line on stderr. An error pipesync did not expect is no exception t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,60 @@ def words(text: str) -> str:
 
 def boom(*args, **kwargs):
     raise OSError("disk full")
+
+
+def _not_a_file(project: Path, kind: str) -> str:
+    """A path to something that is not a regular file: a device (endless zeros), a FIFO (no writer), a folder."""
+    if kind == "device":
+        return "/dev/zero"
+    target = project / f"{kind}.csv"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    return str(target)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+@pytest.mark.parametrize("command", [["sync"], ["sync", "pipedrive_export"], ["config", "check"]])
+def test_a_source_path_that_is_not_a_regular_file_exits_2_naming_source_and_path(example_project, kind, command):
+    # Reading /dev/zero never ends (until memory does), a FIFO without a writer never starts.
+    path = _not_a_file(example_project, kind)
+    config = example_project / "pipesync.yaml"
+    config.write_text(config.read_text().replace("path: exports/pipedrive_deals.csv", f"path: {path}"))
+    result = invoke(example_project, command, "--json")
+    assert result.exit_code == 2, result.output
+    message = the_error(result)["message"] if command[0] == "sync" else " ".join(json.loads(result.stdout)["problems"])
+    assert "pipedrive_export" in message and path in message and "not a regular file" in message, message
+
+
+# What the command-line parser itself refuses, before any pipesync code runs.
+USAGE_ERRORS = [
+    pytest.param(["sync", "--bogus"], "No such option: --bogus", id="unknown-option"),
+    pytest.param(["map"], "Missing argument", id="missing-argument"),
+    pytest.param(["map", "hubspot_export", "--threshold", "2"], "--threshold", id="value-out-of-range"),
+    pytest.param(["sync", "--workers", "many"], "Invalid value for '--workers'", id="bad-value"),
+    pytest.param(["metrics", "--from", "yesterdayish"], "--from", id="bad-date"),
+    pytest.param(["nonsense"], "No such command 'nonsense'", id="unknown-command"),
+]
+
+
+@pytest.mark.parametrize(("command", "detail"), USAGE_ERRORS)
+def test_a_usage_error_under_json_is_one_json_error_object_exit_2(example_project, command, detail):
+    result = invoke(example_project, command, "--json")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == ""
+    error = the_error(result)
+    assert error["type"] == "UsageError" and error["exit_code"] == 2
+    assert detail in error["message"] and "--help" in error["message"], error["message"]
+    # without --json: the parser's own text on stderr, as before
+    text = invoke(example_project, command)
+    assert text.exit_code == 2 and text.stdout == "" and detail.split()[0] in text.stderr
+
+
+def test_a_usage_error_under_json_is_json_from_the_installed_command(example_project):
+    run = subprocess.run([sys.executable, "-m", "pipesync", "sync", "--bogus", "--json"], cwd=example_project,
+                         capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (2, "")
+    error = json.loads(run.stdout)["error"]
+    assert (error["type"], error["exit_code"]) == ("UsageError", 2) and "--bogus" in error["message"]

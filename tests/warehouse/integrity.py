@@ -50,7 +50,7 @@ def settings_of(folder: Path, url: str):
     return settings
 
 
-VOLATILE = {"synced_at", "id", "first_seen", "last_seen"}
+VOLATILE = {"synced_at", "id", "first_seen", "last_seen", "discovered_at"}
 
 
 def tables(url: str, which=(t.deals, t.stage_history, t.quarantine)) -> dict[str, list[dict]]:

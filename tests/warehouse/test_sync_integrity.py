@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -18,7 +23,7 @@ from pipesync.warehouse import version
 from pipesync.warehouse.store import PageWrite, Warehouse, now
 from pipesync.workers import can_fork
 from tests.warehouse.test_migrations import make_first_release_warehouse
-from tests.warehouse.integrity import csv_text, deal_rows, deals, make_project, settings_of, tables, write
+from tests.warehouse.integrity import HEADER, csv_text, deal_rows, deals, make_project, settings_of, tables, write
 
 N = 30
 WORKERS = [1, pytest.param(3, marks=pytest.mark.skipif(not can_fork(), reason="workers need fork"))]
@@ -121,26 +126,41 @@ def test_the_cli_asks_for_allow_deletions_and_accepts_it(project, warehouse_url)
 # -- 3. stage history is unique by construction --------------------------------------------------
 
 
-def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_path, warehouse_url, monkeypatch):
+def export(folder, edition: int, *, times: bool = True) -> None:
+    """Edition 1 or 2 of the export, saved at a time of its own (without times: no column says when
+    a deal last changed, so the file's own modification time dates what changed)."""
+    rows = deal_rows(N, version=edition)
+    write(folder, csv_text(rows) if times else csv_text([r[:-1] for r in rows], HEADER[:-1]))
+    saved = EXPORTED[edition].timestamp()
+    os.utime(folder / "crm.csv", (saved, saved))
+
+
+EXPORTED = {1: datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc), 2: datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)}
+
+
+@pytest.mark.parametrize("times", [True, False], ids=["rows-dated", "rows-undated"])
+def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_path, warehouse_url, monkeypatch, times):
     make_project(tmp_path, warehouse_url)
     settings = settings_of(tmp_path, warehouse_url)
 
     def clean() -> dict:
         for edition in (1, 2):
-            write(tmp_path, csv_text(deal_rows(N, version=edition)))
+            export(tmp_path, edition, times=times)
             assert run_sync(settings).status == "ok"
         return tables(warehouse_url)
 
     expected = clean()
     assert len(expected["stage_history"]) == N // 3
+    if not times:  # a change seen without a time of its own is dated by the export it was seen in
+        assert {h["changed_at"] for h in expected["stage_history"]} == {EXPORTED[2]}
     engine = create_engine(warehouse_url)
     with engine.begin() as conn:
         version.drop(conn)
     engine.dispose()
 
-    write(tmp_path, csv_text(deal_rows(N, version=1)))
+    export(tmp_path, 1, times=times)
     run_sync(settings)
-    write(tmp_path, csv_text(deal_rows(N, version=2)))
+    export(tmp_path, 2, times=times)
     # Both runs read what the warehouse holds before either writes: the interleaving that doubled history.
     both_read = threading.Barrier(2, timeout=30)
     write_page = Warehouse.write_page
@@ -161,6 +181,59 @@ def test_two_syncs_of_a_source_at_once_leave_the_tables_of_one_clean_run(tmp_pat
         thread.join()
     assert [r.status for r in results] == ["ok", "ok"], [r.as_dict() for r in results]
     assert tables(warehouse_url) == expected
+
+
+# `pipesync sync` whose first page waits, before it writes, until the other process has read too:
+# both found the warehouse empty and insert every deal (argv: this run's flag, the other's, the config).
+SYNC_AFTER_THE_OTHER_READ = """
+import os, sys, time
+from pathlib import Path
+from pipesync.cli import app
+from pipesync.warehouse import store
+mine, theirs = Path(sys.argv[1]), Path(sys.argv[2])
+write_page = store.Warehouse.write_page
+waited = set()  # the processes of this run (a sync forks a worker per partition) that waited
+def write_after_the_other_read(self, page):
+    if os.getpid() not in waited:
+        waited.add(os.getpid())
+        mine.touch()
+        deadline = time.monotonic() + 60
+        while not theirs.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    write_page(self, page)
+store.Warehouse.write_page = write_after_the_other_read
+sys.argv = ["pipesync", "sync", "--config", sys.argv[3], "--json"]
+app()
+"""
+
+
+def test_two_first_syncs_of_a_source_at_once_in_two_processes_end_as_one_clean_run(tmp_path, warehouse_url):
+    config = make_project(tmp_path, warehouse_url)
+    write(tmp_path, csv_text(deal_rows(N)))
+    assert run_sync(settings_of(tmp_path, warehouse_url)).status == "ok"
+    expected = every_table(warehouse_url)
+    engine = create_engine(warehouse_url)
+    with engine.begin() as conn:
+        version.drop(conn)
+    engine.dispose()
+
+    flags = [tmp_path / "a-read", tmp_path / "b-read"]
+    runs = [subprocess.Popen([sys.executable, "-c", SYNC_AFTER_THE_OTHER_READ, str(mine), str(theirs), str(config)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for mine, theirs in (flags, flags[::-1])]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, out + err
+        assert json.loads(out)["sources"]["crm"]["inserted"] == N
+    assert every_table(warehouse_url) == expected
+
+
+def every_table(url: str) -> dict[str, list[dict]]:
+    """What a sync writes, but the times of writing."""
+    rows = tables(url, (t.deals, t.stage_history, t.quarantine, t.sync_state, t.stage_catalog))
+    for state in rows["sync_state"]:
+        del state["updated_at"]
+    return rows
 
 
 def test_an_older_warehouse_loses_its_duplicate_history_and_gains_the_key(warehouse_url):

@@ -5,7 +5,8 @@
         sf.base_url, sf.ca_bundle, sf.credentials["username"], sf.store, sf.faults
 
 Salesforce is served over TLS (simple-salesforce only speaks https; hand the
-client ``ca_bundle``), HubSpot and Pipedrive over plain HTTP. Credentials are
+client ``ca_bundle``), HubSpot and Pipedrive over plain HTTP unless ``tls`` names them
+(with the certificate each presents: see :data:`pipesync_sandbox.server.CERTIFICATES`). Credentials are
 generated per run. Faults can be given per system at start and changed at any
 time through ``boxes[system].faults``.
 """
@@ -27,7 +28,7 @@ from pipesync_sandbox.world import SYSTEMS, SystemData, World
 class RunningSandbox:
     system: str
     base_url: str
-    ca_bundle: str | None  # PEM of the CA to trust (Salesforce only)
+    ca_bundle: str | None  # PEM of the CA to trust (TLS only)
     credentials: dict[str, str] = field(repr=False)  # secrets: keep out of logs
     store: Any = field(repr=False)  # the vendor app's live records
     faults: Faults = field(repr=False)
@@ -70,7 +71,8 @@ class Sandboxes:
     """A context manager serving the three vendor sandboxes on loopback."""
 
     def __init__(self, world: World | None = None, *, seed: int = 1, size: int = 10_000,
-                 faults: dict[str, Faults] | None = None, systems: tuple[str, ...] = SYSTEMS):
+                 faults: dict[str, Faults] | None = None, systems: tuple[str, ...] = SYSTEMS,
+                 tls: dict[str, str] | None = None):
         unknown = set(systems) - set(SYSTEMS) | set(faults or {}) - set(SYSTEMS)
         if unknown:
             raise ValueError(f"unknown sandbox(es) {', '.join(sorted(unknown))}; choose from {', '.join(SYSTEMS)}")
@@ -81,6 +83,7 @@ class Sandboxes:
         self.world = world
         self.systems = systems
         self._faults = {s: (faults or {}).get(s) or Faults() for s in systems}
+        self._tls = tls or {}
         self._running: dict[str, RunningSandbox] = {}
         self._stack = ExitStack()
 
@@ -89,7 +92,8 @@ class Sandboxes:
             for system in self.systems:
                 data = self.world.systems[system]
                 app, store, credentials, tls = _start(system, data, self._faults[system], self.world)
-                served = self._stack.enter_context(serve(app, tls=tls))
+                served = self._stack.enter_context(serve(app, tls=tls or system in self._tls,
+                                                         certificate=self._tls.get(system, "valid")))
                 self._running[system] = RunningSandbox(system, served.base_url, served.ca_bundle, credentials,
                                                        store, self._faults[system], data)
         except BaseException:

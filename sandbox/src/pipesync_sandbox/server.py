@@ -5,7 +5,8 @@ runs the app with uvicorn in a daemon thread, returns once the server answers,
 and shuts it down cleanly on exit. With ``tls=True`` the server presents a
 certificate from a throwaway CA (trustme) — simple-salesforce only speaks
 https — and ``Served.ca_bundle`` is the path of that CA's PEM, for
-``httpx.Client(verify=...)`` or ``requests.Session.verify``.
+``httpx.Client(verify=...)`` or ``requests.Session.verify``. ``certificate=``
+serves a spoilt one instead (self-signed, expired, for another host).
 
 Each connection's scope carries a way to drop it without a response
 (``scope["state"][DROP_CONNECTION]``), so the fault middleware can simulate a
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import uvicorn
@@ -66,28 +68,50 @@ def _http_protocol() -> type[asyncio.Protocol]:
     return _droppable(H11Protocol)
 
 
-def _write_tls_files(directory: Path) -> tuple[str, str, str]:
-    """A fresh CA and a server certificate for 127.0.0.1/localhost: (ca, cert chain, key) paths."""
+# What is wrong with the certificate a TLS sandbox presents, so clients' error messages can be tested.
+CERTIFICATES = ("valid", "self_signed", "expired", "wrong_host")
+
+
+def _write_tls_files(directory: Path, certificate: str = "valid") -> tuple[str, str, str]:
+    """A fresh CA and a server certificate for 127.0.0.1/localhost: (ca, cert chain, key) paths.
+
+    ``certificate`` spoils it on purpose: ``self_signed`` presents the CA's own certificate,
+    ``expired`` one that expired yesterday, ``wrong_host`` one issued for another host name.
+    """
     import trustme
 
+    if certificate not in CERTIFICATES:
+        raise ValueError(f"unknown certificate {certificate!r}; choose from {', '.join(CERTIFICATES)}")
     ca = trustme.CA(organization_name="pipesync sandbox CA")
-    cert = ca.issue_cert("127.0.0.1", "localhost")
     ca_path = directory / "ca.pem"
     cert_path = directory / "server.pem"
     key_path = directory / "server.key"
     ca.cert_pem.write_to_path(str(ca_path))
+    if certificate == "self_signed":
+        ca.cert_pem.write_to_path(str(cert_path))
+        ca.private_key_pem.write_to_path(str(key_path))
+        return str(ca_path), str(cert_path), str(key_path)
+    now = datetime.now(timezone.utc)
+    if certificate == "expired":
+        cert = ca.issue_cert("127.0.0.1", "localhost", not_before=now - timedelta(days=30),
+                             not_after=now - timedelta(days=1))
+    elif certificate == "wrong_host":
+        cert = ca.issue_cert("crm.example.com")
+    else:
+        cert = ca.issue_cert("127.0.0.1", "localhost")
     cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
     cert.private_key_pem.write_to_path(str(key_path))
     return str(ca_path), str(cert_path), str(key_path)
 
 
 @contextmanager
-def serve(app: object, *, tls: bool = False) -> Iterator[Served]:
-    """Run ``app`` on 127.0.0.1 (ephemeral port) until the block exits."""
+def serve(app: object, *, tls: bool = False, certificate: str = "valid") -> Iterator[Served]:
+    """Run ``app`` on 127.0.0.1 (ephemeral port) until the block exits; ``certificate`` as in
+    :func:`_write_tls_files` (TLS only)."""
     with tempfile.TemporaryDirectory(prefix="pipesync-sandbox-") as tmp:
         ca_bundle = cert_file = key_file = None
         if tls:
-            ca_bundle, cert_file, key_file = _write_tls_files(Path(tmp))
+            ca_bundle, cert_file, key_file = _write_tls_files(Path(tmp), certificate)
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

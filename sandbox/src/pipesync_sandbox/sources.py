@@ -38,6 +38,8 @@ def sandbox_source(sandbox: RunningSandbox, secrets_dir: str | Path, *, name: st
                 "oauth_store": str(directory / f"{system}-oauth.json")}
     else:
         opts = {"base_url": sandbox.base_url}
+    if sandbox.ca_bundle and system != "salesforce":
+        opts["ca_bundle"] = sandbox.ca_bundle
     wanted = (_OAUTH if oauth else _STATIC)[system]
     secrets = {key: _secret_file(directory / f"{system}-{key}", creds[key]) for key in wanted}
     return SourceConfig(name=name or system, type=system, options={**opts, **(options or {})}, secrets=secrets)  # type: ignore[arg-type]

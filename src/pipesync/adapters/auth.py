@@ -2,8 +2,10 @@
 
 Rotating refresh tokens (HubSpot, Pipedrive) are single-use: two refreshes racing each
 other would revoke the grant, and a new refresh token lost in a crash locks the user out.
-So :class:`Tokens` lets one refresh run at a time, and :class:`TokenStore` writes the new
-token to disk atomically before it is used.
+So :class:`Tokens` lets one refresh run at a time — across processes too, under the token
+store's file lock, re-reading the store first so a refresh never spends a token another
+process already rotated away — and :class:`TokenStore` writes the new token to disk
+atomically before it is used.
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from filelock import FileLock, Timeout
 from pydantic import SecretStr
 
 from pipesync.adapters.options import OAuthApiOptions
 from pipesync.adapters.policy import Policy, Transient
 from pipesync.config import Settings, SourceConfig, resolve_secret
-from pipesync.errors import AuthError, ConfigError
+from pipesync.errors import AuthError, ConfigError, SourceError
 from pipesync.files import write_atomically
 from pipesync.redaction import scrub
 
@@ -58,8 +62,8 @@ def request_token(url: str, data: Mapping[str, str], *, system: str, policy: Pol
                            verify=tls_verify(verify) if isinstance(verify, str) else verify)
         except httpx.TimeoutException:
             raise Transient("token request timed out") from None
-        except httpx.TransportError as e:
-            raise Transient(f"token request failed: {type(e).__name__}", replay_safe=isinstance(e, httpx.ConnectError)) from None
+        except httpx.TransportError as e:  # the cause tells the policy about a certificate problem
+            raise Transient(f"token request failed: {type(e).__name__}", replay_safe=isinstance(e, httpx.ConnectError)) from e
         if r.status_code == 429 or r.status_code >= 500:
             raise Transient(f"token endpoint answered HTTP {r.status_code}", replay_safe=r.status_code == 429,
                             rate_limited=r.status_code == 429)
@@ -87,10 +91,25 @@ def request_token(url: str, data: Mapping[str, str], *, system: str, policy: Pol
 
 
 class TokenStore:
-    """A small JSON file holding the latest refresh token (and access token), replaced atomically."""
+    """A small JSON file holding the latest refresh token, replaced atomically, with a lock file
+    beside it that processes sharing the store take turns on while they refresh."""
+
+    LOCK_WAIT_S = 300.0  # a refresh takes a token request (with its retries); longer means a stuck process
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = FileLock(self.path.with_name(self.path.name + ".lock"), timeout=self.LOCK_WAIT_S)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's cross-process lock (released by the OS if the holder dies)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock:
+                yield
+        except Timeout:
+            raise SourceError(f"token store {self.path}: another process held its lock for {self.LOCK_WAIT_S:.0f} s "
+                              f"while refreshing; try again when it has finished") from None
 
     def load(self) -> dict[str, str]:
         if not self.path.exists():
@@ -146,7 +165,17 @@ class Tokens:
             self._renew()
 
     def _renew(self) -> None:
-        grant = self._fetch(self._refresh)
+        if self._store is None:
+            self._take(self._fetch(self._refresh))
+            return
+        with self._store.locked():
+            # Another process sharing the store may have rotated the token since we read it.
+            stored = self._store.load().get("refresh_token")
+            if stored:
+                self._refresh = SecretStr(stored)
+            self._take(self._fetch(self._refresh))
+
+    def _take(self, grant: Grant) -> None:
         if grant.refresh_token is not None:
             self._refresh = grant.refresh_token
             if self._store is not None:

@@ -19,11 +19,13 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from importlib import resources
 from itertools import accumulate, islice, repeat
@@ -37,6 +39,7 @@ from pipesync.adapters.base import Adapter
 from pipesync.adapters.csv_options import CsvOptions
 from pipesync.adapters.values import salesforce_id18
 from pipesync.errors import SourceError
+from pipesync.files import require_regular_file
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import DATE_FIELDS, Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
@@ -173,17 +176,21 @@ class CsvAdapter(Adapter):
         return load_presets()[self.options.format]  # the options checked the name
 
     @cached_property
-    def _content(self) -> tuple[str, str]:
-        """The file's text and digest, read once per adapter: sync discovers, then reads."""
+    def _content(self) -> tuple[str, str, datetime]:
+        """The file's text, digest and modification time (the export's own time, for ``Page.as_of``),
+        read once per adapter: sync discovers, then reads."""
+        require_regular_file(self.path, f"source {self.source.name!r}: options.path")
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as f:  # the time of the file read, not of one replaced since
+                saved_at = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, timezone.utc)
+                data = f.read()
         except OSError as e:
             raise SourceError(f"{self.path}: cannot read the file ({e.strerror})") from None
         try:
             text = decode(data, self.options.encoding)
         except (UnicodeDecodeError, LookupError) as e:
             raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
-        return text, hashlib.sha256(data).hexdigest()
+        return text, hashlib.sha256(data).hexdigest(), saved_at
 
     def _columns(self, header: list[str], overrides: Mapping) -> Columns:
         """Canonical field → its column indices (the first not blank in a row is the value), from the
@@ -367,7 +374,7 @@ class CsvAdapter(Adapter):
 
     def _read_rows(self, part: RowRange | None) -> Iterator[Page]:
         # A file is a snapshot: every read is a full read of its rows, whatever the cursor.
-        text, digest = self._content
+        text, digest, as_of = self._content
         page_size = self._page_size
         header, columns, data = self._table(text, part)
         width = len(header)
@@ -432,12 +439,12 @@ class CsvAdapter(Adapter):
                 self._flag_repeats(batch, lines, repeats)
             line = lines[-1]
             if len(batch) >= page_size:
-                yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
+                yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}), as_of=as_of)
                 batch = []
         if part is None or part.last is None:
-            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True)
+            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest}), snapshot_complete=True, as_of=as_of)
         elif batch:
-            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}))
+            yield Page(deals=batch, cursor=Cursor(value={"sha256": digest, "row": line}), as_of=as_of)
 
     def _flag_repeats(self, batch: list[RawDeal], lines: Sequence[int], repeats: dict[int, int]) -> None:
         """Flags the rows of the last chunk (at the end of ``batch``) whose id an earlier row has: ``duplicate_id``.

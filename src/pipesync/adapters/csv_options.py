@@ -28,6 +28,9 @@ class CsvOptions(AdapterOptions):
                                                           "that source ({Salesforce Opportunity ID: sf}); the ids become "
                                                           "that source's deal keys, so consolidation joins the deals")
 
+    def files(self) -> dict[str, str]:
+        return {"path": self.path}
+
     @field_validator("format")
     @classmethod
     def _known_format(cls, name: str) -> str:

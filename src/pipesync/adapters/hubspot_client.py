@@ -98,8 +98,8 @@ class HubSpotClient:
             self._generation = self.tokens.generation
             try:
                 r = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-            except urllib3.exceptions.MaxRetryError as e:
-                raise Transient("could not connect", replay_safe=isinstance(e.reason, urllib3.exceptions.NewConnectionError)) from None
+            except urllib3.exceptions.MaxRetryError as e:  # the cause tells the policy about a certificate problem
+                raise Transient("could not connect", replay_safe=isinstance(e.reason, urllib3.exceptions.NewConnectionError)) from e
             except urllib3.exceptions.NewConnectionError:
                 raise Transient("could not connect", replay_safe=True) from None
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError, ConnectionError) as e:

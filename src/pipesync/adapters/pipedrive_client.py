@@ -87,8 +87,8 @@ class PipedriveClient:
         headers = {"x-api-token": token} if self.auth_mode == "api_token" else {"Authorization": f"Bearer {token}"}
         try:
             r = self.http.request(method, self.base_url + path, params=params, json=json, headers=headers)
-        except httpx.ConnectError:
-            raise Transient("could not connect", replay_safe=True) from None
+        except httpx.ConnectError as e:  # the cause tells the policy about a certificate problem
+            raise Transient("could not connect", replay_safe=True) from e
         except httpx.TimeoutException:
             raise Transient("timed out") from None
         except httpx.TransportError as e:

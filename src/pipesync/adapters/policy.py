@@ -10,7 +10,10 @@ Three small pieces, each usable alone:
   :class:`TokenExpired`; never a blind replay of a write whose fate is unknown.
 
 Adapters classify their transport's outcomes into :class:`Transient`, :class:`TokenExpired`
-or a final :mod:`pipesync.errors` error; the policy never sees vendor types.
+or a final :mod:`pipesync.errors` error; the policy never sees vendor types. A transport
+failure keeps its cause (``raise Transient(...) from exc``): a certificate that cannot be
+verified is found there, whatever the transport, and stops the run at once with what is
+wrong with it (:func:`certificate_error`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -30,7 +34,7 @@ from typing import Any, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from pipesync.adapters.options import ApiOptions
-from pipesync.errors import AuthError, QuotaReserveReached, RateLimitError, SourceError
+from pipesync.errors import AuthError, CertificateError, QuotaReserveReached, RateLimitError, SourceError
 from pipesync.redaction import scrub
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,49 @@ class AmbiguousWrite(SourceError):
 
     The adapter resolves it by checking (external id, idempotency key) before any resend.
     """
+
+
+# ---------------------------------------------------------------- certificates
+
+_TRUST_IT = "set the source's ca_bundle option to the PEM file of the CA that signed it"
+# OpenSSL's verify codes (x509_vfy.h): what is wrong with the certificate, and what fixes it.
+_CERTIFICATE_PROBLEMS: dict[int, tuple[str, str]] = {
+    18: ("it is self-signed", "set the source's ca_bundle option to a PEM file holding that certificate"),
+    19: ("it was signed by an unknown CA (a self-signed root in its chain)", _TRUST_IT),
+    2: ("it was signed by an unknown CA", _TRUST_IT),
+    20: ("it was signed by an unknown CA", _TRUST_IT),
+    21: ("it was signed by an unknown CA", _TRUST_IT),
+    10: ("it has expired", "the server's certificate must be renewed (ca_bundle cannot make an expired certificate valid)"),
+    9: ("it is not valid yet", "check this machine's clock (ca_bundle cannot help)"),
+    62: ("it was issued for another host name",
+         "point the source's URL at a name the certificate was issued for (ca_bundle cannot fix a name mismatch)"),
+    64: ("it was issued for another host (not this IP address)",
+         "point the source's URL at a name the certificate was issued for (ca_bundle cannot fix a name mismatch)"),
+}
+
+
+def certificate_error(exc: BaseException, system: str, what: str) -> CertificateError | None:
+    """The error for a transport failure caused by a certificate that could not be verified, else None.
+
+    httpx, urllib3 and requests each wrap the ``ssl`` error differently (cause, ``reason``,
+    an argument): all of them are searched.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            detail = str(e.verify_message or e.reason or "verification failed")
+            problem, fix = _CERTIFICATE_PROBLEMS.get(
+                e.verify_code, (detail, "if the server uses a private CA, " + _TRUST_IT))
+            return CertificateError(f"{system}: the server's TLS certificate could not be verified ({what}): "
+                                    f"{problem} ({detail}). Fix: {fix}.")
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+                    if isinstance(x, BaseException))
+    return None
 
 
 # ---------------------------------------------------------------- limit headers
@@ -330,6 +377,9 @@ class Policy:
                         self.refresh()
                         raise Transient("token refreshed", retry_after=0.0, replay_safe=True) from None
                     except Transient as exc:
+                        refused = certificate_error(exc, self.system, what)
+                        if refused is not None:
+                            raise refused from None
                         if exc.rate_limited:
                             self.stats.rate_limited += 1
                             if exc.retry_after is not None:

@@ -87,17 +87,15 @@ class SalesforceClient:
                 raise TokenExpired() from None
             except SalesforceError as e:
                 raise self._classify(e, what) from None
-            except requests.exceptions.SSLError:
-                raise SourceError(f"{SYSTEM}: the server's TLS certificate could not be verified ({what}); "
-                                  f"set the source's ca_bundle option to the CA that signed it") from None
             except requests.exceptions.ConnectTimeout:
                 raise Transient("could not connect", replay_safe=True) from None
             except requests.exceptions.Timeout:
                 raise Transient("timed out") from None
             except requests.exceptions.ConnectionError as e:
                 refused = "NewConnectionError" in repr(e) or "Connection refused" in repr(e)
+                # the cause tells the policy about a certificate problem (requests' SSLError lands here)
                 raise Transient("connection dropped" if not refused else "could not connect",
-                                replay_safe=refused) from None
+                                replay_safe=refused) from e
 
         return self.policy.call(send, what=what, idempotent=idempotent)
 

@@ -7,19 +7,58 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
 
 from pipesync.config import DEFAULT_CONFIG, Settings, load_config
 from pipesync.errors import PipesyncError
 
+# What the parser raises for a command line it refuses; found through BadParameter, as typer runs
+# on click or on its own copy of it.
+_USAGE_ERROR = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+class _Commands(TyperGroup):
+    """pipesync's command group: under ``--json``, what the parser refuses (an unknown option or
+    command, a missing argument, a value of the wrong kind) is the JSON error object every
+    command prints, not the parser's text on stderr."""
+
+    json_errors = False
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        self.json_errors = "--json" in argv
+        return super().main(argv, *rest, **kwargs)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with self._usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with self._usage_errors():
+            return super().invoke(ctx)
+
+    @contextmanager
+    def _usage_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _USAGE_ERROR as e:
+            if not self.json_errors:
+                raise
+            usage = e.ctx.get_usage().replace("Usage: ", "", 1) if getattr(e, "ctx", None) else None
+            hint = f" (usage: {usage}; see {e.ctx.command_path} --help)" if usage else " (see pipesync --help)"
+            fail("UsageError", e.format_message() + hint, e.exit_code, json_out=True)
+
+
 app = typer.Typer(
     name="pipesync",
+    cls=_Commands,
     help="CRM sync middleware for RevOps: one shared pipeline, golden deals, trusted metrics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -232,7 +232,9 @@ class Warehouse:
             if create:
                 ensure_current(self.engine, self.safe_url)
             columns = {c.name: c for c in t.deals.columns}
-            self._insert_deals = DealStatement(self.engine, t.deals.insert(), columns)
+            # Two first syncs of a source at once both insert its deals: the row written last stands,
+            # as with any update, and neither run fails on the other's primary key.
+            self._insert_deals = DealStatement(self.engine, self._insert(t.deals, update_existing=True), columns)
             key = t.deals.c.key
             self._update_deals = DealStatement(
                 self.engine,
@@ -414,9 +416,7 @@ class Warehouse:
             conn.execute(self._insert(q, update_existing=True), list(rows.values()))
 
     def _save_cursor(self, conn: Connection, source: str, cursor: Cursor, stamp: datetime) -> None:
-        s = t.sync_state
-        if conn.execute(update(s).where(s.c.source == source).values(cursor=cursor.value, updated_at=stamp)).rowcount == 0:
-            conn.execute(s.insert().values(source=source, cursor=cursor.value, updated_at=stamp))
+        conn.execute(self._insert(t.sync_state, update_existing=True), {"source": source, "cursor": cursor.value, "updated_at": stamp})
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

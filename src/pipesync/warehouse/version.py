@@ -38,8 +38,14 @@ def ensure_current(engine: Engine, shown_url: str) -> None:
         if revision == HEAD:
             return
         if revision is None and not inspect(conn).has_table(t.deals.name):
-            create(conn)
-            return
+            # Two first runs at once: one creates, the other waits and finds it made.
+            _lock_for_creating(conn)
+            revision = revision_of(conn)
+            if revision is None and not inspect(conn).has_table(t.deals.name):
+                create(conn)
+                return
+            if revision == HEAD:
+                return
     if revision is None:
         raise WarehouseError(f"the warehouse {shown_url} was made by a pipesync release before schema migrations: "
                              f"{UPGRADE_HINT}")
@@ -48,6 +54,16 @@ def ensure_current(engine: Engine, shown_url: str) -> None:
                              f"{UPGRADE_HINT}")
     raise WarehouseError(f"the warehouse {shown_url} has schema revision {revision}, newer than this pipesync knows "
                          f"(newest {HEAD}): upgrade pipesync, or point it at another warehouse")
+
+
+def _lock_for_creating(conn: Connection) -> None:
+    """Holds, until the transaction ends, a lock that any other process creating this warehouse takes too."""
+    if conn.dialect.name == "sqlite":
+        # The database's write lock, taken now: the driver runs CREATE TABLE outside any transaction
+        # of its own, so without it another process could see half the tables.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pipesync: create the warehouse'))"))
 
 
 def create(conn: Connection) -> None:
