@@ -26,6 +26,11 @@ def test_demo_maps_syncs_consolidates_and_reports(tmp_path):
     secret = (folder / ".secrets" / "hubspot-access_token").read_text(encoding="utf-8")
     assert secret not in config, "secrets stay in their own files"
     assert (folder / MARKER).is_file(), "the next demo may replace this folder"
+    plan = out["plan"]
+    assert set(plan["counts"]) == {"write_back", "duplicates", "close_stale"}, "the demo ends with a plan of every kind"
+    assert plan["changes"] == sum(n for per in plan["counts"].values() for n in per.values())
+    assert secret not in (folder / "pipesync-plan.json").read_text(encoding="utf-8")
+    assert "Push-back plan" in (folder / "plan.html").read_text(encoding="utf-8")
 
 
 def test_demo_refuses_a_folder_holding_files_it_did_not_write_and_changes_nothing(tmp_path):

@@ -555,11 +555,13 @@ class PipedriveStore:
             for a in self.activities.values():
                 if not a.is_deleted and a.deal_id is not None:
                     activities.setdefault(a.deal_id, []).append(a.id)
+            # pipesync's origin tag is a custom field it stamps on every write, like a modification time
+            stamps = {k for k, f in self.custom_fields.items() if f.name.casefold() == ORIGIN_FIELD_NAME}
             snap = {}
             for deal in self.deals.values():
                 fields = {name: getattr(deal, name) for name in Deal.__dataclass_fields__
                           if name not in VOLATILE_FIELDS and name != "custom_fields"}
-                fields.update({f"custom_fields.{k}": v for k, v in sorted(deal.custom_fields.items())})
+                fields.update({f"custom_fields.{k}": v for k, v in sorted(deal.custom_fields.items()) if k not in stamps})
                 fields["activities"] = sorted(activities.get(deal.id, []))
                 snap[str(deal.id)] = fields
             return snap
@@ -610,6 +612,9 @@ class PipedriveStore:
 
     def merge_deals(self, survivor_id: str, merged_id: str) -> str:
         return str(self.merge(int(merged_id), int(survivor_id)).id)
+
+
+ORIGIN_FIELD_NAME = "pipesync origin"  # the Pipedrive adapter's default origin_field
 
 
 def _ref_field_name(system: str) -> str:
