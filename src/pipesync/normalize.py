@@ -29,7 +29,7 @@ from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 from pipesync.currency import FxTable
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping, fold
-from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline
+from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline, SheetNumber
 from pipesync.parsing import (
     domain_of,
     parse_amount,
@@ -38,6 +38,7 @@ from pipesync.parsing import (
     parse_datetime,
     parse_email,
     parse_probability,
+    serial_datetime,
     split_list,
 )
 
@@ -178,6 +179,8 @@ class Normalizer:
             raise ValueError("expected a calendar date, got a timestamp")  # adapters pass .date() deliberately
         if isinstance(v, date):
             return v
+        if v.__class__ is SheetNumber:  # a number in a date column of a workbook: a serial day
+            return serial_datetime(v).date()
         return parse_date(str(v), self._order, self._formats)
 
     def _instant(self, v: Any) -> datetime:
@@ -187,6 +190,8 @@ class Normalizer:
             return v if v.tzinfo is timezone.utc else v.astimezone(timezone.utc)
         if isinstance(v, (int, float)):  # epoch milliseconds, as HubSpot writes them
             return datetime.fromtimestamp(v / 1000, tz=timezone.utc)
+        if v.__class__ is SheetNumber:  # a serial date-time, in the source's zone like any written without one
+            return parse_datetime(serial_datetime(v).isoformat(), self._tz)
         return parse_datetime(str(v), self._tz, self._order, self._formats)
 
     def _emails(self, v: Any) -> list[str]:
@@ -323,6 +328,8 @@ class Normalizer:
             amount = Decimal(raw_amount)
         elif isinstance(raw_amount, float):
             amount = Decimal(repr(raw_amount))
+        elif raw_amount.__class__ is SheetNumber:  # a workbook's number: exact, whatever the decimal separator
+            amount = Decimal(raw_amount)
         elif raw_amount is not None and not (text := str(raw_amount)).isspace() and text:
             try:
                 amount, currency = parse_amount(text, self._decimal, self._default_currency)
