@@ -252,11 +252,14 @@ class Owner(BaseModel):
 
 
 class Discovery(BaseModel):
-    """What ``adapter.discover()`` returns: the source's pipelines, stages and owners."""
+    """What ``adapter.discover()`` returns: the source's pipelines, stages and owners, and the values
+    of its lost reasons and lead sources where the source can list them (files)."""
 
     source: str
     pipelines: list[DiscoveredPipeline]
     owners: list[Owner] = Field(default_factory=list)
+    # Values of fields mapped onto a shared vocabulary (lost_reason, lead_source): value → deals holding it.
+    values: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class DateStyle(BaseModel):

@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined
 from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 
 from pipesync.currency import FxTable
+from pipesync.vocabulary import VALUE_FIELDS, Vocabularies, load_vocabularies
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping, fold
 from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline, SheetNumber
@@ -117,7 +118,10 @@ class NormalizedPage:
 class Normalizer:
     """Normalizes one source's records; built once per source per run."""
 
-    def __init__(self, source: str, mapping: Mapping, pipeline: SharedPipeline, fx: FxTable, mapping_name: str):
+    def __init__(
+        self, source: str, mapping: Mapping, pipeline: SharedPipeline, fx: FxTable, mapping_name: str,
+        vocabularies: Vocabularies | None = None,
+    ):
         self.source = source
         self.mapping = mapping
         self.pipeline = pipeline
@@ -152,11 +156,20 @@ class Normalizer:
         # row: each distinct one is settled (folded, matched against the mapping) once per run.
         self._placements: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str, Category]] = {}
         self._currencies_of: dict[tuple[Any, str | None, bool], str] = {}
+        # Lost reasons and lead sources the mapping places in a shared vocabulary: folded value → its label.
+        vocabularies = vocabularies or load_vocabularies()
+        self._shared = {
+            field: {value: vocabularies.of(field)[key].label for value, key in mapping.value_map(field).items()
+                    if key is not None and key in vocabularies.of(field)}
+            for field in VALUE_FIELDS
+        }
+        self._owners = {fold(k): v for k, v in mapping.owners.items()}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
         # (hashed once: it seeds each record's hash)
         self._rules_seed = xxh3_64_intdigest(orjson.dumps(
-            [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items()))]
+            [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items())),
+             self._shared]
         ))
 
     def content_hashes(self, raws: Sequence[RawDeal]) -> list[str]:
@@ -262,6 +275,14 @@ class Normalizer:
         values = [raw.values for raw in raws]
         for field, parse in self._parsers.items():
             columns[field] = self._column(field, [v.get(field) for v in values], parse, errors, dropped)
+        for field, shared in self._shared.items():
+            if shared:
+                columns[field] = [x if x is None else shared.get(fold(x), x) for x in columns[field]]
+        if self._owners:
+            owners, names = self._owners, columns["owner_name"]
+            columns["owner_name"] = [
+                owners.get(fold(e or "")) or owners.get(fold(n or "")) or n for e, n in zip(columns["owner_email"], names)
+            ]
         return NormalizedPage(columns, errors, dropped)
 
     def _column(

@@ -24,7 +24,7 @@ def test_a_run_stores_one_row_per_segment_and_metric(quarter_settings):
     engine.dispose()
     assert total == len(m.segments) * len(HEADLINE) == 3 * len(HEADLINE)  # all, ann, bob
     assert {(r.view, r.segment, r.value) for r in rows} == {
-        ("owner", "all", 2 / 3), ("owner", "ann@example.com", 0.5), ("owner", "bob@example.com", 1.0)
+        ("owner", "all", 2 / 3), ("owner", "Ann", 0.5), ("owner", "Bob", 1.0)
     }
     assert all((r.period_start, r.period_end) == (Q4.start, Q4.end) for r in rows)
 

@@ -41,6 +41,7 @@ from pipesync.errors import SourceError
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import DATE_FIELDS, Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
+from pipesync.vocabulary import VALUE_FIELDS
 from pipesync.yamlfile import load_model
 
 if TYPE_CHECKING:
@@ -479,7 +480,14 @@ class CsvAdapter(Adapter):
         return Discovery(
             source=self.name,
             pipelines=[DiscoveredPipeline(id=p, label=p, stages=s) for p, s in sorted(pipelines.items())],
+            values={field: dict(counts) for field, counts in self._survey.values.items()},
         )
+
+    def columns(self) -> dict[str, str | None]:
+        """Each canonical field the format knows (and the mapping's ``fields:``) → the header of the column it is read from, or None."""
+        header, columns = self._open_table()[2:]
+        fields = [*self.preset.columns, *(f for f in self._overrides if f not in self.preset.columns)]
+        return {field: header[columns[field]] if field in columns else None for field in fields}
 
     def date_style(self) -> DateStyle:
         """What the file's date columns prove about day/month order, with the first proof of each."""
@@ -506,12 +514,14 @@ class CsvAdapter(Adapter):
         header, columns, data = self._table()
         width = len(header)
         stage_at, pipeline_at, id_at = columns["source_stage"], columns.get("pipeline"), columns["source_id"]
-        widest = max(stage_at, id_at, -1 if pipeline_at is None else pipeline_at)
         page_size = self._page_size
         pairs: Counter[tuple[str, str]] = Counter()  # (pipeline cell, stage cell) as in the file → rows
         page_ends: list[int] = []
         ids: list[str] = []  # each row's, trimmed
         id_lines: list[int] = []
+        value_at = {field: columns[field] for field in VALUE_FIELDS if field in columns}
+        values: dict[str, Counter[str]] = {field: Counter() for field in value_at}  # cells as written → rows
+        widest = max(stage_at, id_at, -1 if pipeline_at is None else pipeline_at, *value_at.values())
         count = line = 0
 
         def cell(row: list[str], at: int | None) -> str:
@@ -527,9 +537,13 @@ class CsvAdapter(Adapter):
                 stage_cells = map(itemgetter(stage_at), rows)
                 pairs.update(zip(map(itemgetter(pipeline_at), rows) if pipeline_at is not None else repeat(""), stage_cells))
                 ids += map(str.strip, map(itemgetter(id_at), rows))
+                for field, at in value_at.items():
+                    values[field].update(map(itemgetter(at), rows))
             else:  # some rows are short of a column: those cells count as blank
                 pairs.update((cell(row, pipeline_at), cell(row, stage_at)) for row in rows)
                 ids += [cell(row, id_at).strip() for row in rows]
+                for field, at in value_at.items():
+                    values[field].update(cell(row, at) for row in rows)
             id_lines += lines
             page_ends += lines[page_size - 1 - count % page_size :: page_size]
             count += len(rows)
@@ -542,9 +556,14 @@ class CsvAdapter(Adapter):
         for (pipeline, stage), n in pairs.items():
             if stage := stage.strip():
                 stages[(pipeline.strip() or ANY, stage)] += n
+        distinct: dict[str, Counter[str]] = {field: Counter() for field in values}
+        for field, counts in values.items():
+            for value, n in counts.items():
+                if value := value.strip():
+                    distinct[field][value] += n
         if self.preset.ids is not None:  # ids compared as the deals will hold them: a 15- and an 18-character id are one
             ids = [self.preset.id_form(i) if i else i for i in ids]
-        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines))
+        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines), values=distinct)
 
 
 def _repeats(ids: list[str], lines: list[int]) -> dict[int, int]:
@@ -676,3 +695,4 @@ class Survey:
     stages: Counter[tuple[str, str]]  # (pipeline, stage) → rows
     page_ends: list[int]  # the line each page's last row ends on
     repeats: dict[int, int]  # the line of each row whose id an earlier row has → that row's line
+    values: dict[str, Counter[str]]  # lost_reason, lead_source: each value (trimmed) → rows
