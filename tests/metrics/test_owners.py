@@ -33,3 +33,7 @@ def test_the_name_most_of_a_person_s_deals_carry_is_shown():
 
 def test_no_owner_is_its_own_group():
     assert shown((None, None), ("", " ")) == [NO_OWNER, NO_OWNER]
+
+
+def test_a_name_written_family_name_first_is_shown_given_name_first():
+    assert shown(("hy@acme.example", "Young, Hannah"), ("hy@acme.example", "Young, Hannah")) == ["Hannah Young"] * 2

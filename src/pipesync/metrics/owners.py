@@ -48,6 +48,12 @@ class _Union:
         self.parent[self.find(a)] = self.find(b)
 
 
+def _as_shown(name: str) -> str:
+    """A name as read aloud: "Durand, Marie" → "Marie Durand"."""
+    last, comma, first = name.strip().partition(",")
+    return f"{first.strip()} {last.strip()}" if comma and first.strip() and "," not in first else name.strip()
+
+
 def people(emails: Sequence[str | None], names: Sequence[str | None]) -> list[str]:
     """Each deal's owner (``emails[i]``, ``names[i]``) as the person it is: their display name."""
     pairs = Counter(zip(emails, names))
@@ -101,7 +107,7 @@ def people(emails: Sequence[str | None], names: Sequence[str | None]) -> list[st
         words = _words(name or "")
         if name and name.strip():
             rank = 2 if len(words) >= 2 and all(len(w) > 1 for w in words) else 1
-            shown[root][(rank, name.strip())] += n
+            shown[root][(rank, _as_shown(name))] += n
         elif email:
             shown[root][(0, email)] += n
     display = {root: max(c.items(), key=lambda kv: (kv[0][0], kv[1], kv[0][1]))[0][1] for root, c in shown.items()}
