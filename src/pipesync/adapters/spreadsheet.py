@@ -82,6 +82,7 @@ class Workbook:
         from python_calamine import CalamineWorkbook  # only for workbooks
 
         self.path = path
+        self._sheets: dict[str, Any] = {}
         try:
             self._book = CalamineWorkbook.from_path(str(path))
         except Exception as e:  # calamine's own errors (zip, XML, password) and OSError
@@ -92,7 +93,10 @@ class Workbook:
         return list(self._book.sheet_names)
 
     def rows(self, name: str) -> SheetRows:
-        try:
-            return SheetRows(self._book.get_sheet_by_name(name))
-        except Exception as e:
-            raise SourceError(f"{self.path}: cannot read sheet {name!r} ({e})") from None
+        """The sheet's rows from its first; the sheet is parsed once (discovery, survey and reads walk it again)."""
+        if name not in self._sheets:
+            try:
+                self._sheets[name] = self._book.get_sheet_by_name(name)
+            except Exception as e:
+                raise SourceError(f"{self.path}: cannot read sheet {name!r} ({e})") from None
+        return SheetRows(self._sheets[name])
