@@ -163,6 +163,7 @@ class Normalizer:
                     if key is not None and key in vocabularies.of(field)}
             for field in VALUE_FIELDS
         }
+        self._shared_seen: dict[str, dict[str | None, str | None]] = {field: {} for field in self._shared}
         self._owners = {fold(k): v for k, v in mapping.owners.items()}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
@@ -277,7 +278,12 @@ class Normalizer:
             columns[field] = self._column(field, [v.get(field) for v in values], parse, errors, dropped)
         for field, shared in self._shared.items():
             if shared:
-                columns[field] = [x if x is None else shared.get(fold(x), x) for x in columns[field]]
+                seen = self._shared_seen[field]  # exports repeat a few values: each is folded once
+                if len(seen) >= MEMO_LIMIT:
+                    seen.clear()  # free text (a reason typed per deal): memory stays bounded
+                for x in set(columns[field]).difference(seen):
+                    seen[x] = None if x is None else shared.get(fold(x), x)
+                columns[field] = list(map(seen.__getitem__, columns[field]))
         if self._owners:
             owners, names = self._owners, columns["owner_name"]
             columns["owner_name"] = [
