@@ -113,3 +113,15 @@ def test_a_repeated_id_in_a_workbook_is_flagged_by_its_sheet_row(tmp_path):
     flagged = [d for d in read(adapter(tmp_path, {"Deals": rows})) if d.problem]
     assert [d.locator for d in flagged] == ["deals.xlsx sheet 'Deals' row 3"]
     assert "is on deals.xlsx sheet 'Deals' row 2 already" in flagged[0].problem[1]
+
+
+def test_rows_keep_the_sheet_s_numbers_when_the_table_starts_lower_and_further_right(tmp_path):
+    path = tmp_path / "offset.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Deals"
+    sheet["B3"], sheet["C3"], sheet["B4"], sheet["C4"], sheet["B6"], sheet["C6"] = "Deal ID", "Stage", 1, "Won", 2, "Lost"
+    book.save(path)
+    source = SourceConfig(name="x", type="csv", options={"path": str(path)})
+    deals = read(CsvAdapter(source, Settings(base_dir=tmp_path, mappings_dir=str(tmp_path))))
+    assert [(d.source_id, d.locator) for d in deals] == [("1", "offset.xlsx sheet 'Deals' row 4"), ("2", "offset.xlsx sheet 'Deals' row 6")]

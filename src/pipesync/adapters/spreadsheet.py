@@ -57,7 +57,7 @@ class SheetRows:
 
     def __init__(self, sheet: Any):
         self.name: str = sheet.name
-        self.line_num = sheet.start[0] if sheet.start else 0  # rows above the used range are empty
+        self.line_num = 0  # calamine gives the rows above the used range too (empty): row numbers are the sheet's
         self._rows: Iterator[list[Any]] = iter(sheet.iter_rows())
 
     def __iter__(self) -> SheetRows:
