@@ -21,6 +21,7 @@ from pipesync.mapping import load_mapping
 from pipesync.pipeline import load_pipeline
 from pipesync.pushback.planner import rules_for
 from pipesync.pushback.rules import DEFAULT_RULES_FILE as DEFAULT_PUSHBACK_FILE
+from pipesync.vocabulary import load_vocabularies
 from pipesync.yamlfile import line_of, read_yaml
 
 T = TypeVar("T")
@@ -56,6 +57,9 @@ def check_project(config: str | Path) -> CheckResult:
     _check_secrets(settings, result)
     pipeline_path = settings.pipeline_path()
     pipeline = result.attempt(str(pipeline_path or "the default pipeline"), lambda: load_pipeline(pipeline_path))
+    vocabularies_path = settings.vocabularies_path()
+    vocabularies = result.attempt(str(vocabularies_path or "the default vocabularies"),
+                                  lambda: load_vocabularies(vocabularies_path))
     for source in settings.sources:
         for option, name in source.options.files().items():
             read = settings.path(name)
@@ -66,7 +70,7 @@ def check_project(config: str | Path) -> CheckResult:
             result.problems.append(f"{path}: source {source.name!r} has no mapping file (write it with "
                                    f"`pipesync map {source.name}`)")
         elif pipeline is not None:  # a mapping is checked against the pipeline it maps onto
-            result.attempt(str(path), lambda: load_mapping(path, pipeline))
+            result.attempt(str(path), lambda: load_mapping(path, pipeline, vocabularies))
     if settings.consolidation:
         rules = settings.path(settings.consolidation)
         result.attempt(str(rules), lambda: load_rules(rules))

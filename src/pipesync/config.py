@@ -165,6 +165,11 @@ class Settings(BaseSettings):
         candidate = self.path(Path(self.mappings_dir) / "pipeline.yaml")
         return candidate if candidate.exists() else None
 
+    def vocabularies_path(self) -> Path | None:
+        """The project's lost-reason and lead-source vocabularies (mappings/vocabularies.yaml), if it has them."""
+        candidate = self.path(Path(self.mappings_dir) / "vocabularies.yaml")
+        return candidate if candidate.exists() else None
+
     def warehouse_url(self) -> str:
         # A relative SQLite path is relative to the config file, like every other path in it.
         prefix = "sqlite:///"

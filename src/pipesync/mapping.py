@@ -8,7 +8,10 @@ A mapping says, for one source:
 - ``fields`` (files only): canonical field → column header, or a list of headers read as
   "the first one not blank in the row", over the preset's;
 - ``parse``: how values are written (date order, decimal separator, default
-  currency, the timezone of naive timestamps, status words).
+  currency, the timezone of naive timestamps, status words);
+- ``lost_reasons``, ``lead_sources``: the source's own values → a key of the shared
+  vocabularies (``vocabulary.py``), or ``null`` while undecided (the value is kept as written);
+- ``owners``: a source's owner (e-mail, name or id as the source writes it) → the person's name.
 
 The format is documented in docs/mapping-files.md.
 
@@ -147,6 +150,20 @@ class ParseRules(BaseModel):
     status: StatusWords = Field(default_factory=StatusWords)
 
 
+def _vocabulary_key(key: str | None, info: ValidationInfo) -> str | None:
+    """A value map's key, checked against the shared vocabularies when loading gives them (each entry
+    on its own, so an error names its line)."""
+    vocabularies = (info.context or {}).get("vocabularies")
+    if key is not None and vocabularies is not None:
+        known = getattr(vocabularies, info.field_name)  # type: ignore[arg-type]
+        if key not in known:
+            raise ValueError(f"{key!r}: not in the shared {info.field_name} ({', '.join(known)})")
+    return key
+
+
+ValueMap = dict[str, Annotated[str | None, AfterValidator(_vocabulary_key)]]
+
+
 class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -156,6 +173,19 @@ class Mapping(BaseModel):
     # (actual_close_date: [Won time, Lost time])
     fields: dict[Literal[RAW_FIELDS], ColumnNames] = Field(default_factory=dict)  # type: ignore[valid-type]
     parse: ParseRules = Field(default_factory=ParseRules)
+    lost_reasons: ValueMap = Field(default_factory=dict, description="source value → shared lost reason; null = undecided")
+    lead_sources: ValueMap = Field(default_factory=dict, description="source value → shared lead source; null = undecided")
+    owners: dict[str, str] = Field(default_factory=dict, description="a source's owner (e-mail, name or id) → the person's name")
+
+    @field_validator("lost_reasons", "lead_sources", "owners", mode="before")
+    @classmethod
+    def _text_keys(cls, v: object) -> object:
+        # YAML reads a value like 404 or yes as a number or a flag: compared as text.
+        return {str(k): val for k, val in v.items()} if isinstance(v, dict) else v
+
+    def value_map(self, field: str) -> ValueMap:
+        """The map of a canonical field's values (``lost_reason`` → ``lost_reasons``), keyed by the folded value."""
+        return self._value_maps[field]
 
     def columns_of(self, name: str) -> list[str]:
         """The columns ``fields`` names for a canonical field, in the order they are tried."""
@@ -163,6 +193,10 @@ class Mapping(BaseModel):
         return [columns] if isinstance(columns, str) else list(columns)
 
     def model_post_init(self, __context: object) -> None:
+        self._value_maps = {
+            "lost_reason": {fold(k): v for k, v in self.lost_reasons.items()},
+            "lead_source": {fold(k): v for k, v in self.lead_sources.items()},
+        }
         # Lookup tables keyed by pipeline ("id:…", "label:…" or "*"), then by stage ("id:…"/"label:…").
         self._tables: dict[str, dict[str, StageRule]] = {}
         for p in self.pipelines:
@@ -196,8 +230,10 @@ class Mapping(BaseModel):
         return None
 
 
-def load_mapping(path: str | Path, pipeline: SharedPipeline) -> Mapping:
-    return load_model(path, Mapping, context={"pipeline": pipeline})
+def load_mapping(path: str | Path, pipeline: SharedPipeline, vocabularies: object = None) -> Mapping:
+    """The mapping file at ``path``, its stages checked against ``pipeline`` and its value maps
+    against ``vocabularies`` (a :class:`~pipesync.vocabulary.Vocabularies`; unchecked when None)."""
+    return load_model(path, Mapping, context={"pipeline": pipeline, "vocabularies": vocabularies})
 
 
 # -- drift: the live source against the file ---------------------------------------------------
@@ -211,10 +247,11 @@ RENAME_SIMILARITY = 80.0
 
 class DriftItem(BaseModel):
     kind: DriftKind
-    pipeline_id: str
-    pipeline: str  # as shown to the user
-    stage_id: str | None
-    label: str  # the live label; for a removed stage, the file's
+    field: str = "stage"  # or a mapped value's field: lost_reason, lead_source
+    pipeline_id: str = ""
+    pipeline: str = ""  # as shown to the user
+    stage_id: str | None = None
+    label: str  # the live label (or value); for a removed stage, the file's
     previous_label: str | None = None  # renamed: the label in the file
     stage: str | None = None  # the shared stage the file maps it to
     quarantines: bool  # deals in this live stage cannot be mapped until the file is fixed
@@ -281,6 +318,7 @@ def check_mapping(discovery: Discovery, mapping: Mapping) -> DriftReport:
             message=f"new stage '{s.label}' in pipeline {_shown(dp.id, dp.label)} is not in the mapping file: "
                     f"run `pipesync map {source}` to map it; its deals are quarantined until then",
         ))
+    items += _value_drift(discovery, mapping)
     live_pipelines = {id(pr) for pr in mapping.pipelines if _live_pipelines(discovery, pr)}
     for pr, rule in removed:
         where = _shown(pr.id, pr.label)
@@ -292,6 +330,38 @@ def check_mapping(discovery: Discovery, mapping: Mapping) -> DriftReport:
                     f"in the source{gone}: delete it from the file once no deal is left in it",
         ))
     return DriftReport(source=source, items=items)
+
+
+# How a mapped field is named to the user, and the mapping file's section for it.
+_VALUE_NOUNS = {"lost_reason": ("lost reason", "lost_reasons"), "lead_source": ("lead source", "lead_sources")}
+
+
+def _value_drift(discovery: Discovery, mapping: Mapping) -> list[DriftItem]:
+    """Values the source holds that the mapping does not map yet: kept as written (never quarantined), but
+    counted apart from the shared ones until mapped."""
+    items = []
+    source = discovery.source
+    for field, counts in discovery.values.items():
+        if field not in _VALUE_NOUNS:
+            continue
+        noun, section = _VALUE_NOUNS[field]
+        table = mapping.value_map(field)
+        for value, deals in counts.items():
+            folded = fold(value)
+            if folded not in table:
+                items.append(DriftItem(
+                    kind="new", field=field, label=value, quarantines=False,
+                    message=f"new {noun} '{value}' ({deals} deal(s)) is not under {section}: in the mapping file: "
+                            f"run `pipesync map {source}` to map it; until then it is counted as written, apart from "
+                            f"the shared {section.replace('_', ' ')}",
+                ))
+            elif table[folded] is None:
+                items.append(DriftItem(
+                    kind="unmapped", field=field, label=value, quarantines=False,
+                    message=f"{noun} '{value}' ({deals} deal(s)) is not mapped yet ({section}: null): set its shared "
+                            f"key in the mapping file or run `pipesync map {source}`; until then it is counted as written",
+                ))
+    return items
 
 
 def unmapped_live_stages(discovery: Discovery, mapping: Mapping) -> list[DriftItem]:

@@ -168,12 +168,24 @@ INSTANT_FIELDS = ("created_at", "updated_at", "stage_entered_at", "last_activity
 DATE_FIELDS = ("close_date", "actual_close_date", *INSTANT_FIELDS)
 
 
+class SheetNumber(str):
+    """A spreadsheet's number cell, as text in its shortest exact form ("1234.5", "45000").
+
+    Files hand over text; a workbook's numbers are typed, and normalization reads them as the
+    numbers they are (never through the mapping's decimal separator), and a number in a date
+    column as a spreadsheet's serial day. JSON and hashes see the text.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class RawDeal:
     """A deal as an adapter read it, before the mapping file is applied.
 
     ``values`` holds canonical field names (``name``, ``amount``, ``close_date`` …)
-    with the source's values: strings from files, typed values from APIs.
+    with the source's values: strings from files (:class:`SheetNumber` for a workbook's
+    numbers), typed values from APIs.
     ``locator`` says where the record came from, for error messages
     ("deals.csv row 12", "Opportunity 006…").
 
@@ -244,11 +256,14 @@ class Owner(BaseModel):
 
 
 class Discovery(BaseModel):
-    """What ``adapter.discover()`` returns: the source's pipelines, stages and owners."""
+    """What ``adapter.discover()`` returns: the source's pipelines, stages and owners, and the values
+    of its lost reasons and lead sources where the source can list them (files)."""
 
     source: str
     pipelines: list[DiscoveredPipeline]
     owners: list[Owner] = Field(default_factory=list)
+    # Values of fields mapped onto a shared vocabulary (lost_reason, lead_source): value → deals holding it.
+    values: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class DateStyle(BaseModel):

@@ -28,9 +28,10 @@ from pydantic_core import PydanticUndefined
 from xxhash import xxh3_64_intdigest, xxh3_128_hexdigest
 
 from pipesync.currency import FxTable
+from pipesync.vocabulary import VALUE_FIELDS, Vocabularies, load_vocabularies
 from pipesync.errors import NormalizationError
 from pipesync.mapping import Mapping, fold
-from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline
+from pipesync.model import INSTANT_FIELDS, Category, Deal, RawDeal, SharedPipeline, SheetNumber
 from pipesync.parsing import (
     domain_of,
     parse_amount,
@@ -40,6 +41,7 @@ from pipesync.parsing import (
     parse_day,
     parse_email,
     parse_probability,
+    serial_datetime,
     split_list,
 )
 
@@ -118,7 +120,10 @@ class NormalizedPage:
 class Normalizer:
     """Normalizes one source's records; built once per source per run."""
 
-    def __init__(self, source: str, mapping: Mapping, pipeline: SharedPipeline, fx: FxTable, mapping_name: str):
+    def __init__(
+        self, source: str, mapping: Mapping, pipeline: SharedPipeline, fx: FxTable, mapping_name: str,
+        vocabularies: Vocabularies | None = None,
+    ):
         self.source = source
         self.mapping = mapping
         self.pipeline = pipeline
@@ -156,11 +161,21 @@ class Normalizer:
         # row: each distinct one is settled (folded, matched against the mapping) once per run.
         self._placements: dict[tuple[Any, Any, Any], tuple[str | None, str | None, str, Category]] = {}
         self._currencies_of: dict[tuple[Any, str | None, bool], str] = {}
+        # Lost reasons and lead sources the mapping places in a shared vocabulary: folded value → its label.
+        vocabularies = vocabularies or load_vocabularies()
+        self._shared = {
+            field: {value: vocabularies.of(field)[key].label for value, key in mapping.value_map(field).items()
+                    if key is not None and key in vocabularies.of(field)}
+            for field in VALUE_FIELDS
+        }
+        self._shared_seen: dict[str, dict[str | None, str | None]] = {field: {} for field in self._shared}
+        self._owners = {fold(k): v for k, v in mapping.owners.items()}
         # Everything besides the record that decides its canonical form: when neither the record
         # nor this changed, the stored deal is still right and normalizing again can be skipped.
         # (hashed once: it seeds each record's hash)
         self._rules_seed = xxh3_64_intdigest(orjson.dumps(
-            [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items()))]
+            [source, mapping.model_dump(mode="json"), pipeline.model_dump(mode="json"), fx.reporting, sorted(map(str, fx.rates.items())),
+             self._shared]
         ))
 
     def content_hashes(self, raws: Sequence[RawDeal]) -> list[str]:
@@ -183,6 +198,8 @@ class Normalizer:
             raise ValueError("expected a calendar date, got a timestamp")  # adapters pass .date() deliberately
         if isinstance(v, date):
             return v
+        if v.__class__ is SheetNumber:  # a number in a date column of a workbook: a serial day
+            return serial_datetime(v).date()
         return parse_date(str(v), self._order, self._formats)
 
     def _day(self, v: Any) -> date:
@@ -202,6 +219,8 @@ class Normalizer:
             return v if v.tzinfo is timezone.utc else v.astimezone(timezone.utc)
         if isinstance(v, (int, float)):  # epoch milliseconds, as HubSpot writes them
             return datetime.fromtimestamp(v / 1000, tz=timezone.utc)
+        if v.__class__ is SheetNumber:  # a serial date-time, in the source's zone like any written without one
+            return parse_datetime(serial_datetime(v).isoformat(), self._tz)
         return parse_datetime(str(v), self._tz, self._order, self._formats)
 
     def _emails(self, v: Any) -> list[str]:
@@ -277,6 +296,19 @@ class Normalizer:
         columns["actual_close_date"] = [
             None if status is Category.OPEN else day for status, day in zip(columns["status"], columns["actual_close_date"])
         ]
+        for field, shared in self._shared.items():
+            if shared:
+                seen = self._shared_seen[field]  # exports repeat a few values: each is folded once
+                if len(seen) >= MEMO_LIMIT:
+                    seen.clear()  # free text (a reason typed per deal): memory stays bounded
+                for x in set(columns[field]).difference(seen):
+                    seen[x] = None if x is None else shared.get(fold(x), x)
+                columns[field] = list(map(seen.__getitem__, columns[field]))
+        if self._owners:
+            owners, names = self._owners, columns["owner_name"]
+            columns["owner_name"] = [
+                owners.get(fold(e or "")) or owners.get(fold(n or "")) or n for e, n in zip(columns["owner_email"], names)
+            ]
         return NormalizedPage(columns, errors, dropped)
 
     def _column(
@@ -343,6 +375,8 @@ class Normalizer:
             amount = Decimal(raw_amount)
         elif isinstance(raw_amount, float):
             amount = Decimal(repr(raw_amount))
+        elif raw_amount.__class__ is SheetNumber:  # a workbook's number: exact, whatever the decimal separator
+            amount = Decimal(raw_amount)
         elif raw_amount is not None and not (text := str(raw_amount)).isspace() and text:
             try:
                 amount, currency = parse_amount(text, self._decimal, self._default_currency)

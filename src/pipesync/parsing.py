@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 from typing import Literal
@@ -239,6 +239,19 @@ def parse_date(text: str, order: str | None = None, formats: tuple[str, ...] = (
         # the day as written, never moved through a timezone, as the API adapters read it.
         return parse_date(m.group(1), order, formats)
     raise ValueError("not a date")
+
+
+# Day 0 of a spreadsheet's serial dates (Excel's 1900 system and OpenDocument's alike; Excel's
+# phantom 29 February 1900 puts its serials before March 1900 a day off, and no deal is that old).
+SERIAL_EPOCH = datetime(1899, 12, 30)
+
+
+def serial_datetime(text: str) -> datetime:
+    """A spreadsheet's serial date-time (days since its epoch, the time as a fraction): naive, as written."""
+    days = float(text)
+    if not 0 < days < 2958466:  # 9999-12-31
+        raise ValueError(f"{text} is no spreadsheet date (a serial day between 1 and 2958465)")
+    return SERIAL_EPOCH + timedelta(days=days)
 
 
 def numeric_date_order(text: str) -> Literal["DMY", "MDY", "ambiguous"] | None:

@@ -33,6 +33,7 @@ from pipesync.mapping import load_mapping, unmapped_live_stages
 from pipesync.model import Cursor, Page, SharedPipeline, StageChange, deal_key
 from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
+from pipesync.vocabulary import load_vocabularies
 from pipesync.warehouse import schema as t
 from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now, unstorable
 from pipesync.workers import Send, Worker, can_fork, cpu_count
@@ -178,8 +179,9 @@ def _sync_source(
     allow_deletions: float,
 ) -> None:
     mapping_path = settings.mapping_path(source)
-    mapping = load_mapping(mapping_path, pipeline)
-    normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name)
+    vocabularies = load_vocabularies(settings.vocabularies_path())
+    mapping = load_mapping(mapping_path, pipeline, vocabularies)
+    normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name, vocabularies)
     with open_adapter(source, settings) as adapter:
         discovery = adapter.discover()
         wh.record_catalog(source.name, discovery)

@@ -5,6 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from pipesync.cli import app
+from pipesync.vocabulary import load_vocabularies
 from pipesync_sandbox.demo import MARKER, fresh_folder
 
 
@@ -31,6 +32,17 @@ def test_demo_maps_syncs_consolidates_and_reports(tmp_path):
     assert plan["changes"] == sum(n for per in plan["counts"].values() for n in per.values())
     assert secret not in (folder / "pipesync-plan.json").read_text(encoding="utf-8")
     assert "Push-back plan" in (folder / "plan.html").read_text(encoding="utf-8")
+
+    # one vocabulary for lost reasons and lead sources, owners by name, across the four sources
+    vocabularies = load_vocabularies()
+    metrics = json.loads(CliRunner().invoke(app, ["metrics", "--config", str(folder / "pipesync.yaml"), "--by", "owner",
+                                                  "--json"]).stdout)
+    shared = {e.label for e in vocabularies.lost_reasons.values()} | {"(no reason given)"}
+    assert {r["reason"] for r in metrics["lost_reasons"]} <= shared
+    shared = {e.label for e in vocabularies.lead_sources.values()} | {"(no lead source)"}
+    assert {r["lead_source"] for r in metrics["win_rate_by_lead_source"]} <= shared
+    owners = [s["segment"] for s in metrics["segments"][1:]]
+    assert owners and not any("@" in o or o.startswith("Owner ") for o in owners), owners
 
 
 def test_demo_refuses_a_folder_holding_files_it_did_not_write_and_changes_nothing(tmp_path):

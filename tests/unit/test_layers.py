@@ -21,7 +21,7 @@ import pipesync
 LAYERS: list[set[str]] = [
     {"errors"},
     {"model", "files", "yamlfile", "cldr", "plugins", "redaction"},
-    {"parsing", "currency", "config", "mapping", "pipeline", "workers", "defaults"},
+    {"parsing", "currency", "config", "mapping", "pipeline", "vocabulary", "workers", "defaults"},
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
     {"metrics"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,8 +25,10 @@ MAPPING = "parse:\n  date_order: YMD\npipelines:\n  - id: Sales\n    stages:\n" 
 )
 
 
-def write_export(path: Path, n: int, seed: int = 7, version: int = 1) -> Path:
-    """Writes ``n`` deals to ``path`` and the source's mapping beside it as ``<stem>.yaml``."""
+def write_export(path: Path, n: int, seed: int = 7, version: int = 1, owners: Sequence[str] = ()) -> Path:
+    """Writes ``n`` deals to ``path`` and the source's mapping beside it as ``<stem>.yaml``; deals are
+    owned by ``owners`` in turn (by "Owner 0" … "Owner 39" without)."""
+    team = list(owners) or [f"Owner {k}" for k in range(40)]
     rng = random.Random(seed)
     start = date(2025, 1, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +46,7 @@ def write_export(path: Path, n: int, seed: int = 7, version: int = 1) -> Path:
                 str(100000 + i), f"Deal {i} for Company {i % 977}", "Sales", STAGES[stage], status,
                 f"{rng.lognormvariate(9.5, 1.0):.2f}", rng.choice(["USD", "EUR", "GBP"]),
                 (created + timedelta(days=rng.randrange(30, 200))).isoformat(), f"{created.isoformat()} 09:30:00",
-                f"{updated.isoformat()} 17:45:00", f"Owner {i % 40}", f"Company {i % 977} GmbH",
+                f"{updated.isoformat()} 17:45:00", team[i % len(team)], f"Company {i % 977} GmbH",
                 "Price" if status == "lost" else "", rng.choice(["Web", "Partner", "Outbound", "Event"]),
             ])
     path.with_suffix(".yaml").write_text(MAPPING, encoding="utf-8")

@@ -102,7 +102,9 @@ def run_demo(folder: Path, *, seed: int = 1, size: int = 3000, step: Step = lamb
     world = generate(seed, size)
     with Sandboxes(world) as boxes:
         step("sandboxes up: " + ", ".join(f"{b.system} {b.base_url}" for b in boxes))
-        export = write_export(folder / "exports" / "spreadsheet.csv", max(size // 20, 50), seed=seed)
+        # the spreadsheet is kept by the same sales team: its owners are people the CRMs know too
+        team = sorted({o.name for o in world.systems["salesforce"].owners})
+        export = write_export(folder / "exports" / "spreadsheet.csv", max(size // 20, 50), seed=seed, owners=team)
         sources = [sandbox_source(boxes[s], folder / ".secrets") for s in SYSTEMS] + [
             SourceConfig(name="spreadsheet", type="csv", mapping=str(export.with_suffix(".yaml").relative_to(folder)),
                          options={"path": str(export.relative_to(folder)), "format": "pipedrive_export"})
@@ -110,8 +112,8 @@ def run_demo(folder: Path, *, seed: int = 1, size: int = 3000, step: Step = lamb
         settings = write_project(folder, sources)
 
         mapped = {}
-        for source in SYSTEMS:
-            step(f"mapping {source}'s stages")
+        for source in [*SYSTEMS, "spreadsheet"]:
+            step(f"mapping {source}'s stages, lost reasons and lead sources")
             ctx = map_context(settings, source)
             proposal = accept_confident(propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing), 0.8)
             write_mapping(ctx.path, proposal)

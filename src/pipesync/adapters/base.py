@@ -53,6 +53,12 @@ class Adapter:
         """
         return None
 
+    def columns(self) -> dict[str, str | None] | None:
+        """Where each canonical field is read from, where the source is a table people export (files):
+        field → the column's header, or None where the file has none. None (the default) for APIs,
+        whose fields are fixed."""
+        return None
+
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         """Pages of deals changed since ``since`` (everything when None), deletions included.
 

@@ -37,12 +37,14 @@ from pydantic import BaseModel, RootModel
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.csv_options import CsvOptions
+from pipesync.adapters.spreadsheet import Workbook, is_workbook
 from pipesync.adapters.values import salesforce_id18
 from pipesync.errors import SourceError
 from pipesync.files import require_regular_file
 from pipesync.mapping import ANY, Mapping, fold
 from pipesync.model import DATE_FIELDS, Cursor, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, Page, RawDeal
 from pipesync.parsing import numeric_date_order, split_list
+from pipesync.vocabulary import VALUE_FIELDS
 from pipesync.yamlfile import load_model
 
 if TYPE_CHECKING:
@@ -176,21 +178,73 @@ class CsvAdapter(Adapter):
         return load_presets()[self.options.format]  # the options checked the name
 
     @cached_property
-    def _content(self) -> tuple[str, str, datetime]:
-        """The file's text, digest and modification time (the export's own time, for ``Page.as_of``),
+    def _file(self) -> tuple[bytes, datetime]:
+        """The file's bytes and modification time (the export's own time, for ``Page.as_of``),
         read once per adapter: sync discovers, then reads."""
         require_regular_file(self.path, f"source {self.source.name!r}: options.path")
         try:
             with self.path.open("rb") as f:  # the time of the file read, not of one replaced since
                 saved_at = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, timezone.utc)
-                data = f.read()
+                return f.read(), saved_at
         except OSError as e:
             raise SourceError(f"{self.path}: cannot read the file ({e.strerror})") from None
+
+    @cached_property
+    def _bytes(self) -> bytes:
+        return self._file[0]
+
+    @cached_property
+    def _saved_at(self) -> datetime:
+        return self._file[1]
+
+    @cached_property
+    def _digest(self) -> str:
+        return hashlib.sha256(self._bytes).hexdigest()
+
+    @cached_property
+    def _text(self) -> str:
+        """A CSV file's text, decoded once per adapter: sync discovers, then reads."""
         try:
-            text = decode(data, self.options.encoding)
+            return decode(self._bytes, self.options.encoding)
         except (UnicodeDecodeError, LookupError) as e:
             raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
-        return text, hashlib.sha256(data).hexdigest(), saved_at
+
+    @cached_property
+    def _workbook(self) -> Workbook | None:
+        """The workbook a spreadsheet file is (None for a CSV file)."""
+        if not is_workbook(self.path):
+            return None
+        self._file  # noqa: B018 - a regular, readable file, and its time, before the workbook reads it
+        return Workbook(self.path)
+
+    @cached_property
+    def _sheet(self) -> str | None:
+        """The workbook's sheet to read: ``options.sheet``, else the first whose header the preset (or the
+        mapping's ``fields``) recognizes."""
+        book = self._workbook
+        if book is None:
+            return None
+        names = book.sheet_names
+        if self.options.sheet is not None:
+            if self.options.sheet not in names:
+                raise SourceError(f"{self.path}: no sheet {self.options.sheet!r} (sheets: {', '.join(names)})")
+            return self.options.sheet
+        first_error: SourceError | None = None
+        for name in names:
+            try:
+                self._header(book.rows(name))
+                return name
+            except SourceError as e:
+                first_error = first_error or e
+        if first_error is None:
+            raise SourceError(f"{self.path}: the workbook has no sheet")
+        raise SourceError(f"{self.path}: no sheet has a header with the columns needed ({', '.join(names)}); "
+                          f"the first sheet's: {first_error}") from None
+
+    @cached_property
+    def _where(self) -> str:
+        """How locators name the file: "deals.csv", or "deals.xlsx sheet 'Deals'"."""
+        return self.path.name if self._sheet is None else f"{self.path.name} sheet {self._sheet!r}"
 
     def _columns(self, header: list[str], overrides: Mapping) -> Columns:
         """Canonical field → its column indices (the first not blank in a row is the value), from the
@@ -217,19 +271,19 @@ class CsvAdapter(Adapter):
                 )
         return columns
 
-    def _table(self, text: str, rows: RowRange | None = None) -> tuple[list[str], Columns, DataRows]:
+    def _table(self, rows: RowRange | None = None) -> tuple[list[str], Columns, DataRows]:
         """(header, canonical field → column index, the data rows).
 
         ``rows`` limits the data rows to a part of the file.
         """
-        lines, reader, header, columns = self._open_table(text)
+        skip, reader, header, columns = self._open_table()
         footers = tuple(fold(f) for f in self.preset.footers)
         skipped = 0
         if rows is not None and rows.after > reader.line_num:
             # the reader reads one line at a time: lines skipped here are lines it never parses
             skipped = rows.after - reader.line_num
-            next(islice(lines, skipped, skipped), None)
-        data = DataRows(reader, skipped, rows.last if rows is not None else None, footers, self._broken)
+            skip(skipped)
+        data = DataRows(reader, skipped, rows.last if rows is not None else None, footers, self._broken, header)
         return header, columns, data
 
     def _external_refs(self, header: list[str]) -> list[tuple[int, str, Callable[[str], str]]]:
@@ -250,11 +304,19 @@ class CsvAdapter(Adapter):
             refs.append((index[fold(column)], other.name, lambda v, form=form, prefix=prefix: form(v.removeprefix(prefix))))
         return refs
 
-    def _open_table(self, text: str) -> tuple[io.StringIO, Any, list[str], Columns]:
-        """The file's lines and a reader past its header, with the header and where each field is in it."""
-        lines = io.StringIO(text, newline="")
+    def _open_table(self) -> tuple[Callable[[int], None], Any, list[str], Columns]:
+        """A reader of the table's rows past its header (``csv.reader`` or a sheet's :class:`SheetRows`),
+        a function skipping lines unread, the header and where each field is in it."""
+        if self._workbook is not None:
+            sheet = self._workbook.rows(self._sheet)  # type: ignore[arg-type]  # a workbook has its sheet
+            return sheet.skip, sheet, *self._header(sheet)
+        lines = io.StringIO(self._text, newline="")
         reader = csv.reader(lines, delimiter=self._delimiter, strict=True)
-        return lines, reader, *self._header(reader)
+
+        def skip(count: int) -> None:
+            next(islice(lines, count, count), None)
+
+        return skip, reader, *self._header(reader)
 
     @cached_property
     def _delimiter(self) -> str:
@@ -266,7 +328,7 @@ class CsvAdapter(Adapter):
         delimiter = self.options.delimiter
         if delimiter != "auto":
             return delimiter
-        text = self._content[0]
+        text = self._text
         if sep_line := _SEP_LINE.match(text):
             return sep_line.group(1)
         sniffed = sniff_delimiter(text)
@@ -309,7 +371,7 @@ class CsvAdapter(Adapter):
         Found by reading the file again a row at a time (only a broken file pays for it): the
         reader reports where it stopped, which for a quote that never closes is the end of the file.
         """
-        again = csv.reader(io.StringIO(self._content[0], newline=""), delimiter=reader.dialect.delimiter, strict=True)
+        again = csv.reader(io.StringIO(self._text, newline=""), delimiter=reader.dialect.delimiter, strict=True)
         start = 1
         try:
             for _ in again:
@@ -374,9 +436,9 @@ class CsvAdapter(Adapter):
 
     def _read_rows(self, part: RowRange | None) -> Iterator[Page]:
         # A file is a snapshot: every read is a full read of its rows, whatever the cursor.
-        text, digest, as_of = self._content
+        digest, as_of = self._digest, self._saved_at
         page_size = self._page_size
-        header, columns, data = self._table(text, part)
+        header, columns, data = self._table(part)
         width = len(header)
         named = [i for i, h in enumerate(header) if h]
         unnamed = [i for i in range(width) if not header[i]]  # Excel leaves some, mostly at the end
@@ -409,7 +471,7 @@ class CsvAdapter(Adapter):
                 return values
 
         id_of, id_form = cell_getter(columns["source_id"]), self.preset.id_form
-        name = self.path.name
+        name = self._where
         repeats = self._survey.repeats
 
         def one_by_one(line: int, cells: list[str]) -> RawDeal:  # a chunk with a row of another width
@@ -456,7 +518,7 @@ class CsvAdapter(Adapter):
         for k, line in enumerate(lines):
             if (first := repeats.get(line)) is not None:
                 deal = batch[start + k]
-                reason = f"duplicate_id: the id {deal.source_id!r} is on {self.path.name} row {first} already, which is kept (the first row with an id is the deal)"
+                reason = f"duplicate_id: the id {deal.source_id!r} is on {self._where} row {first} already, which is kept (the first row with an id is the deal)"
                 batch[start + k] = RawDeal(None, deal.locator, deal.values, deal.raw, ("source_id", reason))
 
     def discover(self) -> Discovery:
@@ -466,11 +528,18 @@ class CsvAdapter(Adapter):
         return Discovery(
             source=self.name,
             pipelines=[DiscoveredPipeline(id=p, label=p, stages=s) for p, s in sorted(pipelines.items())],
+            values={field: dict(counts) for field, counts in self._survey.values.items()},
         )
+
+    def columns(self) -> dict[str, str | None]:
+        """Each canonical field the format knows (and the mapping's ``fields:``) → the header of the column it is read from, or None."""
+        header, columns = self._open_table()[2:]
+        fields = [*self.preset.columns, *(f for f in self._overrides if f not in self.preset.columns)]
+        return {field: " / ".join(header[i] for i in columns[field]) if field in columns else None for field in fields}
 
     def date_style(self) -> DateStyle:
         """What the file's date columns prove about day/month order, with the first proof of each."""
-        header, columns, data = self._table(self._content[0])
+        header, columns, data = self._table()
         date_columns = sorted({i for field, ix in columns.items() if field in DATE_FIELDS for i in ix})  # once each: fields may share one
         order_of: dict[str, str | None] = {}
         proof: dict[str, str] = {}
@@ -484,33 +553,37 @@ class CsvAdapter(Adapter):
                     if order == "ambiguous":
                         ambiguous += 1
                     elif order is not None and order not in proof:
-                        proof[order] = f"{cell.strip()!r} in column {header[i]!r}, {self.path.name} row {line}"
+                        proof[order] = f"{cell.strip()!r} in column {header[i]!r}, {self._where} row {line}"
         return DateStyle.of(proof, ambiguous)
 
     @cached_property
     def _survey(self) -> Survey:
         """One pass over the file for what discovery and partitioning need (sync asks for both)."""
-        header, columns, data = self._table(self._content[0])
+        header, columns, data = self._table()
         width = len(header)
         stage_of, id_of = cell_getter(columns["source_stage"]), cell_getter(columns["source_id"])
         pipeline_of = cell_getter(columns["pipeline"]) if "pipeline" in columns else None
-        widest = max(i for f in ("source_stage", "source_id", "pipeline") for i in columns.get(f, ()))
         page_size = self._page_size
         pairs: Counter[tuple[str, str]] = Counter()  # (pipeline cell, stage cell) as in the file → rows
         page_ends: list[int] = []
         ids: list[str] = []  # each row's, trimmed
         id_lines: list[int] = []
+        value_of = {field: cell_getter(columns[field]) for field in VALUE_FIELDS if field in columns}
+        values: dict[str, Counter[str]] = {field: Counter() for field in value_of}  # cells as written → rows
+        widest = max(i for f in ("source_stage", "source_id", "pipeline", *value_of) for i in columns.get(f, ()))
         count = line = 0
         while (chunk := data.take(CHUNK)) is not None:
             lines, rows = chunk
             if not rows:
                 continue
-            if not isinstance(lines, range):  # some row of the chunk spans lines
+            if not isinstance(lines, range) and self._workbook is None:  # some row of the chunk spans lines
                 self._check_rows_not_swallowed(lines, rows, width)
             if min(map(len, rows)) <= widest:  # some rows are short of a column: those cells count as blank
                 rows = [row + [""] * (widest + 1 - len(row)) for row in rows]
             pairs.update(zip(map(pipeline_of, rows) if pipeline_of is not None else repeat(""), map(stage_of, rows)))
             ids += map(str.strip, map(id_of, rows))
+            for field, get in value_of.items():
+                values[field].update(map(get, rows))
             id_lines += lines
             page_ends += lines[page_size - 1 - count % page_size :: page_size]
             count += len(rows)
@@ -523,7 +596,14 @@ class CsvAdapter(Adapter):
         for (pipeline, stage), n in pairs.items():
             if stage := stage.strip():
                 stages[(pipeline.strip() or ANY, stage)] += n
-        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines))
+        distinct: dict[str, Counter[str]] = {field: Counter() for field in values}
+        for field, counts in values.items():
+            for value, n in counts.items():
+                if value := value.strip():
+                    distinct[field][value] += n
+        if self.preset.ids is not None:  # ids compared as the deals will hold them: a 15- and an 18-character id are one
+            ids = [self.preset.id_form(i) if i else i for i in ids]
+        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines), values=distinct)
 
 
 def _repeats(ids: list[str], lines: list[int]) -> dict[int, int]:
@@ -546,45 +626,87 @@ def _repeats(ids: list[str], lines: list[int]) -> dict[int, int]:
 class DataRows:
     """A table's data rows, parsed a chunk at a time, with the physical line each row ends on.
 
-    Footers and blank rows are skipped, and so are the rows after line ``last``.
+    Skipped: blank rows, footers, the rows after line ``last``, and a board's layout: the
+    header printed again (per group, per page) and a group's title, a row of one cell that the
+    header follows (blank rows between). A row of one cell that no header follows is data as
+    before (and quarantined as a short row), so nothing is dropped on a guess.
     """
 
     def __init__(
-        self, reader: Any, skipped: int, last: int | None, footers: tuple[str, ...], broken: Callable[[csv.Error, Any], Exception]
+        self, reader: Any, skipped: int, last: int | None, footers: tuple[str, ...],
+        broken: Callable[[csv.Error, Any], Exception], header: list[str],
     ) -> None:
         self.reader, self.skipped, self.last, self.footers, self.broken = reader, skipped, last, footers, broken
+        self.header = _trimmed(header)
+        self.header_start = header[0].strip().casefold() if header else ""
         self.done = False
+        # A title row (and the blank rows after it) read at the end of a chunk: whether it is a
+        # group's title depends on the row after it, so it waits for the next chunk.
+        self.held: tuple[list[int], list[list[str]]] = ([], [])
 
     def take(self, most: int) -> tuple[Sequence[int], list[list[str]]] | None:
         """(lines, cells) of the data rows among the next ``most`` rows of the file; None at its end."""
         reader = self.reader
         before = reader.line_num + self.skipped
+        held_lines, held_rows = self.held
+        asked = max(1, most - len(held_rows))
         try:
-            rows = [] if self.done else list(islice(reader, most))
+            rows = [] if self.done else list(islice(reader, asked))
         except csv.Error as e:
             raise self.broken(e, reader) from None
-        if not rows:
-            return None
+        ended = self.done or len(rows) < asked
         lines: Sequence[int]
         if reader.line_num + self.skipped - before == len(rows):
             lines = range(before + 1, before + 1 + len(rows))  # the common case: a line per row
         else:
             lines = list(accumulate(map(lines_spanned, rows), initial=before))[1:]
-        if self.last is not None and lines[-1] > self.last:
+        if rows and self.last is not None and lines[-1] > self.last:
             keep = bisect_right(lines, self.last)
-            lines, rows, self.done = lines[:keep], rows[:keep], True
-        # A row whose first two cells are filled is data; only the others can be blank or a footer.
+            lines, rows, self.done, ended = lines[:keep], rows[:keep], True, True
+        if held_rows:
+            lines, rows, self.held = [*held_lines, *lines], [*held_rows, *rows], ([], [])
+        if not rows:
+            return None
+        # A row whose first two cells are filled is data, unless it is the header again; only
+        # the others can be blank, a footer or a group's title.
         filled = min(map(len, rows), default=2) >= 2 and all(map(str.strip, map(itemgetter(0), rows)))
-        if not (filled and all(map(str.strip, map(itemgetter(1), rows)))):
-            kept = [n for n, cells in enumerate(rows) if self._is_data(cells)]
+        if not (filled and all(map(str.strip, map(itemgetter(1), rows))) and self.header_start not in map(str.casefold, map(str.strip, map(itemgetter(0), rows)))):
+            kept, held = self._kept(rows, ended)
+            if held is not None:
+                self.held = (list(lines[held:]), rows[held:])
             lines, rows = [lines[n] for n in kept], [rows[n] for n in kept]
         return lines, rows
 
-    def _is_data(self, cells: list[str]) -> bool:
-        if len(cells) >= 2 and cells[0].strip() and cells[1].strip():
-            return True
-        filled = [c for c in cells if c.strip()]
-        return bool(filled) and not (len(filled) == 1 and fold(filled[0]).startswith(self.footers))
+    def _kept(self, rows: list[list[str]], ended: bool) -> tuple[list[int], int | None]:
+        """The data rows' positions among ``rows``, and where the rows to hold from start: a title row
+        at the end, with the blank rows after it, waits for the row that decides it (None: none waits)."""
+        kept: list[int] = []
+        title: int | None = None  # a one-cell row whose fate the next filled row decides
+        for n, cells in enumerate(rows):
+            filled = [c for c in cells if c.strip()]
+            if not filled:
+                continue
+            if len(filled) > 1 and _trimmed(cells) == self.header:
+                title = None  # the header again: the row of one cell before it is a group's title
+                continue
+            if title is not None:
+                kept.append(title)
+                title = None
+            if len(filled) > 1:
+                kept.append(n)
+            elif not fold(filled[0]).startswith(self.footers):
+                title = n
+        if title is not None and not ended:
+            return kept, title
+        return (kept if title is None else [*kept, title]), None
+
+
+def _trimmed(cells: list[str]) -> list[str]:
+    """Cells as a header is compared: folded, trailing blank cells dropped."""
+    folded = [fold(c) for c in cells]
+    while folded and not folded[-1]:
+        folded.pop()
+    return folded
 
 
 def lines_spanned(cells: list[str]) -> int:
@@ -613,3 +735,4 @@ class Survey:
     stages: Counter[tuple[str, str]]  # (pipeline, stage) → rows
     page_ends: list[int]  # the line each page's last row ends on
     repeats: dict[int, int]  # the line of each row whose id an earlier row has → that row's line
+    values: dict[str, Counter[str]]  # lost_reason, lead_source: each value (trimmed) → rows

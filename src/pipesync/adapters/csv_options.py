@@ -10,7 +10,8 @@ from pipesync.plugins import AdapterOptions, AdapterPlugin
 
 
 class CsvOptions(AdapterOptions):
-    path: str = Field(description="the file, relative to the config's folder", examples=["exports/opportunities.csv"])
+    path: str = Field(description="the file, relative to the config's folder: CSV or text, or a workbook (.xlsx, "
+                                  ".xlsm, .xlsb, .xls, .ods) read directly", examples=["exports/opportunities.csv"])
     format: str = Field("generic", description="the export's system, read by its own headers (adapters/csv_presets."
                                                "yaml): salesforce_report, hubspot_export, pipedrive_export, zoho_crm, "
                                                "zoho_bigin, monday_crm, salesflare, zendesk_sell, vtiger, jiandaoyun "
@@ -22,6 +23,9 @@ class CsvOptions(AdapterOptions):
                                               "page Excel saved the file in (Windows-1252, else Shift-JIS, GBK, UHC or "
                                               "Big5); a Python codec name forces one")
     delimiter: str = Field("auto", description="auto: Excel's sep= line, else sniffed among , ; tab |; or the character")
+    sheet: str | None = Field(None, description="a workbook's sheet to read (.xlsx, .xlsm, .xlsb, .xls, .ods); "
+                                                "unset: the first sheet whose header the format's columns (or the "
+                                                "mapping's fields:) recognize", examples=["Deals"])
     page_size: int = Field(1000, gt=0, description="rows committed per transaction (with workers writing side by side, "
                                                    "shorter transactions keep each from waiting on the other)")
     external_refs: dict[str, str] = Field({}, description="{column: source}: the column holds the same deal's id in "
@@ -60,4 +64,4 @@ class CsvOptions(AdapterOptions):
 
 
 PLUGIN = AdapterPlugin(CsvOptions, "pipesync.adapters.csv_file:CsvAdapter",
-                       "CSV exports: Salesforce reports, HubSpot and Pipedrive exports, any spreadsheet")
+                       "CSV and Excel exports: Salesforce reports, HubSpot and Pipedrive exports, any spreadsheet")

@@ -14,6 +14,8 @@ from pipesync.errors import MappingError
 from pipesync.mapper import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:  # the proposal engine and its lexicon load when the command runs, not with every command
+    from rich.table import Table
+
     from pipesync.mapper import Proposal
     from pipesync.mapping import DriftReport
 
@@ -67,10 +69,14 @@ def map_command(
             raise typer.Exit(DRIFT_FOUND)
         return
 
-    proposal = propose_mapping(ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold, dates=ctx.dates)
+    proposal = propose_mapping(
+        ctx.discovery, ctx.pipeline, ctx.existing, threshold=threshold, dates=ctx.dates, vocabularies=ctx.vocabularies
+    )
     if json_out and not yes:
-        emit_json(proposal.model_dump())
+        emit_json({**proposal.model_dump(), "columns": ctx.columns})
         return
+    if ctx.columns is not None and not json_out:
+        console.print(columns_table(ctx.columns, ctx.source.name))
     if not yes:
         if not stdin_is_terminal():
             fail("UsageError", "stdin is not a terminal: pass --yes to accept proposals at or above --threshold, "
@@ -82,7 +88,8 @@ def map_command(
     left = undecided_lines(proposal)
     dates = advise_date_order(ctx.dates, ctx.existing.parse.date_order if ctx.existing else None)
     if json_out:
-        emit_json({"path": str(ctx.path), "undecided": left, "dates": dates.message, "proposal": proposal.model_dump()})
+        emit_json({"path": str(ctx.path), "undecided": left, "dates": dates.message, "columns": ctx.columns,
+                   "proposal": proposal.model_dump()})
     else:
         render_written(proposal, ctx.path, yes)
         if dates.message:
@@ -99,11 +106,25 @@ def map_command(
         raise typer.Exit(1)
 
 
+def columns_table(columns: dict[str, str | None], source: str) -> Table:
+    """Which column of the file each canonical field is read from, or that the file has none."""
+    from rich.table import Table
+
+    table = Table(title=f"Columns of {source}")
+    table.add_column("field")
+    table.add_column("read from column")
+    for field, column in columns.items():
+        table.add_row(field, escape(column) if column is not None else "[yellow]none found[/] (name one under fields:)")
+    return table
+
+
 def render_written(proposal: Proposal, path: Path, quiet: bool) -> None:
-    from pipesync.mapper.review import proposal_table
+    from pipesync.mapper.review import proposal_table, values_table
 
     if quiet:
         console.print(proposal_table(proposal))
+    if proposal.values:
+        console.print(values_table(proposal))
     decided = sum(1 for _, s in proposal.stages() if s.accepted)
     total = decided + len(proposal.undecided())
     console.print(f"Wrote {escape(str(path))}: {decided} of {total} stage(s) mapped.", highlight=False)

@@ -6,7 +6,8 @@ already has a shared stage in the file is left exactly as the user wrote it
 Only undecided stages (null) are filled in, stages new to the file are
 appended, and ``parse.date_order`` is added where the source's dates prove it
 and the file sets none. Stages the source no longer has are kept: deals may
-still sit in them (``pipesync map --check`` reports them).
+still sit in them (``pipesync map --check`` reports them). Lost reasons and lead
+sources follow the same rules under ``lost_reasons:`` and ``lead_sources:``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from pipesync.files import write_atomically
 from pipesync.mapper.date_order import advise_date_order
 from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
+from pipesync.mapper.values import ValueProposal, value_comment
 from pipesync.mapping import ANY, fold
+from pipesync.vocabulary import VALUE_FIELDS
 from pipesync.yamlfile import read_yaml
 
 HEADER = """\
@@ -29,7 +32,9 @@ Each source stage maps to a shared stage key (see mappings/pipeline.yaml), or to
 null while undecided: deals in an undecided stage are quarantined, never guessed.
 Edit freely. Re-running `pipesync map` keeps every decision written here and only
 fills in undecided or new stages. The comment after a stage says why it was
-proposed (confidence 0..1 and the evidence). Format: docs/mapping-files.md"""
+proposed (confidence 0..1 and the evidence). Lost reasons and lead sources map
+onto the shared vocabularies the same way; an undecided one (null) is kept as
+written. Format: docs/mapping-files.md"""
 
 
 def write_mapping(path: str | Path, proposal: Proposal) -> Path:
@@ -55,8 +60,26 @@ def write_mapping(path: str | Path, proposal: Proposal) -> Path:
                 node = _new_pipeline(pp)
                 pipelines.append(node)
             _update_stage(node, sp)
+    for vp in proposal.values:
+        if vp.origin != "kept":
+            _update_value(doc, vp)
     _save(path, doc)
     return path
+
+
+def _update_value(doc: CommentedMap, vp: ValueProposal) -> None:
+    section = VALUE_FIELDS[vp.field]
+    values = doc.get(section)
+    if not isinstance(values, CommentedMap):
+        values = CommentedMap()
+        doc[section] = values
+    written = next((k for k in values if fold(str(k)) == fold(vp.value)), None)
+    if written is not None and values[written] is not None:
+        return  # the file's decision is the user's: never touched
+    name = vp.value if written is None else written
+    values[name] = vp.key if vp.accepted else None
+    values.ca.items.pop(name, None)
+    values.yaml_add_eol_comment(value_comment(vp), name)
 
 
 def _write_date_order(doc: CommentedMap, proposal: Proposal) -> None:

@@ -29,8 +29,10 @@ from pydantic import BaseModel, Field
 
 from pipesync.mapper import DEFAULT_THRESHOLD
 from pipesync.mapper.lexicon import Hit, Lexicon, load_lexicon
+from pipesync.mapper.values import ValueProposal, propose_values
 from pipesync.mapping import Mapping, StageRule
 from pipesync.model import Category, DateStyle, DiscoveredPipeline, DiscoveredStage, Discovery, SharedPipeline
+from pipesync.vocabulary import Vocabularies, load_vocabularies
 
 # Confidence of each kind of evidence (0..1), before agreement and disagreement adjust it.
 EXACT_LABEL = 0.95
@@ -94,6 +96,7 @@ class Proposal(BaseModel):
     threshold: float = DEFAULT_THRESHOLD
     pipelines: list[PipelineProposal]
     dates: DateStyle | None = Field(default=None, description="how the source writes dates (files), for parse.date_order")
+    values: list[ValueProposal] = Field(default_factory=list, description="its lost reasons and lead sources")
 
     def stages(self) -> Iterator[tuple[PipelineProposal, StageProposal]]:
         for p in self.pipelines:
@@ -111,6 +114,9 @@ def accept_confident(proposal: Proposal, threshold: float) -> Proposal:
     for _, s in proposal.stages():
         if s.origin == "proposed":
             s.accepted = s.stage is not None and s.confidence >= threshold
+    for v in proposal.values:
+        if v.origin == "proposed":
+            v.accepted = v.key is not None and v.confidence >= threshold
     return proposal
 
 
@@ -122,8 +128,10 @@ def propose_mapping(
     threshold: float = DEFAULT_THRESHOLD,
     lexicon: Lexicon | None = None,
     dates: DateStyle | None = None,
+    vocabularies: Vocabularies | None = None,
 ) -> Proposal:
-    """A proposed mapping of every discovered stage onto ``pipeline``; decisions in ``existing`` are kept.
+    """A proposed mapping of every discovered stage onto ``pipeline``, and of its lost reasons and lead
+    sources onto ``vocabularies`` (default: the shipped ones); decisions in ``existing`` are kept.
 
     ``dates`` (the adapter's :meth:`~pipesync.adapters.base.Adapter.date_style`) rides along for the writer.
     """
@@ -131,7 +139,8 @@ def propose_mapping(
     pipelines = [
         PipelineProposal(id=dp.id, label=dp.label, stages=engine.propose_pipeline(dp)) for dp in discovery.pipelines
     ]
-    proposal = Proposal(source=discovery.source, threshold=threshold, pipelines=pipelines, dates=dates)
+    values = propose_values(discovery, vocabularies or load_vocabularies(), existing, threshold)
+    proposal = Proposal(source=discovery.source, threshold=threshold, pipelines=pipelines, dates=dates, values=values)
     engine.share_between_pipelines(proposal, threshold)
     return accept_confident(proposal, threshold)
 

@@ -10,6 +10,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
+from pipesync.mapper.values import value_comment
 from pipesync.model import SharedPipeline
 
 UNDECIDED = "-"
@@ -34,6 +35,19 @@ def proposal_table(proposal: Proposal, title: str | None = None) -> Table:
             str(n), escape(pp.label), escape(sp.label), *deals, _decision(sp), f"{sp.confidence:.2f}",
             escape(_why(sp)),
         )
+    return table
+
+
+def values_table(proposal: Proposal) -> Table:
+    """The source's lost reasons and lead sources → shared entries (undecided ones are kept as written)."""
+    table = Table(title=f"Lost reasons and lead sources of {proposal.source}")
+    for name, justify in (("field", "left"), ("value", "left"), ("deals", "right"), ("→ shared", "left"),
+                          ("conf.", "right"), ("why", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for v in proposal.values:
+        decision = v.key if v.accepted else f"[yellow]as written[/] (guess: {v.key})" if v.key else "[yellow]as written[/]"
+        table.add_row(v.field, escape(v.value), str(v.deal_count or ""), decision, f"{v.confidence:.2f}",
+                      escape(value_comment(v)))
     return table
 
 

@@ -15,13 +15,14 @@ from datetime import date
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Float, Select, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, false, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from pipesync.errors import WarehouseError
+from pipesync.metrics.owners import NO_OWNER, people
 from pipesync.model import Category, SharedPipeline
 from pipesync.warehouse import schema
 
@@ -170,9 +171,9 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
         id_col, _stage_code(c.stage, pipeline), case(STATUS_CODES, value=c.status, else_=OPEN),
         cast(c.amount_reporting, Float), epoch_days(_closed_on(table)), epoch_days(c.created_at),
         epoch_days(c.stage_entered_at), epoch_days(c.updated_at), epoch_days(c.last_activity_at),
-        func.coalesce(c.owner_email, c.owner_name), c.source, c.pipeline, c.lead_source, c.lost_reason,
+        c.source, c.pipeline, c.lead_source, c.lost_reason, c.owner_email, c.owner_name,
     ).where(alive)
-    cols = _columns(conn, stmt, 14)
+    cols = _columns(conn, stmt, 15)
     number = lambda i: np.array(cols[i], dtype=float)  # noqa: E731 - None becomes NaN
     return DealSet(
         kind=kind,
@@ -186,12 +187,13 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
         updated=number(7),
         last_activity=number(8),
         segments={
-            "owner": factorize(cols[9], "(no owner)"),
-            "source": factorize(cols[10], "(no source)"),
-            "pipeline": factorize(cols[11], "(no pipeline)"),
-            "lead_source": factorize(cols[12], "(no lead source)"),
+            # one person per owner however each system spells them (metrics/owners.py), shown by name
+            "owner": factorize(tuple(people(cols[13], cols[14])), NO_OWNER),
+            "source": factorize(cols[9], "(no source)"),
+            "pipeline": factorize(cols[10], "(no pipeline)"),
+            "lead_source": factorize(cols[11], "(no lead source)"),
         },
-        lost_reason=factorize(cols[13], "(no reason given)"),
+        lost_reason=factorize(cols[12], "(no reason given)"),
     )
 
 
