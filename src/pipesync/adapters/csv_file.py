@@ -534,7 +534,7 @@ class CsvAdapter(Adapter):
     def columns(self) -> dict[str, str | None]:
         """Each canonical field the format knows (and the mapping's ``fields:``) → the header of the column it is read from, or None."""
         header, columns = self._open_table()[2:]
-        fields = [*self.preset.columns, *(f for f in self._overrides if f not in self.preset.columns)]
+        fields = [*self.preset.columns, *(f for f in self._overrides.fields if f not in self.preset.columns)]
         return {field: " / ".join(header[i] for i in columns[field]) if field in columns else None for field in fields}
 
     def date_style(self) -> DateStyle:

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Float, Select, and_, case, cast, false, literal, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, false, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
