@@ -8,7 +8,7 @@ them from Deals.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
@@ -88,24 +88,57 @@ _POOLED: dict[str, Any] = {
 _BATCH = 50_000
 
 
-def pooled_records(rows: Iterable[Sequence[Any]]) -> list[Record]:
+def pooled_records(
+    rows: Iterable[Sequence[Any]], convert: Mapping[str, Callable[[Any], Any]] | None = None
+) -> list[Record]:
     """Rows of Record columns as Records whose repeating values are each held once.
 
     A million deals hold a few hundred distinct stages, owners and currencies
     and far fewer accounts, amounts and contact lists than deals: sharing them
     takes the records from gigabytes to well under one. Records are read-only;
     deals with equal contact lists share one list.
+
+    ``convert`` (field → function) turns a column's raw values into the Record's (a database
+    driver's text, say, into dates or lists): a repeating field's once per distinct value.
     """
-    pools = {FIELD_INDEX[name]: (key, {}) for name, key in _POOLED.items()}
+    convert = convert or {}
+    pools = {FIELD_INDEX[name]: (key, {}, convert.get(name)) for name, key in _POOLED.items()}
+    direct = [(FIELD_INDEX[name], fn) for name, fn in convert.items() if name not in _POOLED]
     records: list[Record] = []
     rows = iter(rows)
     while batch := list(islice(rows, _BATCH)):
         columns = list(zip(*batch))  # column by column: one pool lookup per value, no per-row work
-        for i, (key, pool) in pools.items():
-            add = pool.setdefault
-            if key is None:
-                columns[i] = [add(v, v) if v is not None else None for v in columns[i]]
+        for i, (key, pool, fn) in pools.items():
+            column = columns[i]
+            if fn is not None:
+                # pooled by the raw value: text is its own key; what a driver already typed keeps the field's
+                raw_key = None if isinstance(next((v for v in column if v is not None), ""), str) else key
+                columns[i] = _pooled_column(column, pool, raw_key, fn)
             else:
-                columns[i] = [add(key(v), v) if v is not None else None for v in columns[i]]
+                columns[i] = _pooled_column(column, pool, key, None)
+        for i, fn in direct:
+            columns[i] = [None if v is None else fn(v) for v in columns[i]]
         records.extend(map(Record._make, zip(*columns)))
     return records
+
+
+def _pooled_column(values: Sequence[Any], pool: dict[Any, Any], key: Callable[[Any], Any] | None,
+                   fn: Callable[[Any], Any] | None) -> list[Any]:
+    """``values`` with each one the pool's (``fn`` applied once per distinct ``key``)."""
+    if fn is None:
+        add = pool.setdefault
+        if key is None:
+            return [add(v, v) if v is not None else None for v in values]
+        return [add(key(v), v) if v is not None else None for v in values]
+    get = pool.get
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        k = v if key is None else key(v)
+        value = get(k, pool)
+        if value is pool:  # not seen yet (the pool itself marks a miss: no value is the pool)
+            value = pool[k] = fn(v)
+        out.append(value)
+    return out

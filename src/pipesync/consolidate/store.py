@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import islice
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,16 @@ from sqlalchemy import Connection, delete, insert, select, update
 from pipesync.config import Settings
 from pipesync.consolidate.engine import Consolidation, consolidate, without_gc
 from pipesync.consolidate.records import Record, pooled_records
+from pipesync.consolidate.survivorship import ROW_FIELDS
 from pipesync.consolidate.rules import MatchRules, load_rules
 from pipesync.model import SharedPipeline
 from pipesync.pipeline import load_pipeline
 from pipesync.warehouse import schema as t
+from pipesync.warehouse.bulk import ColumnInsert, clear, read_raw
 from pipesync.warehouse.store import Warehouse
 
 BATCH = 5000
+LINK_FIELDS = ("deal_key", "golden_id", "score", "rule", "linked_to")  # a DealLink's, the deal_links columns
 
 
 @dataclass
@@ -56,15 +60,22 @@ def rules_for(settings: Settings, path: str | Path | None = None) -> MatchRules:
 
 
 def read_records(warehouse: Warehouse, keys: list[str] | None = None) -> list[Record]:
-    """Live deals as light records (all of them, or those with the given keys), repeating values pooled."""
+    """Live deals as light records (all of them, or those with the given keys), repeating values pooled.
+
+    The driver's rows are taken as they come and each column converted once per distinct value
+    (``bulk.read_raw``): a million deals repeat a few thousand dates, amounts and contact lists.
+    """
     columns = [t.deals.c[name] for name in Record._fields]
     query = select(*columns).where(t.deals.c.is_deleted.is_(False))
     with warehouse.begin() as conn, without_gc():
         if keys is None:
-            return pooled_records(conn.execute(query.execution_options(yield_per=50_000)))
-        chunks = (keys[start:start + BATCH] for start in range(0, len(keys), BATCH))
-        rows = chain.from_iterable(conn.execute(query.where(t.deals.c.key.in_(chunk))) for chunk in chunks)
-        return pooled_records(rows)
+            rows, convert = read_raw(conn, query)
+            return pooled_records(rows, convert)
+        records: list[Record] = []
+        for start in range(0, len(keys), BATCH):
+            rows, convert = read_raw(conn, query.where(t.deals.c.key.in_(keys[start:start + BATCH])))
+            records += pooled_records(rows, convert)
+        return records
 
 
 def read_previous_ids(warehouse: Warehouse) -> dict[str, str]:
@@ -72,15 +83,11 @@ def read_previous_ids(warehouse: Warehouse) -> dict[str, str]:
         return {k: g for k, g in conn.execute(select(t.deal_links.c.deal_key, t.deal_links.c.golden_id))}
 
 
-def _batches(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _column_batches(rows: Iterator[Any], fields: Sequence[str], get: Callable[[Any], tuple[Any, ...]]
+                    ) -> Iterator[dict[str, list[Any]]]:
+    """``rows`` as batches of columns (field → values), each row's ``fields`` read by ``get``."""
+    while batch := list(map(get, islice(rows, BATCH))):
+        yield dict(zip(fields, map(list, zip(*batch))))
 
 
 def retired_ids(previous: dict[str, str], links: Callable[[], Iterator[tuple[str, str]]]) -> tuple[dict[str, str], set[str]]:
@@ -124,22 +131,17 @@ def write_result(warehouse: Warehouse, result: Consolidation, previous: dict[str
             conflicts += len(row["conflicts"])
             yield row
 
-    links = (
-        {"deal_key": link.deal_key, "golden_id": link.golden_id, "score": link.score, "rule": link.rule,
-         "linked_to": link.linked_to}
-        for link in result.links()
-    )
     if previous:
         ids, records = result.golden_ids, result.records
         retired, kept = retired_ids(previous, lambda: zip((r.key for r in records),
                                                           (ids[c] for c in result.clusters.cluster_of.tolist())))
     with warehouse.begin() as conn, without_gc():
-        conn.execute(delete(t.golden_deals))
-        conn.execute(delete(t.deal_links))
-        for batch in _batches(goldens()):
-            conn.execute(insert(t.golden_deals), batch)
-        for batch in _batches(links):
-            conn.execute(insert(t.deal_links), batch)
+        clear(conn, t.golden_deals)
+        clear(conn, t.deal_links)
+        ColumnInsert(conn, t.golden_deals, ROW_FIELDS).write(
+            conn, _column_batches(goldens(), ROW_FIELDS, itemgetter(*ROW_FIELDS)))
+        ColumnInsert(conn, t.deal_links, LINK_FIELDS).write(
+            conn, _column_batches(result.links(), LINK_FIELDS, attrgetter(*LINK_FIELDS)))
         if previous:
             write_aliases(conn, retired, kept)
     return conflicts
