@@ -79,8 +79,9 @@ def read_records(warehouse: Warehouse, keys: list[str] | None = None) -> list[Re
 
 
 def read_previous_ids(warehouse: Warehouse) -> dict[str, str]:
-    with warehouse.begin() as conn:
-        return {k: g for k, g in conn.execute(select(t.deal_links.c.deal_key, t.deal_links.c.golden_id))}
+    with warehouse.begin() as conn, without_gc():
+        rows, _ = read_raw(conn, select(t.deal_links.c.deal_key, t.deal_links.c.golden_id))  # text: nothing to convert
+        return dict(rows)
 
 
 def _column_batches(rows: Iterator[Any], fields: Sequence[str], get: Callable[[Any], tuple[Any, ...]]

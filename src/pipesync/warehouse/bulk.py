@@ -19,6 +19,9 @@ from sqlalchemy import JSON, Connection, Select, Table, insert
 from pipesync.warehouse.store import _column_converter, json_text
 
 FETCH = 50_000
+# SQLite page cache while a bulk write runs, KiB: the tables' indexes (a golden id per row, in no order)
+# take random inserts, which with the default 2 MB cache re-read pages from disk for each row at a million
+SQLITE_BULK_CACHE_KIB = 131_072
 
 
 def read_raw(conn: Connection, query: Select[Any]) -> tuple[Iterator[Sequence[Any]], dict[str, Callable[[Any], Any]]]:
@@ -77,6 +80,16 @@ class ColumnInsert:
 
     def write(self, conn: Connection, batches: Iterable[Mapping[str, list[Any]]]) -> int:
         """Writes each batch of columns; returns the rows written."""
+        if conn.dialect.name != "sqlite":
+            return self._write(conn, batches)
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_BULK_CACHE_KIB}")
+        try:
+            return self._write(conn, batches)
+        finally:  # the connection goes back to the pool: its cache back to its size
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+
+    def _write(self, conn: Connection, batches: Iterable[Mapping[str, list[Any]]]) -> int:
         written = 0
         cursor = conn.connection.dbapi_connection.cursor() if self._copy else None  # type: ignore[union-attr]
         for batch in batches:
