@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import insert, select
@@ -11,7 +11,7 @@ from pipesync.warehouse import schema as t
 from pipesync.warehouse.bulk import ColumnInsert, clear, read_raw
 from pipesync.warehouse.store import Warehouse
 
-COLUMNS = ("golden_id", "source", "name", "stage", "status", "amount", "close_date", "created_at", "probability",
+COLUMNS = ("golden_id", "source", "name", "stage", "status", "amount", "close_date", "created_at", "updated_at", "probability",
            "contact_emails", "external_refs", "is_deleted", "members", "confidence", "provenance", "conflicts")
 
 
@@ -21,6 +21,9 @@ def golden(n: int) -> dict:
         "stage": "won", "status": "won", "amount": Decimal("1234.5") + n if n % 3 else None,
         "close_date": date(2025, 1, 1 + n % 28) if n % 4 else None,
         "created_at": datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc) if n % 5 else None,
+        # another zone, a whole second, a year before 1000: each written as SQLAlchemy writes it
+        "updated_at": [datetime(2024, 5, 6, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+                       datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), None][n % 3],
         "probability": 0.25 if n % 2 else None, "contact_emails": [] if n % 2 else [f"a{n}@x.example"],
         "external_refs": ["salesforce:006A"] if n % 3 == 0 else [], "is_deleted": False,
         "members": [f"hubspot:{n}", f"salesforce:{n}"], "confidence": 0.9 if n % 2 else None,
