@@ -81,7 +81,8 @@ class Context:
             return {"status": "lost"}
         where = f"pipeline {m.pipeline!r}" if m.pipeline else "its pipeline"
         self.refuse(rule, f"no stage of {where} maps to {shared!r}, or several do: add `writes: {{{shared}: STAGE_ID}}` "
-                          f"under that pipeline in {self.settings.mapping_path(self.settings.source(m.source))}", m)
+                          f"under that pipeline in {self.settings.mapping_path(self.settings.source(m.source))} "
+                          f"(`pipesync map {m.source} --for-writes --yes` proposes one where several do)", m)
         return None
 
 
