@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,9 @@ SEARCH_PAGE_MAX = 200
 SEARCH_CAP = 10_000
 BATCH_MAX = 100
 HISTORY_BATCH_MAX = 50
+ENTERED, EXITED = "hs_v2_date_entered_", "hs_v2_date_exited_"
+# Entry and exit stamps of one stage move are HubSpot's one write: they may differ by a few ms only.
+CHAIN_TOLERANCE_MS = 1000
 MAX_BUFFERED_PAGES = 50
 ORIGIN_PROPERTY = "pipesync_origin"
 PROPERTY_GROUP = "pipesync"
@@ -82,9 +85,15 @@ class HubSpotAdapter(Adapter):
         self._pipelines: list[dict[str, Any]] | None = None
         self._owners: dict[str, dict[str, Any]] | None = None
         self._property_catalog: dict[str, dict[str, Any]] | None = None
+        # deal id → its stage visits read from the stage date properties, None where they do not chain;
+        # kept from the last page until sync asks for its history
+        self._chains: dict[str, tuple[str | None, list[tuple[str, datetime]]] | None] = {}
+        self._page_ids: list[str] = []
         self.companies = Lookup(lambda ids: self._batch_read(self.api.companies_batch, ids, ["name", "domain", "website"]),
                                 batch=BATCH_MAX)
         self.contacts = Lookup(lambda ids: self._batch_read(self.api.contacts_batch, ids, ["email"]), batch=BATCH_MAX)
+        # Stage history from the property history, for deals whose stage dates do not give it.
+        self.histories = Lookup(self._property_histories, batch=HISTORY_BATCH_MAX)
 
     @property
     def calls(self) -> int:
@@ -130,10 +139,14 @@ class HubSpotAdapter(Adapter):
             self._owners = owners
         return self._owners
 
+    def _stage_ids(self) -> list[str]:
+        return [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
+
     def _properties(self) -> list[str]:
-        # The time each deal entered its current stage lives in one property per stage.
-        stage_ids = [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
-        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
+        # When each deal last entered and left each stage lives in two properties per stage: they date
+        # the current stage and, where they chain without gaps, give the whole history at no extra call.
+        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + \
+            [f"{prefix}{s}" for s in self._stage_ids() for prefix in (ENTERED, EXITED)]
 
     # ------------------------------------------------------------ reads
 
@@ -169,26 +182,37 @@ class HubSpotAdapter(Adapter):
 
     def _flush(self, buffered: list[tuple[list[dict[str, Any]], dict[str, tuple[list[str], list[str]]], dict[str, Any]]],
                *, final: bool) -> Iterator[Page]:
-        """Pages whose companies and contacts are known, fetching them only in full batches of 100.
+        """Pages whose companies, contacts and (where the stage dates do not give it) stage history
+        are known, fetching them only in full batches.
 
-        Held pages wait until a full batch of unknown companies or contacts has gathered, so one
-        batch read serves several pages instead of a part-filled batch per page.
+        Held pages wait until a full batch of unknown records has gathered, so one batch read
+        serves several pages instead of a part-filled batch per page.
         """
-        companies = self.companies.unknown(c for _, links, _ in buffered for ids in links.values() for c in ids[0][:1])
-        contacts = self.contacts.unknown(c for _, links, _ in buffered for ids in links.values() for c in ids[1])
-        if not (final or len(buffered) >= MAX_BUFFERED_PAGES or max(len(companies), len(contacts)) >= BATCH_MAX):
-            return
+        for rows, _, _ in buffered:
+            self._chains.update((r["id"], _stage_chain(r.get("properties") or {}, self._stage_ids()))
+                                for r in rows if r["id"] not in self._chains)
+        needed = [(lookup, lookup.unknown(i for rows, links, _ in buffered for i in ids(rows, links)))
+                  for lookup, ids in self._needs()]
         whole = final or len(buffered) >= MAX_BUFFERED_PAGES
-        self.companies.resolve(companies if whole else companies[:len(companies) // BATCH_MAX * BATCH_MAX])
-        self.contacts.resolve(contacts if whole else contacts[:len(contacts) // BATCH_MAX * BATCH_MAX])
+        if not (whole or any(len(missing) >= lookup.batch for lookup, missing in needed)):
+            return
+        for lookup, missing in needed:
+            lookup.resolve(missing if whole else missing[:len(missing) // lookup.batch * lookup.batch])
         while buffered:
             rows, links, state = buffered[0]
-            pending = self.companies.unknown(ids[0][0] for ids in links.values() if ids[0]) or \
-                self.contacts.unknown(c for ids in links.values() for c in ids[1])
-            if pending:
+            if any(lookup.unknown(ids(rows, links)) for lookup, ids in self._needs()):
                 return
             buffered.pop(0)
             yield self._page(rows, links, state)
+
+    def _needs(self) -> list[tuple[Lookup, Callable[[list[dict[str, Any]], dict[str, tuple[list[str], list[str]]]],
+                                                    Iterable[str]]]]:
+        """What a page's deals need fetched: (lookup, the ids a page's rows and associations want from it)."""
+        needs: list = [(self.companies, lambda rows, links: (ids[0][0] for ids in links.values() if ids[0])),
+                       (self.contacts, lambda rows, links: (c for ids in links.values() for c in ids[1]))]
+        if self.options.history_wanted(self.history_in_bulk):
+            needs.append((self.histories, lambda rows, links: (r["id"] for r in rows if self._chains.get(r["id"]) is None)))
+        return needs
 
     def _incremental_read(self, state: dict[str, Any]) -> Iterator[Page]:
         properties = self._properties()
@@ -267,11 +291,18 @@ class HubSpotAdapter(Adapter):
         companies = self.companies.resolve(c for ids in links.values() for c in ids[0][:1])
         contacts = self.contacts.resolve(c for ids in links.values() for c in ids[1])
         owners = self._all_owners()
+        stage_ids = self._stage_ids()
         deals, aliases = [], {}
+        # sync asks for a page's history before it takes the next one: the earlier pages' are done with
+        for i in self._page_ids:
+            self._chains.pop(i, None)
+        self._page_ids = [r["id"] for r in rows]
         for r in rows:
             company_ids, contact_ids = links.get(r["id"], ([], []))
             deals.append(self._raw_deal(r, companies.get(company_ids[0]) if company_ids else None,
                                         [contacts[c] for c in contact_ids if c in contacts], owners))
+            if r["id"] not in self._chains:
+                self._chains[r["id"]] = _stage_chain(r.get("properties") or {}, stage_ids)
             merged = (r.get("properties") or {}).get("hs_merged_object_ids") or ""
             aliases.update({m: r["id"] for m in merged.split(";") if m.strip() and m.strip() != r["id"]})
         return Page(deals=deals, aliases=aliases, cursor=Cursor(value=dict(state)))
@@ -297,7 +328,7 @@ class HubSpotAdapter(Adapter):
             "actual_close_date": calendar_date(p.get("closedate")) if boolean(p.get("hs_is_closed")) else None,
             "created_at": instant(p.get("createdate") or r.get("createdAt")),
             "updated_at": updated_at,
-            "stage_entered_at": instant(p.get(f"hs_v2_date_entered_{p.get('dealstage')}")),
+            "stage_entered_at": instant(p.get(f"{ENTERED}{p.get('dealstage')}")),
             "last_activity_at": instant(p.get("notes_last_updated")),
             "owner_email": owner.get("email"),
             "owner_name": _full_name(owner) if owner else None,
@@ -334,21 +365,29 @@ class HubSpotAdapter(Adapter):
     # ------------------------------------------------------------ history
 
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
-        """From ``propertiesWithHistory=dealstage``: 50 deals per batch read."""
-        for batch in chunks(list(source_ids), HISTORY_BATCH_MAX):
-            body = self.api.call(self.api.deals_batch.read, {
-                "inputs": [{"id": i} for i in batch], "properties": ["pipeline"], "propertiesWithHistory": ["dealstage"],
-            }, archived=False, what="read deal stage history")
-            for r in body.get("results") or []:
-                entries = sorted(((r.get("propertiesWithHistory") or {}).get("dealstage") or []),
-                                 key=lambda e: e["timestamp"])
-                previous = None
-                for e in entries:
-                    if e.get("value") and e["value"] != previous:
-                        yield RawStageChange(source_id=r["id"], pipeline=(r.get("properties") or {}).get("pipeline"),
-                                             from_stage=previous, to_stage=e["value"],
-                                             changed_at=instant(e["timestamp"]))  # type: ignore[arg-type]
-                    previous = e.get("value") or previous
+        """From the stage date properties read with the deals, where they chain without a gap; else
+        from ``propertiesWithHistory=dealstage`` (50 deals per batch read, gathered across pages on a
+        full read): a deal that went back to a stage keeps only its last visit's dates."""
+        unchained = []
+        for deal_id in source_ids:
+            chain = self._chains.get(deal_id)
+            if chain is None:
+                unchained.append(deal_id)
+            else:
+                yield from _changes(deal_id, *chain)
+        for changes in self.histories.resolve(unchained).values():
+            yield from changes
+
+    def _property_histories(self, ids: list[str]) -> dict[str, list[RawStageChange]]:
+        body = self.api.call(self.api.deals_batch.read, {
+            "inputs": [{"id": i} for i in ids], "properties": ["pipeline"], "propertiesWithHistory": ["dealstage"],
+        }, archived=False, what="read deal stage history")
+        found: dict[str, list[RawStageChange]] = {i: [] for i in ids}
+        for r in body.get("results") or []:
+            entries = sorted(((r.get("propertiesWithHistory") or {}).get("dealstage") or []), key=lambda e: e["timestamp"])
+            visits = [(e["value"], instant(e["timestamp"])) for e in entries if e.get("value")]
+            found[r["id"]] = list(_changes(r["id"], (r.get("properties") or {}).get("pipeline"), visits))
+        return found
 
     # ------------------------------------------------------------ writes
 
@@ -642,6 +681,32 @@ def _first_error(body: dict[str, Any]) -> str:
     errors = body.get("errors") or []
     return f"HubSpot: {errors[0].get('category', 'error')}: {errors[0].get('message', '')}"[:300] if errors else \
         "HubSpot did not create it"
+
+
+def _stage_chain(p: dict[str, Any], stage_ids: list[str]) -> tuple[str | None, list[tuple[str, datetime]]] | None:
+    """(pipeline, [(stage, entered at)] oldest first) from the stage date properties, or None where
+    they cannot be the whole history: each stage left when the next was entered, the first entered at
+    creation, the last the current stage and not left since. Any revisit leaves a gap, so fails this."""
+    entered = sorted((at, s) for s in stage_ids if (at := instant(p.get(ENTERED + s))) is not None)
+    if not entered or p.get("dealstage") != entered[-1][1] or p.get(EXITED + entered[-1][1]) \
+            or not _close(entered[0][0], instant(p.get("createdate"))):
+        return None
+    if not all(_close(instant(p.get(EXITED + stage)), next_at) for (_, stage), (next_at, _) in zip(entered, entered[1:])):
+        return None
+    return p.get("pipeline"), [(s, at) for at, s in entered]
+
+
+def _close(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and abs(_ms(a) - _ms(b)) <= CHAIN_TOLERANCE_MS
+
+
+def _changes(deal_id: str, pipeline: str | None, visits: list[tuple[str, datetime]]) -> Iterator[RawStageChange]:
+    """One change per move between the visits (stage, entered at), oldest first."""
+    previous = None
+    for stage, at in visits:
+        if stage != previous:
+            yield RawStageChange(source_id=deal_id, pipeline=pipeline, from_stage=previous, to_stage=stage, changed_at=at)
+        previous = stage
 
 
 def _unseen(rows: list[dict[str, Any]], yielded: dict[str, int]) -> list[dict[str, Any]]:
