@@ -85,3 +85,17 @@ def test_a_stage_chain_is_the_history_only_when_it_has_no_gap():
     assert _stage_chain(back, ["a", "b"]) is None
     # a stage the pipelines no longer list (its dates were not asked for): a gap
     assert _stage_chain(props(dealstage="b", hs_v2_date_entered_b=T[1]), ["b"]) is None
+
+
+def test_salesforce_history_is_listed_with_a_full_read_not_read_per_200_opportunities(world, tmp_path):
+    with running("salesforce", world, tmp_path) as env:
+        with env.adapter() as adapter:
+            listed, calls = history_per_page(adapter)
+            ids = sorted({c.source_id for c in listed})
+        with env.adapter() as fresh:  # no full read: by id, 200 opportunities per query
+            by_id = list(fresh.read_stage_history(ids))
+            by_id_calls = fresh.calls
+        extra = calls - calls_without_history(env)
+    assert as_set(listed) == as_set(by_id)
+    rows = sum(1 for _ in by_id)
+    assert extra <= -(-rows // 2000) and by_id_calls >= len(ids) // 200, (extra, by_id_calls)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field as dataclass_field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ from pipesync.adapters.changes import (
     ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
+from pipesync.adapters.lookups import Lookup
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
 from pipesync.adapters.salesforce_options import SalesforceOptions
@@ -45,6 +47,8 @@ SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 NO_RECORD_TYPE = "master"  # the pipeline of opportunities without a record type
 COLLECTION_MAX = 200  # sObject Collections
 IN_LIST_MAX = 200  # ids per IN (...) clause, to keep GET URLs short
+LISTING_SKEW = timedelta(minutes=1)
+HISTORY_QUERY = "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory"
 BASE_FIELDS = [
     "Id", "Name", "Amount", "StageName", "CloseDate", "CreatedDate", "LastModifiedDate", "SystemModstamp",
     "Probability", "OwnerId", "Owner.Name", "Owner.Email", "AccountId", "Account.Name", "Account.Website",
@@ -103,6 +107,9 @@ class SalesforceAdapter(Adapter):
         self._fields: dict[str, dict[str, Any]] | None = None
         self._stages: list[dict[str, Any]] | None = None
         self._contacts: dict[str, list[str]] = {}
+        # Stage history by opportunity: listed whole with a full read, else 200 opportunities per query.
+        self.histories = Lookup(self._histories_of, batch=IN_LIST_MAX)
+        self._listing: _HistoryListing | None = None
 
     def close(self) -> None:
         self.api.close()
@@ -201,6 +208,8 @@ class SalesforceAdapter(Adapter):
         full = mark.stamp is None
         where = "" if full else format_soql("WHERE SystemModstamp >= {}", instant(mark.stamp))
         soql = f"SELECT {', '.join(self._select())} FROM Opportunity {where} ORDER BY SystemModstamp, Id"
+        # A full read lists the whole history when its first page's is asked for
+        self._listing = _HistoryListing() if full else None
         if full:
             self._contacts = self._all_contact_roles()
         batches = self._bulk(soql) if self._count(where) > self.options.bulk_threshold else \
@@ -208,6 +217,9 @@ class SalesforceAdapter(Adapter):
         for rows in batches:
             rows = mark.fresh(rows, _record_id, _stamp)
             mark = mark.advance(rows, _record_id, _stamp, order=instant)
+            if self._listing is not None:
+                self._listing.page = {r["Id"]: instant(_stamp(r)) for r in rows}
+                self.histories.prime(self._listing.take())
             yield self._page(rows, {"mark": mark.dump()}, full)
         yield Page(deals=[], cursor=Cursor(value={"mark": mark.dump()}), snapshot_complete=full)
 
@@ -272,18 +284,20 @@ class SalesforceAdapter(Adapter):
     # ------------------------------------------------------------ history
 
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
-        """OpportunityHistory rows where the stage changed, 200 opportunities per query."""
-        for batch in chunks([i for i in source_ids if SF_ID.fullmatch(i)], IN_LIST_MAX):
-            rows = self._query_all(format_soql(
-                "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory WHERE OpportunityId IN {} "
-                "ORDER BY OpportunityId, CreatedDate", batch), what="read OpportunityHistory")
-            previous: dict[str, str | None] = {}
-            for r in rows:
-                oid, stage = r["OpportunityId"], r.get("StageName")
-                if stage and stage != previous.get(oid):
-                    yield RawStageChange(source_id=oid, from_stage=previous.get(oid), to_stage=stage,
-                                         changed_at=instant(r["CreatedDate"]))  # type: ignore[arg-type]
-                    previous[oid] = stage
+        """OpportunityHistory rows where the stage changed: listed whole with a full read (2,000 rows
+        per call), else read 200 opportunities per query."""
+        if self._listing is not None and self._listing.rows is None:
+            self._listing.listed_before = datetime.now(timezone.utc) - LISTING_SKEW
+            self._listing.rows = _stage_changes(self._query(HISTORY_QUERY + " ORDER BY OpportunityId, CreatedDate",
+                                                            deleted=False, what="list OpportunityHistory"))
+            self.histories.prime(self._listing.take())
+        for changes in self.histories.resolve(i for i in source_ids if SF_ID.fullmatch(i)).values():
+            yield from changes
+
+    def _histories_of(self, ids: list[str]) -> dict[str, list[RawStageChange]]:
+        return {i: [] for i in ids} | _stage_changes(self._query(format_soql(
+            HISTORY_QUERY + " WHERE OpportunityId IN {} ORDER BY OpportunityId, CreatedDate", ids),
+            deleted=False, what="read OpportunityHistory"))
 
     # ------------------------------------------------------------ writes
 
@@ -500,6 +514,38 @@ def _stage(s: dict[str, Any]) -> DiscoveredStage:
     return DiscoveredStage(id=s["ApiName"], label=s.get("MasterLabel") or s["ApiName"], order=s.get("SortOrder"),
                            probability=None if p is None else float(p) / 100, is_closed=bool(s.get("IsClosed")),
                            is_won=bool(s.get("IsClosed") and s.get("IsWon")), active=bool(s.get("IsActive", True)))
+
+
+@dataclass
+class _HistoryListing:
+    """A full read's whole OpportunityHistory, handed out page by page.
+
+    History written while the read runs may be missing from the listing: an opportunity
+    modified after it began (clocks a minute apart at most) has its history read by id instead.
+    """
+
+    rows: dict[str, list[RawStageChange]] | None = None  # listed on the first page's history
+    listed_before: datetime | None = None
+    page: dict[str, datetime | None] = dataclass_field(default_factory=dict)  # the current page's ids → SystemModstamp
+
+    def take(self) -> dict[str, list[RawStageChange]]:
+        if self.rows is None or self.listed_before is None:
+            return {}
+        return {i: self.rows.pop(i, []) for i, stamp in self.page.items() if stamp and stamp < self.listed_before}
+
+
+def _stage_changes(batches: Iterable[list[dict[str, Any]]]) -> dict[str, list[RawStageChange]]:
+    """Opportunity id → its stage moves, from OpportunityHistory rows ordered by opportunity and time."""
+    out: dict[str, list[RawStageChange]] = {}
+    for rows in batches:
+        for r in rows:
+            oid, stage = r["OpportunityId"], r.get("StageName")
+            changes = out.setdefault(oid, [])
+            previous = changes[-1].to_stage if changes else None
+            if stage and stage != previous:
+                changes.append(RawStageChange(source_id=oid, from_stage=previous, to_stage=stage,
+                                              changed_at=instant(r["CreatedDate"])))  # type: ignore[arg-type]
+    return out
 
 
 def _record_id(r: dict[str, Any]) -> str:
