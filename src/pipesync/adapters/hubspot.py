@@ -30,6 +30,7 @@ from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.hubspot_client import HubSpotClient
 from pipesync.adapters.hubspot_options import HubSpotOptions
 from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import KEY as METADATA_KEY, Metadata
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_none, domain_of, instant
@@ -82,8 +83,7 @@ class HubSpotAdapter(Adapter):
         self.lookback_ms = int(opts.lookback_s * 1000)
         self.reconcile_s = opts.reconcile_hours * 3600
         self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
-        self._pipelines: list[dict[str, Any]] | None = None
-        self._owners: dict[str, dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self._property_catalog: dict[str, dict[str, Any]] | None = None
         # deal id → its stage visits read from the stage date properties, None where they do not chain;
         # kept from the last page until sync asks for its history
@@ -120,14 +120,17 @@ class HubSpotAdapter(Adapter):
         owners = [Owner(id=i, name=_full_name(o), email=o.get("email")) for i, o in self._all_owners().items()]
         return Discovery(source=self.name, pipelines=pipelines, owners=owners)
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
     def _all_pipelines(self) -> list[dict[str, Any]]:
-        if self._pipelines is None:
+        def fetch() -> list[dict[str, Any]]:
             body = self.api.call(self.api.pipelines.get_all, "deals", what="list deal pipelines")
-            self._pipelines = [p for p in body.get("results") or [] if not p.get("archived")]
-        return self._pipelines
+            return [p for p in body.get("results") or [] if not p.get("archived")]
+        return self.metadata.get("pipelines", fetch)
 
     def _all_owners(self) -> dict[str, dict[str, Any]]:
-        if self._owners is None:
+        def fetch() -> dict[str, dict[str, Any]]:
             owners: dict[str, dict[str, Any]] = {}
             after = None
             while True:
@@ -135,9 +138,8 @@ class HubSpotAdapter(Adapter):
                 owners.update({str(o["id"]): o for o in body.get("results") or []})
                 after = ((body.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
-                    break
-            self._owners = owners
-        return self._owners
+                    return owners
+        return self.metadata.get("owners", fetch)
 
     def _stage_ids(self) -> list[str]:
         return [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
@@ -152,12 +154,14 @@ class HubSpotAdapter(Adapter):
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         state = dict(since.value) if since and since.value else {}
+        state.pop(METADATA_KEY, None)
         if state.get("full_after"):
-            yield from self._full_read(state)  # a full read that was stopped: continue it
+            pages = self._full_read(state)  # a full read that was stopped: continue it
         elif not state or time.time() - float(state.get("full_at", 0)) >= self.reconcile_s:
-            yield from self._full_read({})
+            pages = self._full_read({})
         else:
-            yield from self._incremental_read(state)
+            pages = self._incremental_read(state)
+        yield from self.metadata.carried(pages)
 
     def _full_read(self, resumed: dict[str, Any]) -> Iterator[Page]:
         started_ms = int(float(resumed.get("full_started", time.time())) * 1000)
@@ -290,8 +294,11 @@ class HubSpotAdapter(Adapter):
               state: dict[str, Any]) -> Page:
         companies = self.companies.resolve(c for ids in links.values() for c in ids[0][:1])
         contacts = self.contacts.resolve(c for ids in links.values() for c in ids[1])
-        owners = self._all_owners()
-        stage_ids = self._stage_ids()
+        owners, stage_ids = self._all_owners(), self._stage_ids()
+        named = {(r.get("properties") or {}).get("hubspot_owner_id") or None for r in rows} - {None}
+        staged = {(r.get("properties") or {}).get("dealstage") or None for r in rows} - {None}
+        if (named - owners.keys() or staged - set(stage_ids)) and self.metadata.refresh():
+            owners, stage_ids = self._all_owners(), self._stage_ids()  # a new owner or stage: re-read the lists
         deals, aliases = [], {}
         # sync asks for a page's history before it takes the next one: the earlier pages' are done with
         for i in self._page_ids:
@@ -423,7 +430,7 @@ class HubSpotAdapter(Adapter):
 
     def _current_values(self, record: dict[str, Any], custom: Sequence[str]) -> dict[str, Any]:
         # Owners only name the owner, which no write compares: no extra call to list them.
-        values = self._raw_deal(record, None, [], self._owners or {}).values
+        values = self._raw_deal(record, None, [], self._all_owners() if self.metadata.known("owners") else {}).values
         props = record.get("properties") or {}
         values.update({f"{CUSTOM_PREFIX}{name}": props.get(name) for name in custom})
         values["_record"] = record

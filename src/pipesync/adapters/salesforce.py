@@ -31,6 +31,7 @@ from pipesync.adapters.changes import (
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import Metadata
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
 from pipesync.adapters.salesforce_options import SalesforceOptions
@@ -105,7 +106,7 @@ class SalesforceAdapter(Adapter):
         self.options = opts = SalesforceOptions.model_validate(source.options)
         self.api = SalesforceClient(source, opts)
         self._fields: dict[str, dict[str, Any]] | None = None
-        self._stages: list[dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self._contacts: dict[str, list[str]] = {}
         # Stage history by opportunity: listed whole with a full read, else 200 opportunities per query.
         self.histories = Lookup(self._histories_of, batch=IN_LIST_MAX)
@@ -166,44 +167,49 @@ class SalesforceAdapter(Adapter):
 
     # ------------------------------------------------------------ discovery
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
     def discover(self) -> Discovery:
         stages = self._all_stages()
-        record_types = self._query_all(
+        record_types = self.metadata.get("record_types", lambda: self._query_all(
             "SELECT Id, Name, DeveloperName, IsActive FROM RecordType WHERE SobjectType = 'Opportunity'",
-            what="list Opportunity record types")
+            what="list Opportunity record types"))
         pipelines = []
         for rt in record_types:
             if not rt.get("IsActive", True):
                 continue
-            allowed = self._stage_values(rt["Id"])
-            own = [s for s in stages if s["ApiName"] in allowed] if allowed is not None else stages
+            allowed = self.metadata.get(f"stages of {rt['Id']}", lambda: self._stage_values(rt["Id"]))
+            own = [s for s in stages if s["ApiName"] in set(allowed)] if allowed is not None else stages
             pipelines.append(DiscoveredPipeline(id=rt["Id"], label=rt["Name"], stages=[_stage(s) for s in own]))
         if not record_types:
             pipelines.append(DiscoveredPipeline(id=NO_RECORD_TYPE, label="All opportunities",
                                                 stages=[_stage(s) for s in stages]))
-        users = self._query_all("SELECT Id, Name, Email FROM User WHERE IsActive = true", what="list users")
+        users = self.metadata.get("users", lambda: self._query_all("SELECT Id, Name, Email FROM User WHERE IsActive = true",
+                                                                   what="list users"))
         return Discovery(source=self.name, pipelines=pipelines,
                          owners=[Owner(id=u["Id"], name=u.get("Name"), email=u.get("Email")) for u in users])
 
     def _all_stages(self) -> list[dict[str, Any]]:
-        if self._stages is None:
-            self._stages = self._query_all(
-                "SELECT Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
-                "FROM OpportunityStage ORDER BY SortOrder", what="list Opportunity stages")
-        return self._stages
+        return self.metadata.get("stages", lambda: self._query_all(
+            "SELECT Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
+            "FROM OpportunityStage ORDER BY SortOrder", what="list Opportunity stages"))
 
-    def _stage_values(self, record_type_id: str) -> set[str] | None:
+    def _stage_values(self, record_type_id: str) -> list[str] | None:
         """The stages a record type's sales process allows (UI API), or None if not served."""
         path = f"ui-api/object-info/Opportunity/picklist-values/{quote(record_type_id, safe='')}/StageName"
         try:
             body = self.api.call(lambda sf: sf.restful(path), what="read a record type's stages")
         except SourceError:
             return None
-        return {v["value"] for v in body.get("values") or []}
+        return [v["value"] for v in body.get("values") or []]
 
     # ------------------------------------------------------------ reads
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        yield from self.metadata.carried(self._read(since))
+
+    def _read(self, since: Cursor | None) -> Iterator[Page]:
         mark = Watermark.load((since.value if since else {}).get("mark"))
         full = mark.stamp is None
         where = "" if full else format_soql("WHERE SystemModstamp >= {}", instant(mark.stamp))
@@ -225,6 +231,8 @@ class SalesforceAdapter(Adapter):
 
     def _page(self, rows: list[dict[str, Any]], state: dict[str, Any], full: bool) -> Page:
         live = [r for r in rows if not boolean(r.get("IsDeleted"))]
+        if self.metadata.known("stages") and {r.get("StageName") for r in live} - {s["ApiName"] for s in self._all_stages()}:
+            self.metadata.refresh()  # a new stage: the next run lists the stages and sales processes again
         gone = [r for r in rows if boolean(r.get("IsDeleted"))]
         contacts = self._contacts if full else self._contact_roles([r["Id"] for r in live])
         return Page(
