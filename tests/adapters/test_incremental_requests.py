@@ -40,5 +40,8 @@ def test_an_incremental_sync_after_1_percent_edits_is_the_change_pages_plus_3_ca
         before = sum(faults.injected.values())
         result = run_sync(settings, quarantine_unmapped=True).sources[system]
         requests = sum(faults.injected.values()) - before
+        # Nothing changed since: nothing is read again (not even what the lookback window re-finds).
+        again = run_sync(settings, quarantine_unmapped=True).sources[system]
     assert result.error is None and result.read > 0
     assert requests <= CHANGE_PAGES[system] + 3, requests
+    assert again.error is None and again.read == 0

@@ -221,13 +221,18 @@ class HubSpotAdapter(Adapter):
     def _incremental_read(self, state: dict[str, Any]) -> Iterator[Page]:
         properties = self._properties()
         mark = Watermark.load(state.get("mark"))
+        # The deal versions read within the lookback: the window comes back on the next run, and
+        # re-reading them would cost their associations, companies and contacts again.
+        recent: dict[str, int] = dict(state.get("recent") or {})
         for rows in self._search_since(int(mark.stamp) - self.lookback_ms, properties):
-            rows = mark.fresh(rows, _deal_id, _modified_ms)
+            rows = [r for r in mark.fresh(rows, _deal_id, _modified_ms) if recent.get(r["id"]) != _modified_ms(r)]
             if not rows:
                 continue
             links = self._associations([r["id"] for r in rows])
             mark = mark.advance(rows, _deal_id, _modified_ms)
-            state["mark"] = mark.dump()
+            recent.update((r["id"], _modified_ms(r)) for r in rows)
+            recent = {i: ms for i, ms in recent.items() if ms >= int(mark.stamp) - self.lookback_ms}
+            state["mark"], state["recent"] = mark.dump(), recent
             yield self._page(rows, links, state)
         # Archiving does not bump hs_lastmodifieddate: sweep the archive for what is new there.
         sweep_from = int(state.get("archived_ms", 0)) - self.lookback_ms
