@@ -183,6 +183,8 @@ def _sync_source(
     mapping = load_mapping(mapping_path, pipeline, vocabularies)
     normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name, vocabularies)
     with open_adapter(source, settings) as adapter:
+        since = None if full else wh.cursor(source.name)
+        adapter.resume(since)  # the metadata lists the last run kept, where fresh: no call to re-list them
         discovery = adapter.discover()
         wh.record_catalog(source.name, discovery)
         unmapped = unmapped_live_stages(discovery, mapping)
@@ -200,7 +202,6 @@ def _sync_source(
             history=source.options.history_wanted(adapter.history_in_bulk),
             tick=(lambda n: progress(source.name, n)) if progress else (lambda n: None),
         )
-        since = None if full else wh.cursor(source.name)
         parts = adapter.partitions(workers) if workers > 1 and can_fork() and wh.shared_across_processes else []
         if len(parts) > 1:
             _read_in_parallel(reading, since, parts, counts)

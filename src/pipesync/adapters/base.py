@@ -45,6 +45,10 @@ class Adapter:
     def discover(self) -> Discovery:
         raise NotImplementedError
 
+    def resume(self, since: Cursor | None) -> None:
+        """Takes back what the run that saved ``since`` kept beside it (metadata lists), before
+        ``discover``; sources that keep nothing ignore it."""
+
     def date_style(self) -> DateStyle | None:
         """How the source writes dates, where they are text people export or type (files).
 

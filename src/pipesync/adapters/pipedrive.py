@@ -21,6 +21,7 @@ from pipesync.adapters.changes import (
 )
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import KEY as METADATA_KEY, Metadata
 from pipesync.adapters.pipedrive_client import IDS_MAX, PipedriveClient
 from pipesync.adapters.pipedrive_options import PAGE_MAX, PipedriveOptions
 from pipesync.adapters.policy import AmbiguousWrite
@@ -79,8 +80,7 @@ class PipedriveAdapter(Adapter):
         super().__init__(source, settings)
         self.options = opts = PipedriveOptions.model_validate(source.options)
         self.api = PipedriveClient(source, opts, oauth_store_path(source, opts, settings))
-        self._fields: dict[str, dict[str, Any]] | None = None
-        self._users: dict[str, dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self.orgs = Lookup(lambda ids: self.api.by_ids("/api/v2/organizations", ids), batch=IDS_MAX)
         self.persons = Lookup(lambda ids: self.api.by_ids("/api/v2/persons", ids), batch=IDS_MAX)
 
@@ -93,9 +93,15 @@ class PipedriveAdapter(Adapter):
 
     # ------------------------------------------------------------ discovery
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
+    def _stages(self) -> list[dict[str, Any]]:
+        return self.metadata.get("stages", lambda: self.api.all("/api/v2/stages"))
+
     def discover(self) -> Discovery:
-        pipelines = self.api.all("/api/v2/pipelines")
-        stages = self.api.all("/api/v2/stages")
+        pipelines = self.metadata.get("pipelines", lambda: self.api.all("/api/v2/pipelines"))
+        stages = self._stages()
         result = []
         for p in sorted(pipelines, key=lambda p: p.get("order_nr") or 0):
             if p.get("is_deleted"):
@@ -116,6 +122,10 @@ class PipedriveAdapter(Adapter):
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         state: dict[str, Any] = dict(since.value) if since and since.value else {}
+        state.pop(METADATA_KEY, None)
+        yield from self.metadata.carried(self._read(state))
+
+    def _read(self, state: dict[str, Any]) -> Iterator[Page]:
         full = not state
         if full:
             # A full read mentions most records, and lists page 5× larger than fetches by id.
@@ -142,8 +152,13 @@ class PipedriveAdapter(Adapter):
     def _raw_deals(self, rows: list[dict[str, Any]]) -> list[RawDeal]:
         if not rows:
             return []
-        fields = self._deal_fields()
-        users = self._all_users()
+        fields, users = self._deal_fields(), self._all_users()
+        stages = {str(s["id"]) for s in self._stages()} if self.metadata.known("stages") else set()
+        if ({str(r["owner_id"]) for r in rows if r.get("owner_id")} - users.keys()
+                or {str(r["stage_id"]) for r in rows if r.get("stage_id")} - stages
+                or {k for r in rows for k in r.get("custom_fields") or {}} - fields.keys()) \
+                and self.metadata.refresh():
+            fields, users = self._deal_fields(), self._all_users()  # a new owner, stage or field: re-read the lists
         orgs = self.orgs.resolve(str(r["org_id"]) for r in rows if r.get("org_id"))
         persons = self.persons.resolve(str(r["person_id"]) for r in rows if r.get("person_id"))
         return [self._raw_deal(r, fields, users, orgs, persons) for r in rows]
@@ -210,15 +225,13 @@ class PipedriveAdapter(Adapter):
         return named
 
     def _deal_fields(self) -> dict[str, dict[str, Any]]:
-        if self._fields is None:
-            self._fields = {f["field_code"]: f for f in self.api.all("/api/v2/dealFields") if f.get("field_code")}
-        return self._fields
+        return self.metadata.get("fields", lambda: {f["field_code"]: f for f in self.api.all("/api/v2/dealFields")
+                                                    if f.get("field_code")})
 
     def _all_users(self) -> dict[str, dict[str, Any]]:
         # /v1/users has no paging and no id filter: one call returns every user.
-        if self._users is None:
-            self._users = {str(u["id"]): u for u in self.api.request("GET", "/api/v1/users").get("data") or []}
-        return self._users
+        return self.metadata.get("users", lambda: {str(u["id"]): u for u in
+                                                   self.api.request("GET", "/api/v1/users").get("data") or []})
 
     # ------------------------------------------------------------ history
 
@@ -284,7 +297,8 @@ class PipedriveAdapter(Adapter):
     def _values(self, row: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
         """Canonical values and the ``custom:`` fields named (an option field's label), as a change compares them."""
         # Organizations, persons and owners decide no write: no calls to resolve them.
-        values = self._raw_deal(row, self._deal_fields(), self._users or {}, {}, {}).values
+        users = self._all_users() if self.metadata.known("users") else {}
+        values = self._raw_deal(row, self._deal_fields(), users, {}, {}).values
         for name in custom_names(fields=fields):
             key = self._custom_key(name)
             if key is not None:
@@ -384,7 +398,7 @@ class PipedriveAdapter(Adapter):
         return wire(value)
 
     def deal_fields(self) -> list[FieldInfo]:
-        self._fields = None
+        self.metadata.forget("fields")
         writable = set(WRITABLE.values())
         return [FieldInfo(name=code, label=f.get("field_name") or code, kind=_KINDS.get(f.get("field_type"), "other"),
                           writable=bool(f.get("is_custom_field")) or code in writable,
