@@ -53,6 +53,18 @@ def origin_marks(tag: Any, updated_at: datetime | None, tolerance_s: float) -> d
             "pipesync_own_write": own_write(tag, updated_at, tolerance_s)}
 
 
+def created_keys(tagged: Iterable[tuple[str, Any]], keys: Iterable[str]) -> dict[str, str]:
+    """Of (record id, origin tag) pairs, the records whose tag carries one of ``keys`` (a create's
+    ``deal_key``, the tag's last word): key → record id."""
+    wanted_ = set(keys)
+    found = {}
+    for record_id, tag in tagged:
+        words = tag.split() if isinstance(tag, str) and tag.startswith(ORIGIN + " ") else []
+        if len(words) == 3 and words[2] in wanted_:
+            found[words[2]] = str(record_id)
+    return found
+
+
 def target_id(change: Change, source: str) -> str:
     """The source record id a change addresses (``deal_key`` is ``"<source>:<id>"``)."""
     prefix = f"{source}:"

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, settle, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
@@ -44,9 +45,9 @@ PASSES = (
 WRITABLE = {
     "name": "title", "amount": "value", "currency": "currency", "close_date": "expected_close_date",
     "source_stage": "stage_id", "pipeline": "pipeline_id", "status": "status", "lost_reason": "lost_reason",
-    "probability": "probability",
+    "probability": "probability", "owner_id": "owner_id",
 }
-INTEGER_FIELDS = {"stage_id", "pipeline_id"}
+INTEGER_FIELDS = {"stage_id", "pipeline_id", "owner_id"}
 # dealFields field_type → what pipesync can write into it; and what it creates for each kind
 _KINDS: dict[str | None, FieldKind] = {"varchar": "text", "varchar_auto": "text", "text": "text", "phone": "text",
                                        "double": "number", "monetary": "number", "int": "number", "date": "date"}
@@ -320,7 +321,7 @@ class PipedriveAdapter(Adapter):
                 results[i] = failed(change, str(e))
         return results
 
-    def _body(self, change: Change) -> dict[str, Any]:
+    def _body(self, change: Change, key: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         values = wanted(change)
@@ -348,7 +349,7 @@ class PipedriveAdapter(Adapter):
             raise ConfigError("the change sets no fields")
         origin = self._origin_code()
         if origin:
-            custom[origin] = origin_tag()
+            custom[origin] = origin_tag(key=key)
         if custom:
             body["custom_fields"] = custom
         return body
@@ -478,7 +479,7 @@ class PipedriveAdapter(Adapter):
     def _create(self, change: Change) -> ChangeResult:
         """A create is not idempotent: after an unknown outcome, look for it before any resend."""
         try:
-            body = self._body(change)
+            body = self._body(change, key=change.deal_key)
             if "title" not in body:
                 return failed(change, "a new Pipedrive deal needs a name")
             try:
@@ -492,13 +493,23 @@ class PipedriveAdapter(Adapter):
         except (SourceError, ConfigError) as e:
             return failed(change, str(e))
 
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        origin = self._origin_code()
+        if not origin:
+            raise SourceError("Pipedrive: no origin field is configured to find created deals by")
+        found: dict[str, str] = {}
+        stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for rows in self.api.pages("/api/v2/deals", {"updated_since": stamp, "sort_by": "update_time"}):
+            found |= created_keys(((r["id"], (r.get("custom_fields") or {}).get(origin)) for r in rows), keys)
+        return found
+
     def _find_by_origin(self, body: dict[str, Any]) -> str | None:
         """The deal a lost create response made, found by its unique origin tag."""
         origin = self._origin_code()
         if not origin:
             raise AmbiguousWrite("Pipedrive: a create's outcome is unknown and no origin field is configured to check it")
         tag = body["custom_fields"][origin]
-        since = tag.split(" ", 1)[1]
+        since = tag.split()[1]
         for rows in self.api.pages("/api/v2/deals", {"updated_since": since, "sort_by": "update_time"}):
             for r in rows:
                 if (r.get("custom_fields") or {}).get(origin) == tag:
