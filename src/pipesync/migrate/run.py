@@ -27,7 +27,7 @@ from pipesync.migrate.plan import Migration
 from pipesync.migrate.reconcile import Reconciliation, reconcile, run_prefix
 from pipesync.model import ChangeKind, ChangeOutcome, ChangeResult
 from pipesync.pushback import journal
-from pipesync.pushback.apply import Progress, RunSummary, run_changes
+from pipesync.pushback.apply import OnResults, Progress, RunSummary, run_changes
 from pipesync.pushback.plan import PlannedChange
 from pipesync.warehouse import schema as t
 from pipesync.warehouse.store import Warehouse, now
@@ -62,6 +62,14 @@ def remember(conn: Connection, target: str, created: dict[str, str]) -> None:
         conn.execute(m.insert().values(source_key=key, target=target, target_id=target_id, created_at=stamp))
 
 
+def recorder(target: str) -> OnResults:
+    """The engine's hook that puts each created record's id in ``id_map``, with its outcome."""
+    def record(conn: Connection, done: list[tuple[PlannedChange, ChangeResult]]) -> None:
+        remember(conn, target, {c.deal_key: r.new_source_id for c, r in done
+                                if r.outcome is ChangeOutcome.APPLIED and r.new_source_id})
+    return record
+
+
 def run_migration(settings: Settings, migration: Migration, *,
                   opener: Callable[[SourceConfig, Settings], Adapter] = open_adapter,
                   progress: Progress | None = None) -> MigrationRun:
@@ -72,14 +80,9 @@ def run_migration(settings: Settings, migration: Migration, *,
     prefix = run_prefix(migration.source, target)
     recovered = _recover(settings, prefix, target, opener)
     changes = [c for c in migration.changes if c.deal_key not in recovered]
-
-    def record(conn: Connection, done: list[tuple[PlannedChange, ChangeResult]]) -> None:
-        remember(conn, target, {c.deal_key: r.new_source_id for c, r in done
-                                if r.outcome is ChangeOutcome.APPLIED and r.new_source_id})
-
     run_id = f"{prefix}:{migration.created_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     summary = run_changes(settings, run_id, migration.migration_id, "migrate", changes, opener=opener,
-                          progress=progress, on_results=record)
+                          progress=progress, on_results=recorder(target))
     return MigrationRun(summary, len(recovered), reconcile(settings, migration.source, target, opener=opener))
 
 
