@@ -79,7 +79,11 @@ def render_dry_run(s: dict[str, Any]) -> None:
         if rows:
             console.print(f"\nsample of {action}:", highlight=False)
         for row in rows:
-            console.print("  " + escape(", ".join(f"{k}={v}" for k, v in row.items())), highlight=False)
+            row = dict(row)
+            key, label = row.pop("source_key"), row.pop("name", None) or row.pop("reason", "")
+            rest = ", ".join(f"{k} {v}" for k, v in row.items())
+            console.print(f"  {escape(key)}: {escape(str(label))}" + (f" [dim]({escape(rest)})[/]" if rest else ""),
+                          highlight=False)
     if s["counts"]["create"] and not s["blockers"]:
         console.print(f"\nto do it: pipesync migrate --from {s['source']} --to {s['target']} --execute", highlight=False)
 
