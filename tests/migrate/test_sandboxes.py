@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from pipesync.mapper import map_context, propose_mapping, write_mapping
 from pipesync.mapper.propose import accept_confident
@@ -64,6 +64,14 @@ def warehouse_keys(folder: Path, source: str) -> set[str]:
     return keys
 
 
+def journaled(folder: Path) -> int:
+    engine = create_engine(f"sqlite:///{folder / 'pipesync-demo.db'}")
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(schema.change_journal)).scalar()
+    engine.dispose()
+    return n
+
+
 def set_writes(path: Path, pipeline: str, writes: dict[str, str]) -> None:
     """What a user adds to the target's mapping where several of its stages map to one shared stage."""
     yaml = YAML()
@@ -74,9 +82,14 @@ def set_writes(path: Path, pipeline: str, writes: dict[str, str]) -> None:
 
 
 def migrate_killed_then_resumed(folder: Path, source: str, target: str) -> tuple[dict, float]:
+    already = journaled(folder)
     killed = pipesync("migrate", "--from", source, "--to", target, "--execute", folder=folder)
-    delay = random.uniform(0.5, 2.5)
-    time.sleep(delay)
+    started = time.monotonic()
+    while journaled(folder) == already and killed.poll() is None and time.monotonic() - started < 60:
+        time.sleep(0.05)  # killed once its first batch is journaled: in the middle of sending
+    time.sleep(random.uniform(0.0, 0.5))
+    delay = time.monotonic() - started
+    assert killed.poll() is None, "the run finished before it could be killed: give it more deals"
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     for _ in range(8):  # failures (5xx, partial batches) are retried by running the migration again
