@@ -14,12 +14,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import create_engine, func, select
 
 from pipesync.mapper import map_context, propose_mapping, write_mapping
 from pipesync.mapper.propose import accept_confident
+from pipesync.adapters import open_adapter
+from pipesync.config import load_config
+from pipesync.migrate.plan import make_migration
+from pipesync.migrate.reconcile import run_prefix
+from pipesync.migrate.run import run_migration
+from pipesync.pushback import journal
 from pipesync.sync import run_sync
+from pipesync.warehouse.store import Warehouse
 from pipesync.warehouse import schema
 from pipesync_sandbox.demo import write_project
 from pipesync_sandbox.faults import Faults
@@ -173,3 +181,30 @@ def test_pipedrive_to_hubspot_under_faults_and_a_kill_creates_each_deal_once_and
         assert code == 1 and not rec["ok"], output
         assert any(d["field"] == "amount" for d in rec["diffs"]) or any(
             s["source"] != s["target"] for s in rec["stages"].values())
+
+
+@pytest.mark.parametrize("source,target", [("pipedrive", "hubspot"), ("hubspot", "pipedrive"), ("hubspot", "salesforce")])
+def test_a_create_the_target_made_but_no_run_recorded_is_found_not_sent_again(tmp_path, source, target):
+    with Sandboxes(generate(41, 450)) as boxes:
+        folder = project(tmp_path, boxes, source, target)
+        settings = load_config(folder / "pipesync.yaml")
+        migration = make_migration(settings, source, target)
+        first = [c for c in migration.changes][:30]
+        run_id = run_prefix(source, target) + ":killed"
+        warehouse = Warehouse(settings.warehouse_url())
+        with warehouse.begin() as conn:  # journaled, sent, and killed before the outcome was recorded
+            journal.start_run(conn, run_id, migration.migration_id, "migrate")
+            journal.journal_batch(conn, run_id, 1, first)
+        warehouse.close()
+        with open_adapter(settings.source(target), settings) as adapter:
+            sent = adapter.write([c.change() for c in first])
+        assert {r.outcome.value for r in sent} == {"applied"}, sent
+        writes_before = len(boxes[target].store.write_log.entries)
+
+        done = run_migration(settings, migration.model_copy(update={"blockers": []}))
+        assert done.recovered == len(first)
+        assert len(boxes[target].store.write_log.entries) - writes_before == len(migration.changes) - len(first) or \
+            target == "salesforce", "only the deals not created yet are sent"
+        assert done.reconciliation.failed == [] and done.reconciliation.missing == []
+        again = make_migration(settings, source, target)
+        assert again.changes == [] or again.blockers

@@ -37,14 +37,20 @@ def own_write(tag: Any, updated_at: datetime | None, tolerance_s: float) -> bool
     The tag carries the write's time: a user edit after it moves the modification time
     past the tolerance, so their change is never mistaken for ours.
     """
-    if not isinstance(tag, str) or not tag.startswith(ORIGIN + " ") or updated_at is None:
+    written = tagged_at(tag)
+    if written is None or updated_at is None:
         return False
-    try:
-        written = instant(tag.split()[1])
-    except (ValueError, IndexError):
-        return False
-    assert written is not None
     return updated_at - written <= timedelta(seconds=tolerance_s)
+
+
+def tagged_at(tag: Any) -> datetime | None:
+    """When pipesync wrote an origin tag (its own clock), None for anything else."""
+    if not isinstance(tag, str) or not tag.startswith(ORIGIN + " "):
+        return None
+    try:
+        return instant(tag.split()[1])
+    except (ValueError, IndexError):
+        return None
 
 
 def origin_marks(tag: Any, updated_at: datetime | None, tolerance_s: float) -> dict[str, Any]:

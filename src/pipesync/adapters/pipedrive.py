@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
     ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
-    origin_tag, settle, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+    origin_tag, settle, tagged_at, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
@@ -321,7 +321,7 @@ class PipedriveAdapter(Adapter):
                 results[i] = failed(change, str(e))
         return results
 
-    def _body(self, change: Change, key: str | None = None) -> dict[str, Any]:
+    def _body(self, change: Change, create_key: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         values = wanted(change)
@@ -349,7 +349,7 @@ class PipedriveAdapter(Adapter):
             raise ConfigError("the change sets no fields")
         origin = self._origin_code()
         if origin:
-            custom[origin] = origin_tag(key=key)
+            custom[origin] = origin_tag(key=create_key)
         if custom:
             body["custom_fields"] = custom
         return body
@@ -479,7 +479,7 @@ class PipedriveAdapter(Adapter):
     def _create(self, change: Change) -> ChangeResult:
         """A create is not idempotent: after an unknown outcome, look for it before any resend."""
         try:
-            body = self._body(change, key=change.deal_key)
+            body = self._body(change, create_key=change.deal_key)
             if "title" not in body:
                 return failed(change, "a new Pipedrive deal needs a name")
             try:
@@ -497,10 +497,14 @@ class PipedriveAdapter(Adapter):
         origin = self._origin_code()
         if not origin:
             raise SourceError("Pipedrive: no origin field is configured to find created deals by")
+        # Newest first, by id: Pipedrive's clock may differ from pipesync's, the tags carry pipesync's
+        # own. Past a page with no tag written since ``since``, the interrupted creates are behind.
         found: dict[str, str] = {}
-        stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for rows in self.api.pages("/api/v2/deals", {"updated_since": stamp, "sort_by": "update_time"}):
-            found |= created_keys(((r["id"], (r.get("custom_fields") or {}).get(origin)) for r in rows), keys)
+        for rows in self.api.pages("/api/v2/deals", {"sort_by": "id", "sort_direction": "desc"}):
+            tags = [(r["id"], (r.get("custom_fields") or {}).get(origin)) for r in rows]
+            found |= created_keys(tags, keys)
+            if len(found) == len(set(keys)) or not any((at := tagged_at(t)) and at >= since for _, t in tags):
+                break
         return found
 
     def _find_by_origin(self, body: dict[str, Any]) -> str | None:
