@@ -46,6 +46,8 @@ from pipesync_sandbox.world import SYSTEMS
 PAIRS = (("hubspot", "salesforce"), ("pipedrive", "hubspot"))
 CREATE_BATCH = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
 SALESFORCE_WRITES = {"discovery": "Needs Analysis", "proposal": "Proposal/Price Quote"}
+# The target pipeline with a stage for every shared one (the sandbox's HubSpot has on hold only there).
+PIPELINE = {"hubspot": "75000000"}
 
 
 def fix_target(folder: Path, boxes: Sandboxes, target: str, pipeline: str | None) -> None:
@@ -81,9 +83,10 @@ def main() -> None:
         for f in faults.values():
             f.update(time_scale=args.time_scale)
         for source, target in PAIRS:
-            fix_target(folder, boxes, target, make_migration(settings, source, target).target_pipeline)
+            pipeline = PIPELINE.get(target)
+            fix_target(folder, boxes, target, make_migration(settings, source, target, pipeline_id=pipeline).target_pipeline)
             started = time.perf_counter()
-            migration = make_migration(settings, source, target)
+            migration = make_migration(settings, source, target, pipeline_id=pipeline)
             plan_s = time.perf_counter() - started
             n = len(migration.changes)
             print(f"{source} → {target}: dry run {n:,} creates, {len(migration.skipped)} skipped, "
@@ -108,7 +111,7 @@ def main() -> None:
             result = reconcile(settings, source, target, opener=counting)
             print(f"  reconcile: ok={result.ok}, {result.migrated:,} migrated, {len(result.stages)} stages, "
                   f"{counting.calls[target]:,} API calls in {time.perf_counter() - started:.2f} s")
-            again = make_migration(settings, source, target)
+            again = make_migration(settings, source, target, pipeline_id=pipeline)
             print(f"  again: {len(again.changes)} to create, {len(again.skipped):,} skipped as already migrated")
 
 
