@@ -9,6 +9,7 @@ conversion to ``pipesync.normalize``, so nothing vendor-specific leaks past it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pipesync.errors import SourceError
@@ -103,6 +104,16 @@ class Adapter:
 
     def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
         """Create a custom deal field; its ``name`` is what ``custom:<name>`` writes to."""
+        raise self._read_only()
+
+    def currencies(self) -> frozenset[str] | None:
+        """The currency codes a deal may hold in this CRM (its enabled currencies); None when it takes any."""
+        return None
+
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        """The records that creates keyed ``keys`` (``Change.deal_key`` of a ``CREATE``) made at or after
+        ``since``, found by their external id or origin tag: key → record id. A run killed between a
+        create and its journal entry looks here first, so the re-run does not create the record again."""
         raise self._read_only()
 
     def _read_only(self) -> SourceError:

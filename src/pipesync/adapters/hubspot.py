@@ -23,7 +23,7 @@ from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
@@ -67,7 +67,7 @@ DEAL_PROPERTIES = [
 WRITABLE = {
     "name": "dealname", "amount": "amount", "currency": "deal_currency_code", "close_date": "closedate",
     "source_stage": "dealstage", "pipeline": "pipeline", "lost_reason": "closed_lost_reason",
-    "next_step": "hs_next_step", "lead_source": "hs_analytics_source",
+    "next_step": "hs_next_step", "lead_source": "hs_analytics_source", "owner_id": "hubspot_owner_id",
 }
 
 
@@ -640,7 +640,7 @@ class HubSpotAdapter(Adapter):
         inputs, tags = [], {}
         for i, change in batch:
             try:
-                props = self._properties_for(change, None, key=str(i))
+                props = self._properties_for(change, None, key=change.deal_key)
             except ConfigError as e:
                 results[i] = failed(change, str(e))
                 continue
@@ -664,6 +664,17 @@ class HubSpotAdapter(Adapter):
         for tag, (i, change) in tags.items():
             results[i] = applied(change, new_source_id=made[tag]) if tag in made else failed(change, "HubSpot did not create it")
         return results
+
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for rows in self._search_since(_ms(since), [ORIGIN_PROPERTY]):
+            found |= created_keys((((r["id"], (r.get("properties") or {}).get(ORIGIN_PROPERTY)) for r in rows)), keys)
+        return found
+
+    def currencies(self) -> frozenset[str] | None:
+        """The account's currencies: the options of the deal currency property (None when it lists none)."""
+        options = (self._catalog().get("deal_currency_code") or {}).get("options") or []
+        return frozenset(o["value"] for o in options if o.get("value") and not o.get("hidden")) or None
 
     def _find_by_origin(self, tags: list[str]) -> dict[str, str]:
         found = {}

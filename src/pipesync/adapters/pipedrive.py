@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
-    origin_tag, settle, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
+    origin_tag, settle, tagged_at, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
@@ -45,9 +46,9 @@ PASSES = (
 WRITABLE = {
     "name": "title", "amount": "value", "currency": "currency", "close_date": "expected_close_date",
     "source_stage": "stage_id", "pipeline": "pipeline_id", "status": "status", "lost_reason": "lost_reason",
-    "probability": "probability",
+    "probability": "probability", "owner_id": "owner_id",
 }
-INTEGER_FIELDS = {"stage_id", "pipeline_id"}
+INTEGER_FIELDS = {"stage_id", "pipeline_id", "owner_id"}
 # dealFields field_type → what pipesync can write into it; and what it creates for each kind
 _KINDS: dict[str | None, FieldKind] = {"varchar": "text", "varchar_auto": "text", "text": "text", "phone": "text",
                                        "double": "number", "monetary": "number", "int": "number", "date": "date"}
@@ -334,7 +335,7 @@ class PipedriveAdapter(Adapter):
                 results[i] = failed(change, str(e))
         return results
 
-    def _body(self, change: Change) -> dict[str, Any]:
+    def _body(self, change: Change, create_key: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         values = wanted(change)
@@ -362,7 +363,7 @@ class PipedriveAdapter(Adapter):
             raise ConfigError("the change sets no fields")
         origin = self._origin_code()
         if origin:
-            custom[origin] = origin_tag()
+            custom[origin] = origin_tag(key=create_key)
         if custom:
             body["custom_fields"] = custom
         return body
@@ -492,7 +493,7 @@ class PipedriveAdapter(Adapter):
     def _create(self, change: Change) -> ChangeResult:
         """A create is not idempotent: after an unknown outcome, look for it before any resend."""
         try:
-            body = self._body(change)
+            body = self._body(change, create_key=change.deal_key)
             if "title" not in body:
                 return failed(change, "a new Pipedrive deal needs a name")
             try:
@@ -506,13 +507,27 @@ class PipedriveAdapter(Adapter):
         except (SourceError, ConfigError) as e:
             return failed(change, str(e))
 
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        origin = self._origin_code()
+        if not origin:
+            raise SourceError("Pipedrive: no origin field is configured to find created deals by")
+        # Newest first, by id: Pipedrive's clock may differ from pipesync's, the tags carry pipesync's
+        # own. Past a page with no tag written since ``since``, the interrupted creates are behind.
+        found: dict[str, str] = {}
+        for rows in self.api.pages("/api/v2/deals", {"sort_by": "id", "sort_direction": "desc"}):
+            tags = [(r["id"], (r.get("custom_fields") or {}).get(origin)) for r in rows]
+            found |= created_keys(tags, keys)
+            if len(found) == len(set(keys)) or not any((at := tagged_at(t)) and at >= since for _, t in tags):
+                break
+        return found
+
     def _find_by_origin(self, body: dict[str, Any]) -> str | None:
         """The deal a lost create response made, found by its unique origin tag."""
         origin = self._origin_code()
         if not origin:
             raise AmbiguousWrite("Pipedrive: a create's outcome is unknown and no origin field is configured to check it")
         tag = body["custom_fields"][origin]
-        since = tag.split(" ", 1)[1]
+        since = tag.split()[1]
         for rows in self.api.pages("/api/v2/deals", {"updated_since": since, "sort_by": "update_time"}):
             for r in rows:
                 if (r.get("custom_fields") or {}).get(origin) == tag:

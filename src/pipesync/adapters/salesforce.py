@@ -27,7 +27,7 @@ from simple_salesforce import format_soql
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.lookups import Lookup
@@ -60,7 +60,7 @@ OPTIONAL_FIELDS = ["CurrencyIsoCode", "RecordTypeId", "MasterRecordId"]
 WRITABLE = {
     "name": "Name", "amount": "Amount", "currency": "CurrencyIsoCode", "close_date": "CloseDate",
     "source_stage": "StageName", "pipeline": "RecordTypeId", "probability": "Probability",
-    "next_step": "NextStep", "lead_source": "LeadSource",
+    "next_step": "NextStep", "lead_source": "LeadSource", "owner_id": "OwnerId",
 }
 
 
@@ -478,7 +478,7 @@ class SalesforceAdapter(Adapter):
         upsert = self._has(self.options.upsert_field)
         for i, change in batch:
             try:
-                fields = self._fields_for(change, None, key=str(i))
+                fields = self._fields_for(change, None, key=change.deal_key)
             except ConfigError as e:
                 results[i] = failed(change, str(e))
                 continue
@@ -500,6 +500,24 @@ class SalesforceAdapter(Adapter):
         for (i, change), item in zip(pending, answer):
             results[i] = applied(change, new_source_id=item.get("id")) if item.get("success") else failed(change, _errors(item))
         return results
+
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        """By the external id an upsert wrote, else by the origin tag of Opportunities modified since."""
+        if self._has(self.options.upsert_field):
+            field = self.options.upsert_field
+            return {r[field]: r["Id"] for batch in chunks(list(keys), 200) for r in self._query_all(
+                format_soql(f"SELECT Id, {field} FROM Opportunity WHERE {field} IN {{}}", batch), what="find created Opportunities")}
+        origin = self.options.origin_field
+        if not self._has(origin):
+            raise SourceError("Salesforce: the org has neither an external id nor an origin field to find created Opportunities by")
+        rows = self._query_all(format_soql(f"SELECT Id, {origin} FROM Opportunity WHERE SystemModstamp >= {{}}", since),
+                               what="find created Opportunities")
+        return created_keys(((r["Id"], r.get(origin)) for r in rows), keys)
+
+    def currencies(self) -> frozenset[str] | None:
+        """The org's active currencies (the Opportunity currency picklist); None in a single-currency org."""
+        field = self._describe().get("CurrencyIsoCode") or {}
+        return frozenset(v["value"] for v in field.get("picklistValues") or [] if v.get("active", True)) or None
 
     def _recover_creates(self, records: list[dict[str, Any]], path: str, method: str) -> list[dict[str, Any]]:
         origin = self.options.origin_field

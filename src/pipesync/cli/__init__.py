@@ -21,6 +21,7 @@ from pipesync.cli import (  # noqa: E402,F401
     init_cmd,
     map_cmd,
     metrics_cmd,
+    migrate_cmd,
     pushback_cmd,
     report_cmd,
     sync_cmd,
