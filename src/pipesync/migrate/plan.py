@@ -243,7 +243,8 @@ class _Planner:
             where = f"pipeline {self.rule.id!r}" if self.rule else "a pipeline"
             listed = ", ".join(f"{s} ({n} deals)" for s, n in self.unlanded.most_common())
             out.append(f"shared stages with no stage of {self.target} to land in: {listed}; under {where} in "
-                       f"{mapping_path} map one stage to each, or add `writes: {{SHARED_STAGE: STAGE_ID}}`")
+                       f"{mapping_path} map one stage to each, or add `writes: {{SHARED_STAGE: STAGE_ID}}` "
+                       f"(`pipesync map {self.target} --for-writes` shows where each shared stage lands)")
         if self.foreign:
             listed = ", ".join(f"{c} ({n} deals)" for c, n in self.foreign.most_common())
             has = ", ".join(sorted(self.currencies or ()))
