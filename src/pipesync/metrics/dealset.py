@@ -71,6 +71,7 @@ class DealSet:
     # day number of the day a closed deal closed: its actual close date, else (none known) its expected
     # one; NaN when neither is known (closed_on)
     close_day: np.ndarray
+    expected_close: np.ndarray  # day number of the expected close date as stored today (NaN when none)
     created: np.ndarray
     stage_entered: np.ndarray
     updated: np.ndarray
@@ -171,9 +172,9 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
         id_col, _stage_code(c.stage, pipeline), case(STATUS_CODES, value=c.status, else_=OPEN),
         cast(c.amount_reporting, Float), epoch_days(_closed_on(table)), epoch_days(c.created_at),
         epoch_days(c.stage_entered_at), epoch_days(c.updated_at), epoch_days(c.last_activity_at),
-        c.source, c.pipeline, c.lead_source, c.lost_reason, c.owner_email, c.owner_name,
+        c.source, c.pipeline, c.lead_source, c.lost_reason, c.owner_email, c.owner_name, epoch_days(c.close_date),
     ).where(alive)
-    cols = _columns(conn, stmt, 15)
+    cols = _columns(conn, stmt, 16)
     number = lambda i: np.array(cols[i], dtype=float)  # noqa: E731 - None becomes NaN
     return DealSet(
         kind=kind,
@@ -182,6 +183,7 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
         status=np.array(cols[2], dtype=np.int8),
         amount=number(3),
         close_day=number(4),
+        expected_close=number(15),
         created=number(5),
         stage_entered=number(6),
         updated=number(7),
