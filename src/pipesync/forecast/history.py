@@ -62,6 +62,8 @@ class Situations:
         source, pipeline = d.segments["source"], d.segments["pipeline"]
         self.place = source.codes.astype(np.int64) * len(pipeline.labels) + pipeline.codes
         self.n_places = len(source.labels) * len(pipeline.labels)
+        # The first deal the warehouse knows of: an instant before it saw no deals at all, not a quiet period.
+        self.first_created = float(np.nanmin(d.created)) if len(d) and not np.isnan(d.created).all() else np.inf
         self.n_stages = len(st.category)  # the unknown stage's slot included
         self.sizes = [self.n_stages * len(DAY_EDGES) * 2 * self.n_places, self.n_stages * len(DAY_EDGES) * 2,
                       self.n_stages * len(DAY_EDGES), self.n_stages]
@@ -113,7 +115,8 @@ def learn(
 ) -> Learned:
     """Learns from ``instants`` (each with its windows, one per horizon) whatever was known by ``known_by``.
 
-    A horizon learns only from the instants whose window had ended by then.
+    A horizon learns only from the instants whose window had ended by then; instants before the
+    warehouse's first deal are skipped.
     """
     d = situations.truth.deals
     horizons = len(instants[0][1]) if instants else 0
@@ -127,7 +130,7 @@ def learn(
     used, observations = 0, 0
     for t, windows in instants:
         complete = [w.end <= known_by for w in windows]
-        if not any(complete) and t + SETTLED_DAYS > known_by:
+        if t < situations.first_created or (not any(complete) and t + SETTLED_DAYS > known_by):
             continue
         s = situations.at(t)
         used += 1
