@@ -26,7 +26,7 @@ class Projection:
     """Per forecast period, one array per figure with a value per segment."""
 
     figures: list[dict[str, np.ndarray]]
-    levels: np.ndarray  # open deals of the first period with time left, by the history level that priced them
+    levels: np.ndarray  # the open deals by the history level that priced their chance in the first period with time left
 
 
 def windows_of(t: float, periods: list[Period]) -> list[Window]:
@@ -85,7 +85,7 @@ def project(
         fallback = level == len(LEVELS) - 1
         chance = np.where(fallback, prob * here, chance)
         if k == first:
-            levels = np.bincount(level[here | ~fallback], minlength=len(LEVELS))
+            levels = np.bincount(level, minlength=len(LEVELS))
         new = learned.new_value[k] if k < len(learned.new_value) else np.zeros(n_segments)
         figures.append({
             "won_so_far": won_so_far,

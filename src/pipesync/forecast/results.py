@@ -81,7 +81,7 @@ class HistoryModel(BaseModel):
     min_sample: int
     instants: int  # learning instants used for the forecast
     observations: int  # open deals seen at those instants (a deal counts at each)
-    # how many open deals of the forecast were priced at each level, finest first
+    # how many open deals were priced at each level for the current period, finest first
     deals_by_level: dict[str, int]
     rates: list[LearnedRate]
 
