@@ -10,6 +10,7 @@ scheduler can point one config at another database.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -104,10 +105,17 @@ class Target(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    period: str = Field(pattern=r"^\d{4}-(Q[1-4]|(0[1-9]|1[0-2]))$")
+    period: str
     amount: Decimal = Field(ge=0)
     owner: str | None = None
     pipeline: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, period: str) -> str:
+        if not re.fullmatch(r"\d{4}-(Q[1-4]|0[1-9]|1[0-2])", period):
+            raise ValueError(f"{period!r} is not a quarter like 2026-Q4 or a month like 2026-11")
+        return period
 
     @model_validator(mode="after")
     def _one_scope(self) -> "Target":
