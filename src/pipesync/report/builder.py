@@ -131,7 +131,7 @@ def render(data: ReportData, settings: Settings) -> str:
             "Days in stage: average (inner bar: median)",
         ),
         days=m.days_in_stage,
-        forecast=_forecast(data.forecast, cur),
+        forecast=_forecast(data.forecast),
         breakdowns={view: _breakdown(b, cur) for view, b in data.breakdowns.items()},
         breakdown_columns=[HEADLINE_BY_KEY[k].label for k in BREAKDOWN],
         lost_reasons=m.lost_reasons,
@@ -205,9 +205,9 @@ def _period_label(info: PeriodInfo) -> str:
 METHOD_LABELS = {"stage_weighted": "Stage-weighted", "history_weighted": "History-weighted", "commit": "Commit", "best_case": "Best case"}
 
 
-def _forecast(f: Forecast, cur: str) -> dict[str, Any]:
+def _forecast(f: Forecast) -> dict[str, Any]:
     """This and the next period by category against target, and the backtest's forecast against actual."""
-    money = lambda x: format_value(x, "money", cur)  # noqa: E731
+    money = lambda x: format_value(x, "money")  # noqa: E731 - the page's header names the currency
     rows, bars = [], []
     for p in f.periods:
         s = p.segments[0]
@@ -223,7 +223,7 @@ def _forecast(f: Forecast, cur: str) -> dict[str, Any]:
         ]
     chosen = f.method
     past = [
-        charts.Bar(r.label, r.actual, f"{money(r.actual)} · forecast {money(r.forecasts[chosen])}", r.forecasts[chosen])
+        charts.Bar(r.label, r.actual, f"won {money(r.actual)}, forecast {money(r.forecasts[chosen])}", r.forecasts[chosen])
         for r in f.backtest.periods
     ]
     backtest = [
@@ -235,7 +235,7 @@ def _forecast(f: Forecast, cur: str) -> dict[str, Any]:
     ]
     return {
         "method": METHOD_LABELS[chosen], "reason": f.method_reason, "rows": rows,
-        "columns": ["Won so far", "Commit", "Best case", "Pipeline", f"Forecast ({METHOD_LABELS[chosen].lower()})", "Target", "Gap to target", "Coverage"],
+        "columns": ["Won so far", "Commit", "Best case", "Pipeline", "Forecast", "Target", "Gap", "Coverage"],
         "svg": charts.bars(bars, "This and next period by category (tick: target)"),
         "past_svg": charts.bars(past, f"Won per past period (inner bar: {METHOD_LABELS[chosen].lower()} forecast as of its first day)"),
         "methods": [(METHOD_LABELS[m.method], m) for m in f.backtest.methods], "backtest": backtest,

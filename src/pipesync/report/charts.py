@@ -83,7 +83,8 @@ def bars(items: Sequence[Bar], title: str, width: int = 640) -> Markup:
         if b.mark is not None:
             x = label_w + area * max(b.mark, 0) / top
             body.append(f'<line class="mark" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 2}" y2="{y + row - 6}"/>')
-        body.append(f'<text class="note" x="{label_w + w + 6:.1f}" y="{y + 17}">{esc(b.shown)}</text>')
+        end = max(w, area * max(b.secondary or 0, 0) / top)  # past an inner bar longer than the bar itself
+        body.append(f'<text class="note" x="{label_w + end + 6:.1f}" y="{y + 17}">{esc(b.shown)}</text>')
     return _svg(width, len(items) * row + 8, body, title)
 
 
