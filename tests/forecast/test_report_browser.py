@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -12,10 +11,9 @@ from pipesync.config import ForecastSettings, Settings, Target
 from pipesync.metrics.periods import Period, end_of_day
 from pipesync.report.builder import build_report
 from pipesync_sandbox.deal_flow import FlowRules, simulate, write_warehouse
-from tests.report.chromium import load, png_size, screenshot
+from tests.report.chromium import load, screenshot_kept
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path("/tmp/pipesync-report-test")
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +39,4 @@ def test_the_forecast_section_renders_without_console_messages(report, tmp_path)
 
 
 def test_screenshot_of_the_forecast_at_1440_by_900(report, tmp_path):
-    shot = tmp_path / "forecast.png"
-    assert screenshot(report, shot, tmp_path) == []
-    assert png_size(shot) == (1440, 900)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / "forecast-1440x900.png")  # kept for a person to look at
+    assert screenshot_kept(report, "forecast-1440x900.png", tmp_path) == []
