@@ -8,8 +8,8 @@ import numpy as np
 
 from pipesync.config import Settings, Target
 from pipesync.errors import ConfigError
-from pipesync.forecast.compute import best_method, backtest, learning_instants, project
-from pipesync.forecast.history import LEVELS, SETTLED_DAYS, DAY_EDGES, Learned, Situations, learn
+from pipesync.forecast.compute import PERIODS_PER_YEAR, backtest, best_method, learning_instants, project
+from pipesync.forecast.history import DAY_EDGES, LEVELS, Learned, Situations, learn
 from pipesync.forecast.periods import following, label, period_of, preceding
 from pipesync.forecast.results import (
     Categories, Forecast, HistoryModel, LearnedRate, PeriodForecast, PeriodKind, SegmentForecast,
@@ -48,7 +48,7 @@ def forecast(
     cfg = settings.forecast
     current = period_of(day_of(now), period)
     shown = following(current, period, periods)
-    earliest = preceding(current, period, backtest_periods + cfg.history_years * (4 if period == "quarter" else 12))[-1]
+    earliest = preceding(current, period, backtest_periods + cfg.history_years * PERIODS_PER_YEAR[period])[-1]
     pipeline = load_pipeline(settings.pipeline_path())
     warehouse = Warehouse(settings.warehouse_url())
     try:
