@@ -53,7 +53,7 @@ def forecast(
     warehouse = Warehouse(settings.warehouse_url())
     try:
         with warehouse.begin() as conn:
-            truth = load_truth(conn, pipeline, earliest.start)
+            truth = load_truth(conn, pipeline, earliest.start, owners=by == "owner")
     finally:
         warehouse.close()
     situations = Situations(truth, settings.stale_after_days)
