@@ -10,6 +10,7 @@ scheduler can point one config at another database.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +99,52 @@ class SourceConfig(BaseModel):
         return secrets
 
 
+class Target(BaseModel):
+    """A revenue target (won value, reporting currency) for one period: a quarter ``2026-Q4`` or a month
+    ``2026-11``; with ``owner`` (the owner's name or e-mail) or ``pipeline``, for that owner's or pipeline's deals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: str
+    amount: Decimal = Field(ge=0)
+    owner: str | None = None
+    pipeline: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, period: str) -> str:
+        if not re.fullmatch(r"\d{4}-(Q[1-4]|0[1-9]|1[0-2])", period):
+            raise ValueError(f"{period!r} is not a quarter like 2026-Q4 or a month like 2026-11")
+        return period
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> "Target":
+        if self.owner is not None and self.pipeline is not None:
+            raise ValueError("a target is for the whole pipeline, one owner or one pipeline, not an owner and a pipeline")
+        return self
+
+
+class ForecastSettings(BaseModel):
+    """``forecast:`` in pipesync.yaml (docs/forecast.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The lowest stage probability of a commit and of a best-case deal (the rest is pipeline).
+    commit_from: float = Field(default=0.7, gt=0, le=1)
+    best_case_from: float = Field(default=0.4, gt=0, le=1)
+    # The fewest observations a group of the history-weighted method needs before its own rate is used.
+    min_sample: int = Field(default=30, gt=0)
+    # How far back the history-weighted method learns, in years.
+    history_years: int = Field(default=3, gt=0, le=20)
+    targets: list[Target] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered_bands(self) -> "ForecastSettings":
+        if self.best_case_from > self.commit_from:
+            raise ValueError("best_case_from must not be above commit_from")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
@@ -119,6 +166,8 @@ class Settings(BaseSettings):
     consolidation: str | None = None
     # the push-back rules file (default: pushback.yaml beside this file, when there is one)
     pushback: str | None = None
+    # probability bands, targets and the history-weighted method's learning (docs/forecast.md)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.

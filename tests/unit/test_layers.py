@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
     {"metrics"},
+    {"forecast"},
     {"report", "init", "pushback"},
     {"check", "migrate"},
     {"cli"},

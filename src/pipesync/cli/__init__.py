@@ -18,6 +18,7 @@ atexit.register(gc.freeze)
 from pipesync.cli import (  # noqa: E402,F401
     config_cmd,
     consolidate_cmd,
+    forecast_cmd,
     init_cmd,
     map_cmd,
     metrics_cmd,
