@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
+from pipesync.logs import progress_lines
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
 if TYPE_CHECKING:  # the sync engine (SQLAlchemy, the adapters) loads when the command runs, not with every command
@@ -42,14 +44,17 @@ def sync(
         "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers,
         "allow_deletions": DELETION_SHARE if allow_deletions is None else _share(allow_deletions),
     }
+    if json_out or not console.is_terminal:
+        # no live bar where nobody watches (cron, a CI log): progress lines on stderr at a steady interval
+        result = run_sync(settings, sources or (), progress=progress_lines(logging.getLogger("pipesync.sync"), "sync"),
+                          **options)
     if json_out:
-        result = run_sync(settings, sources or (), **options)
         out = result.as_dict()
         if result.exit_code:  # the error object every command's --json has on failure, beside the counts
             failed = "; ".join(f"{name}: {c.error}" for name, c in result.sources.items() if c.error)
             out["error"] = {"type": "SourceFailed", "message": failed, "exit_code": result.exit_code}
         emit_json(out)
-    else:
+    elif console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(
@@ -64,6 +69,7 @@ def sync(
                 bar.advance(tasks[source], n)
 
             result = run_sync(settings, sources or (), progress=advance, **options)
+    if not json_out:
         render(result)
     if result.exit_code or (strict and result.quarantined):
         raise typer.Exit(result.exit_code or 1)
