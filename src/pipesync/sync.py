@@ -35,6 +35,7 @@ from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
 from pipesync.vocabulary import load_vocabularies
 from pipesync.warehouse import schema as t
+from pipesync.warehouse.locks import source_lock
 from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now, unstorable
 from pipesync.workers import Send, Worker, can_fork, cpu_count
 
@@ -65,6 +66,7 @@ class SourceCounts:
     first_dropped: str | None = None  # where and what, for the warning
     # A field the metrics need that no live deal of the source has: {field, message} each (EMPTY_FIELD_USES).
     warnings: list[dict[str, str]] = field(default_factory=list)
+    lock_wait_s: float = 0.0  # waited for another run of the source to finish
     error: str | None = None
     exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
@@ -106,6 +108,7 @@ def run_sync(
     progress: Progress | None = None,
     workers: int | None = None,
     allow_deletions: float = DELETION_SHARE,
+    wait: float = 0.0,
 ) -> SyncResult:
     """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
 
@@ -117,6 +120,8 @@ def run_sync(
     ``allow_deletions``: the share (0–1) of a source's live deals that one snapshot may mark
     deleted; a snapshot that would delete more (and more than ``DELETION_FLOOR``) fails the
     source with its deletions held back.
+    Each source is synced holding its run lock (``warehouse.locks``): a source another run is
+    syncing fails with who holds it, after waiting up to ``wait`` seconds.
     """
     chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
     wh = warehouse or Warehouse(settings.warehouse_url())
@@ -129,7 +134,8 @@ def run_sync(
         for source in chosen:
             counts = result.sources[source.name] = SourceCounts()
             try:
-                with _fewer_gc_passes():
+                with source_lock(wh, source.name, wait) as waited, _fewer_gc_passes():
+                    counts.lock_wait_s = round(waited, 3)
                     _sync_source(
                         settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers, allow_deletions
                     )

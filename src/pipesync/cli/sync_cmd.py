@@ -34,6 +34,8 @@ def sync(
         help="Let a snapshot (a file) mark up to N% of a source's live deals deleted; "
         "by default one that would delete more than 20% (and more than 5 deals) is held back.",
     ),
+    wait: float = typer.Option(0, "--wait", metavar="SECONDS", min=0,
+                               help="Wait this long for another run of a source to finish (default: stop at once)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
@@ -41,7 +43,7 @@ def sync(
 
     settings = settings_from(config)
     options = {
-        "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers,
+        "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers, "wait": wait,
         "allow_deletions": DELETION_SHARE if allow_deletions is None else _share(allow_deletions),
     }
     if json_out or not console.is_terminal:

@@ -262,6 +262,11 @@ class Warehouse:
         self.engine.dispose()
 
     @property
+    def lock_namespace(self) -> str:
+        """What tells this warehouse's run locks from another's in one database (its schema)."""
+        return ""
+
+    @property
     def shared_across_processes(self) -> bool:
         """Whether another process opening this URL sees the same database (not an in-memory one)."""
         url = self.engine.url
