@@ -66,7 +66,8 @@ class SourceCounts:
     first_dropped: str | None = None  # where and what, for the warning
     # A field the metrics need that no live deal of the source has: {field, message} each (EMPTY_FIELD_USES).
     warnings: list[dict[str, str]] = field(default_factory=list)
-    lock_wait_s: float = 0.0  # waited for another run of the source to finish
+    # waited for another run of the source to finish (a timing: two runs' counts still compare equal)
+    lock_wait_s: float = field(default=0.0, compare=False)
     error: str | None = None
     exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
