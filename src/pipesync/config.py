@@ -98,6 +98,17 @@ class SourceConfig(BaseModel):
         return secrets
 
 
+class RunSettings(BaseModel):
+    """``run:``: what the scheduled job (``pipesync run``) does beyond syncing and measuring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # send the push-back plan the run makes; off: the plan is only written, for a person to apply
+    apply: bool = False
+    # where each run's push-back plan file is written (relative to the config)
+    plans_dir: str = "plans"
+
+
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
@@ -119,6 +130,7 @@ class Settings(BaseSettings):
     consolidation: str | None = None
     # the push-back rules file (default: pushback.yaml beside this file, when there is one)
     pushback: str | None = None
+    run: RunSettings = Field(default_factory=RunSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.

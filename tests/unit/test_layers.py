@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"sync", "mapper", "consolidate"},
     {"metrics"},
     {"report", "init", "pushback"},
-    {"check"},
+    {"check", "run"},
     {"cli"},
     {"__main__"},
 ]

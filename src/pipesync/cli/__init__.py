@@ -23,6 +23,7 @@ from pipesync.cli import (  # noqa: E402,F401
     metrics_cmd,
     pushback_cmd,
     report_cmd,
+    run_cmd,
     sync_cmd,
     warehouse_cmd,
 )
