@@ -115,3 +115,17 @@ def test_a_run_killed_in_any_step_then_run_again_ends_as_one_clean_run(
     again = pipesync(example_project, "run")
     assert again.returncode == 0, again.stderr
     assert tables(example_project) == clean_run
+
+
+def test_runs_and_quarantine_show_what_happened_without_sql(example_project: Path) -> None:
+    assert pipesync(example_project, "run", "--only", "sync").returncode == 0
+    runs = json.loads(pipesync(example_project, "runs", "--json").stdout)["runs"]
+    assert runs[0]["status"] == "ok" and runs[0]["totals"]["read"] > 0 and runs[0]["seconds"] is not None
+    everything = json.loads(pipesync(example_project, "quarantine", "--json").stdout)["quarantine"]
+    assert everything and runs[0]["totals"]["quarantined"] == len(everything)
+    source = everything[0]["source"]
+    one = json.loads(pipesync(example_project, "quarantine", source, "--json").stdout)["quarantine"]
+    assert one and {q["source"] for q in one} == {source} and all(q["reason"] and q["locator"] for q in one)
+    text = pipesync(example_project, "quarantine", source)
+    assert text.returncode == 0 and everything[0]["field"] in text.stdout
+    assert pipesync(example_project, "quarantine", "nope", "--json").returncode == 2

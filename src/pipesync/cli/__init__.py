@@ -16,6 +16,7 @@ atexit.register(gc.freeze)
 
 # Importing a command module registers its command(s) on the app.
 from pipesync.cli import (  # noqa: E402,F401
+    browse_cmd,
     config_cmd,
     consolidate_cmd,
     init_cmd,
