@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class JobContext:
     settings: Settings
     run_id: str
+    sources: Sequence[str] = ()  # sync: these sources only (all when empty)
     full: bool = False
     wait: float = 0.0
     plan: Any = None  # the push-back plan the plan step made, for apply
@@ -73,7 +74,7 @@ class StepFailed(PipesyncError):
 def _sync(ctx: JobContext) -> dict[str, Any]:
     from pipesync.sync import run_sync
 
-    result = run_sync(ctx.settings, full=ctx.full, wait=ctx.wait,
+    result = run_sync(ctx.settings, ctx.sources, full=ctx.full, wait=ctx.wait,
                       progress=progress_lines(log, "sync", run_id=ctx.run_id))
     for name, counts in result.sources.items():
         event(log, f"sync {name}: {counts.error or 'ok'}", logging.ERROR if counts.error else logging.INFO,
@@ -162,12 +163,16 @@ def chosen_steps(only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[str
     return [s for s in STEPS if (not only or s in only) and s not in skip]
 
 
-def run_job(settings: Settings, *, only: Sequence[str] = (), skip: Sequence[str] = (), full: bool = False,
-            wait: float = 0.0) -> JobResult:
-    """Runs the job's steps (all, or ``only`` those, less ``skip``) and returns each one's result."""
+def run_job(settings: Settings, *, only: Sequence[str] = (), skip: Sequence[str] = (), sources: Sequence[str] = (),
+            full: bool = False, wait: float = 0.0) -> JobResult:
+    """Runs the job's steps (all, or ``only`` those, less ``skip``) and returns each one's result.
+
+    ``sources`` limits the sync step to those sources: an orchestrator runs one sync task per
+    source side by side, then the other steps once (recipes/).
+    """
     steps = chosen_steps(only, skip)
     ctx = JobContext(settings, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6],
-                     full=full, wait=wait)
+                     sources=sources, full=full, wait=wait)
     event(log, f"run {ctx.run_id}: {', '.join(steps)}", run_id=ctx.run_id, steps=steps)
     results = []
     for name in steps:
