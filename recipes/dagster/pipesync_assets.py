@@ -5,8 +5,7 @@ assets call the library (``pipesync.run.run_job``), not the command line; the pe
 materialize side by side across Dagster's workers, each holding its source's run lock.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Dagster reads the context parameter's annotation as a type
 import os
 
 from dagster import AssetExecutionContext, AssetsDefinition, Definitions, ScheduleDefinition, asset, define_asset_job
