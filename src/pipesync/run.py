@@ -80,7 +80,7 @@ def _sync(ctx: JobContext) -> dict[str, Any]:
         event(log, f"sync {name}: {counts.error or 'ok'}", logging.ERROR if counts.error else logging.INFO,
               run_id=ctx.run_id, step="sync", source=name, read=counts.read, inserted=counts.inserted,
               updated=counts.updated, deleted=counts.deleted, quarantined=counts.quarantined,
-              lock_wait_s=counts.lock_wait_s)
+              lock_wait_s=counts.lock_wait_s, api_calls=counts.api_calls, rate_limited=counts.rate_limited)
     summary = result.as_dict()
     if result.exit_code:
         failed = "; ".join(f"{n}: {c.error}" for n, c in result.sources.items() if c.error)

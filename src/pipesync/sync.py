@@ -68,6 +68,9 @@ class SourceCounts:
     warnings: list[dict[str, str]] = field(default_factory=list)
     # waited for another run of the source to finish (a timing: two runs' counts still compare equal)
     lock_wait_s: float = field(default=0.0, compare=False)
+    # API requests the adapter sent and 429s it met (0 for files)
+    api_calls: int = field(default=0, compare=False)
+    rate_limited: int = field(default=0, compare=False)
     error: str | None = None
     exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
@@ -189,7 +192,7 @@ def _sync_source(
     vocabularies = load_vocabularies(settings.vocabularies_path())
     mapping = load_mapping(mapping_path, pipeline, vocabularies)
     normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name, vocabularies)
-    with open_adapter(source, settings) as adapter:
+    with open_adapter(source, settings) as adapter, _usage_counted(adapter, counts):
         discovery = adapter.discover()
         wh.record_catalog(source.name, discovery)
         unmapped = unmapped_live_stages(discovery, mapping)
@@ -216,6 +219,15 @@ def _sync_source(
         if snapshot.held_back:
             raise SourceError(snapshot.held_back_message(counts))
     counts.warnings = _empty_fields(wh, source, mapping_path.name)
+
+
+@contextmanager
+def _usage_counted(adapter: Adapter, counts: SourceCounts) -> Iterator[None]:
+    """Records the API requests and 429s of the source's sync, failed or not (the run's logs show them)."""
+    try:
+        yield
+    finally:
+        counts.api_calls, counts.rate_limited = adapter.calls, adapter.rate_limited
 
 
 def _empty_fields(wh: Warehouse, source: SourceConfig, mapping_name: str) -> list[dict[str, str]]:

@@ -91,6 +91,10 @@ class PipedriveAdapter(Adapter):
     def calls(self) -> int:
         return self.api.policy.stats.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.api.policy.stats.rate_limited
+
     # ------------------------------------------------------------ discovery
 
     def discover(self) -> Discovery:
