@@ -139,7 +139,7 @@ def run_sync(
             counts = result.sources[source.name] = SourceCounts()
             try:
                 with source_lock(wh, source.name, wait) as waited, _fewer_gc_passes():
-                    counts.lock_wait_s = round(waited, 3)
+                    counts.lock_wait_s = round(waited, 1)  # a timing for logs: tenths are enough
                     _sync_source(
                         settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers, allow_deletions
                     )
