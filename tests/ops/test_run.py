@@ -129,3 +129,13 @@ def test_runs_and_quarantine_show_what_happened_without_sql(example_project: Pat
     text = pipesync(example_project, "quarantine", source)
     assert text.returncode == 0 and everything[0]["field"] in text.stdout
     assert pipesync(example_project, "quarantine", "nope", "--json").returncode == 2
+
+
+def test_the_plan_is_written_to_a_file_and_nothing_is_sent_unless_the_config_says_so(example_project: Path) -> None:
+    (example_project / "pushback.yaml").write_text("{}\n", encoding="utf-8")
+    settings = load_config(example_project / "pipesync.yaml")
+    result = run_job(settings, only=["plan", "apply"])
+    plan, apply = result.steps
+    assert plan.status == "ok" and Path(plan.summary["path"]).parent == example_project / "plans"
+    assert json.loads(Path(plan.summary["path"]).read_text(encoding="utf-8"))["plan_id"] == plan.summary["plan_id"]
+    assert apply.status == "skipped" and result.exit_code == 0  # run.apply is off by default
