@@ -16,12 +16,14 @@ import pytest
 from pipesync.config import load_config
 from pipesync.errors import RunInProgress
 from pipesync.sync import run_sync
+from pipesync.warehouse.browse import recent_runs
 from pipesync.warehouse.locks import source_lock
 from pipesync.warehouse.store import Warehouse
 
 HOLD = """\
 import sys
 from pipesync.warehouse.store import Warehouse
+from pipesync.warehouse.browse import recent_runs
 from pipesync.warehouse.locks import source_lock
 with source_lock(Warehouse(sys.argv[1]), sys.argv[2]):
     print("held", flush=True)
@@ -96,3 +98,13 @@ def test_sync_of_a_source_another_run_holds_fails_with_the_message_not_a_databas
     assert f"another run of {name} is in progress since" in (result.sources[name].error or "")
     again = run_sync(settings, [name])
     assert again.status == "ok" and again.sources[name].inserted > 0
+
+
+def test_a_run_of_other_sources_does_not_mark_a_running_one_interrupted(warehouse_url: str) -> None:
+    wh = Warehouse(warehouse_url)
+    crm = wh.start_run(["crm"])
+    hubspot = wh.start_run(["hubspot"])  # side by side: crm's run is alive
+    again = wh.start_run(["crm", "files"])  # crm again: the first crm run can only have died
+    runs = {r["run_id"]: r["status"] for r in recent_runs(wh)}
+    assert runs[crm] == "interrupted" and runs[hubspot] == "running" and runs[again] == "running"
+    wh.close()

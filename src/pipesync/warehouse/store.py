@@ -344,10 +344,12 @@ class Warehouse:
 
     def start_run(self, sources: list[str]) -> int:
         with self.begin() as conn:
-            # A run that was killed never finished: say so, rather than leave it "running" forever.
-            conn.execute(
-                update(t.sync_runs).where(t.sync_runs.c.status == "running").values(status="interrupted")
-            )
+            # A run of these sources that was killed never finished: say so, rather than leave it "running"
+            # forever. A run of other sources may well be running beside this one (each holds its own lock).
+            running = conn.execute(select(t.sync_runs.c.id, t.sync_runs.c.sources).where(t.sync_runs.c.status == "running"))
+            killed = [run_id for run_id, theirs in running if set(theirs) & set(sources)]
+            if killed:
+                conn.execute(update(t.sync_runs).where(t.sync_runs.c.id.in_(killed)).values(status="interrupted"))
             return conn.execute(
                 t.sync_runs.insert().values(started_at=now(), status="running", sources=sources, counts={})
             ).inserted_primary_key[0]
