@@ -145,6 +145,17 @@ class ForecastSettings(BaseModel):
         return self
 
 
+class RunSettings(BaseModel):
+    """``run:``: what the scheduled job (``pipesync run``) does beyond syncing and measuring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # send the push-back plan the run makes; off: the plan is only written, for a person to apply
+    apply: bool = False
+    # where each run's push-back plan file is written (relative to the config)
+    plans_dir: str = "plans"
+
+
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
@@ -152,6 +163,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid", hide_input_in_errors=True)
 
     warehouse: str = "sqlite:///pipesync.db"
+    # PostgreSQL: the schema that holds pipesync's tables (created if missing), e.g. one per tenant
+    warehouse_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     # Units of the reporting currency for one unit of each other currency.
     fx_rates: dict[str, Decimal] = Field(default_factory=dict)
@@ -168,6 +181,7 @@ class Settings(BaseSettings):
     pushback: str | None = None
     # probability bands, targets and the history-weighted method's learning (docs/forecast.md)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.
@@ -220,6 +234,8 @@ class Settings(BaseSettings):
         return candidate if candidate.exists() else None
 
     def warehouse_url(self) -> str:
+        if self.warehouse_schema is not None:
+            return self._in_schema(self.warehouse_schema)
         # A relative SQLite path is relative to the config file, like every other path in it.
         prefix = "sqlite:///"
         if self.warehouse.startswith(prefix) and not self.warehouse.startswith(prefix + "/"):
@@ -227,6 +243,15 @@ class Settings(BaseSettings):
             if rest and rest != ":memory:":
                 return prefix + str(self.path(rest))
         return self.warehouse
+
+    def _in_schema(self, schema: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.warehouse)
+        if url.get_backend_name() != "postgresql":
+            raise ConfigError(f"warehouse_schema: {schema!r} is for a PostgreSQL warehouse, not {url.get_backend_name()}")
+        # the session's search_path: every table, query and migration lands in the schema
+        return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
 def _source_label(data: dict[str, Any]) -> Callable[[tuple[int | str, ...]], str | None]:

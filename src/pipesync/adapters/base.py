@@ -34,6 +34,9 @@ class Adapter:
     writable_fields: frozenset[str] = frozenset()
     #: whether the CRM merges two deals through its API
     merges = False
+    #: API requests sent and rate-limit refusals (429) met so far: the API adapters count them (run logs)
+    calls = 0
+    rate_limited = 0
 
     def __init__(self, source: "SourceConfig", settings: "Settings"):
         self.source = source

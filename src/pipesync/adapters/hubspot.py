@@ -99,6 +99,10 @@ class HubSpotAdapter(Adapter):
     def calls(self) -> int:
         return self.api.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.api.rate_limited
+
     # ------------------------------------------------------------ discovery
 
     def discover(self) -> Discovery:

@@ -92,6 +92,10 @@ class PipedriveAdapter(Adapter):
     def calls(self) -> int:
         return self.api.policy.stats.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.api.policy.stats.rate_limited
+
     # ------------------------------------------------------------ discovery
 
     def resume(self, since: Cursor | None) -> None:

@@ -119,6 +119,10 @@ class SalesforceAdapter(Adapter):
     def calls(self) -> int:
         return self.api.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.api.rate_limited
+
     # ------------------------------------------------------------ schema
 
     def _describe(self) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ atexit.register(gc.freeze)
 
 # Importing a command module registers its command(s) on the app.
 from pipesync.cli import (  # noqa: E402,F401
+    browse_cmd,
     config_cmd,
     consolidate_cmd,
     forecast_cmd,
@@ -25,6 +26,7 @@ from pipesync.cli import (  # noqa: E402,F401
     migrate_cmd,
     pushback_cmd,
     report_cmd,
+    run_cmd,
     sync_cmd,
     warehouse_cmd,
 )

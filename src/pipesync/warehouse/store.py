@@ -217,6 +217,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def schema_of(url: str) -> str | None:
+    """The PostgreSQL schema a URL puts the tables in (``options=-csearch_path=NAME``), if any."""
+    options = make_url(url).query.get("options", "")
+    for option in options if isinstance(options, tuple) else (options,):
+        if option.startswith("-csearch_path="):
+            return option.split("=", 1)[1].split(",")[0].strip('"') or None
+    return None
+
+
 class Warehouse:
     def __init__(self, url: str, *, create: bool = True):
         self.url = url
@@ -229,6 +238,10 @@ class Warehouse:
             )
             if sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.schema = schema_of(url)
+            if self.schema and create:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             if create:
                 ensure_current(self.engine, self.safe_url)
             columns = {c.name: c for c in t.deals.columns}
@@ -260,6 +273,11 @@ class Warehouse:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def lock_namespace(self) -> str:
+        """What tells this warehouse's run locks from another's in one database (its schema)."""
+        return self.schema or ""
 
     @property
     def shared_across_processes(self) -> bool:
@@ -326,10 +344,12 @@ class Warehouse:
 
     def start_run(self, sources: list[str]) -> int:
         with self.begin() as conn:
-            # A run that was killed never finished: say so, rather than leave it "running" forever.
-            conn.execute(
-                update(t.sync_runs).where(t.sync_runs.c.status == "running").values(status="interrupted")
-            )
+            # A run of these sources that was killed never finished: say so, rather than leave it "running"
+            # forever. A run of other sources may well be running beside this one (each holds its own lock).
+            running = conn.execute(select(t.sync_runs.c.id, t.sync_runs.c.sources).where(t.sync_runs.c.status == "running"))
+            killed = [run_id for run_id, theirs in running if set(theirs) & set(sources)]
+            if killed:
+                conn.execute(update(t.sync_runs).where(t.sync_runs.c.id.in_(killed)).values(status="interrupted"))
             return conn.execute(
                 t.sync_runs.insert().values(started_at=now(), status="running", sources=sources, counts={})
             ).inserted_primary_key[0]
