@@ -367,6 +367,11 @@ class Warehouse:
         # bound before the transaction: other processes of a parallel sync wait only while the database writes
         write_deals = self._deal_writes(page, stamp)
         with self.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # A page's commit need not wait for its WAL flush (as SQLite's synchronous=NORMAL): a
+                # server crash may lose the last pages, never half of one, and their cursor goes with
+                # them, so the next run reads them again. Push-back's journal keeps waiting.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             write_deals(conn)
             if page.deleted_keys:
                 # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
