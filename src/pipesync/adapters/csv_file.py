@@ -209,6 +209,8 @@ class CsvAdapter(Adapter):
 
     def _binary(self) -> io.BufferedReader:
         """The file's bytes from its start, read through a position of this pass's own."""
+        if not hasattr(os, "pread"):  # Windows: the path again (an export replaced meanwhile is read as it now is)
+            return self.path.open("rb", buffering=READ_BUFFER)  # type: ignore[return-value]
         return io.BufferedReader(_FileAt(self._fd), READ_BUFFER)
 
     @cached_property
