@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
 from pipesync.redaction import safe_url, scrub, url_secrets
+from pipesync.warehouse.bulk import copy_merge
 from pipesync.warehouse.version import ensure_current
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
@@ -83,18 +84,31 @@ class DealStatement:
         for name in names:
             column, kind = params[name].name, params[name].type
             proc = kind.dialect_impl(dialect).bind_processor(dialect)
+            if dialect.name == "postgresql" and isinstance(kind, JSON):
+                # PostgreSQL's deals go through COPY (bulk.copy_merge): JSON as its text, not a Json
+                # wrapper that psycopg would serialize again row by row in Python
+                proc = json_text
             if proc is not None and column in self._fields:
                 self._convert[column] = _column_converter(kind, proc)
         self._synced_at = t.deals.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
 
-    def parameters(self, deals: DealRows, synced_at: datetime) -> list[Any]:
-        """The driver's parameters for these deals: one tuple (positional drivers) or dict (named) each."""
+    @property
+    def columns(self) -> list[str]:
+        """The columns each of :meth:`rows`' tuples holds, in order."""
+        return self._columns
+
+    def rows(self, deals: DealRows, synced_at: datetime) -> Iterator[tuple[Any, ...]]:
+        """The driver's values for these deals, a tuple of :attr:`columns` each."""
         fields = {c: deals.columns[c] for c in self._fields}
         for column, convert in self._convert.items():
             fields[column] = convert(fields[column])
         fields["key"], fields["content_hash"] = deals.keys, deals.hashes
         fields["synced_at"] = [self._synced_at(synced_at)] * len(deals)
-        rows = zip(*[fields[c] for c in self._columns])
+        return zip(*[fields[c] for c in self._columns])
+
+    def parameters(self, deals: DealRows, synced_at: datetime) -> list[Any]:
+        """The driver's parameters for these deals: one tuple (positional drivers) or dict (named) each."""
+        rows = self.rows(deals, synced_at)
         if self._named is not None:
             named = self._named
             return [dict(zip(named, row)) for row in rows]
@@ -302,7 +316,10 @@ class Warehouse:
             where &= (d.key >= f"{source}:") & (d.key < f"{source};")
         q = select(d.key, d.content_hash, d.stage, d.is_deleted).where(where)
         with self.begin() as conn:
-            return {k: Known(h, s, bool(d)) for k, h, s, d in conn.execute(q)}
+            # streamed (a server-side cursor on PostgreSQL): a large source's rows are never all buffered
+            # in the driver besides the dict they become
+            rows = conn.execution_options(yield_per=20_000).execute(q)
+            return {k: Known(h, s, bool(d)) for k, h, s, d in rows}
 
     def filled(self, source: str, fields: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, int]]:
         """The source's live deals, and of them how many have each of ``fields`` (name → the columns any
@@ -368,14 +385,14 @@ class Warehouse:
     def write_page(self, page: PageWrite) -> None:
         stamp = now()
         # bound before the transaction: other processes of a parallel sync wait only while the database writes
-        deal_writes = [
-            (statement.sql, statement.parameters(deals, stamp))
-            for statement, deals in ((self._insert_deals, page.inserts), (self._update_deals, page.updates))
-            if deals
-        ]
+        write_deals = self._deal_writes(page, stamp)
         with self.begin() as conn:
-            for sql, parameters in deal_writes:
-                conn.exec_driver_sql(sql, parameters)
+            if self.engine.dialect.name == "postgresql":
+                # A page's commit need not wait for its WAL flush (as SQLite's synchronous=NORMAL): a
+                # server crash may lose the last pages, never half of one, and their cursor goes with
+                # them, so the next run reads them again. Push-back's journal keeps waiting.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            write_deals(conn)
             if page.deleted_keys:
                 # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
                 conn.execute(
@@ -394,6 +411,25 @@ class Warehouse:
                 conn.execute(t.quarantine.delete().where((q.source == page.source) & (q.last_seen < page.stale_quarantine_before)))
             if page.cursor is not None:
                 self._save_cursor(conn, page.source, page.cursor, stamp)
+
+    def _deal_writes(self, page: PageWrite, stamp: datetime) -> Callable[[Connection], None]:
+        """Writes the page's new and changed deals in a transaction: COPY through a staging table on
+        PostgreSQL (:func:`~pipesync.warehouse.bulk.copy_merge`), executemany elsewhere."""
+        writes = [(statement, deals, how) for statement, deals, how in (
+            (self._insert_deals, page.inserts, "upsert"), (self._update_deals, page.updates, "update")) if deals]
+        if self.engine.dialect.name == "postgresql":
+            rows = [(statement.columns, list(statement.rows(deals, stamp)), how) for statement, deals, how in writes]
+
+            def copy(conn: Connection) -> None:
+                for columns, values, how in rows:
+                    copy_merge(conn, t.deals, columns, values, how)  # type: ignore[arg-type]
+            return copy
+        statements = [(statement.sql, statement.parameters(deals, stamp)) for statement, deals, _ in writes]
+
+        def execute(conn: Connection) -> None:
+            for sql, parameters in statements:
+                conn.exec_driver_sql(sql, parameters)
+        return execute
 
     def _insert(self, table: Table, *, update_existing: bool = False) -> Any:
         """INSERT … ON CONFLICT DO NOTHING (or DO UPDATE of the other columns): two syncs of a source
