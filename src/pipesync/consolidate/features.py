@@ -86,7 +86,8 @@ def _first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: float = 90.0) -> np.ndarray:
-    """Company codes grouped across spelling slips ("orgate elektronik" ~ "orggate elektronik").
+    """Company codes grouped across spelling slips ("orgate elektronik" ~ "orggate elektronik") and
+    words one system adds ("beaconway" ~ "beaconway media"), as the account comparison's fuzzy level reads them.
 
     The distinct names are sorted (and sorted again by their reversed text, for
     slips near the start); each is compared with its next two neighbours and
@@ -105,7 +106,7 @@ def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: flo
     for order in (alphabetical, reversed_alphabetical):
         for d in (1, 2):
             a, b = order[:-d], order[d:]
-            similar = process.cpdist(names[a], names[b], scorer=fuzz.ratio, score_cutoff=min_similarity, workers=-1)
+            similar = process.cpdist(names[a], names[b], scorer=fuzz.token_set_ratio, score_cutoff=min_similarity, workers=-1)
             keep = similar >= min_similarity
             lefts.append(a[keep])
             rights.append(b[keep])
