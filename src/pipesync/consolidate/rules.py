@@ -21,7 +21,7 @@ DEFAULT_RULES_FILE = "default_rules.yaml"
 
 # The keys computed once per deal (features.py) that rules can name.
 KeyName = Literal[
-    "company", "company_group", "account_domain", "name", "name_numbers", "owner", "source", "outcome",
+    "company", "company_group", "account_domain", "name", "name_numbers", "name_tokens", "owner", "source", "outcome",
     "domains", "contacts", "amount", "close_date", "created_at", "deal_type", "subject", "company_latin",
 ]
 SET_KEYS = frozenset({"domains", "contacts", "deal_type"})
