@@ -8,12 +8,17 @@ Then runs both commands as subprocesses, three times each, and prints the
 median wall time and the peak RSS of the child. The machine is shared: quote
 medians, expect noise.
 
-    python bench/bench_metrics.py [--deals 1000000] [--rebuild]
+With a PostgreSQL server (``--pg-url``, else ``$PIPESYNC_TEST_PG_URL``) the same
+warehouse is copied (once, cached) into its database ``bench_metrics_<deals>`` and
+both commands are timed there too, end to end (the warehouse read included).
+
+    python bench/bench_metrics.py [--deals 1000000] [--rebuild] [--pg-url URL] [--only sqlite|postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sqlite3
 import statistics
@@ -24,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 
 from pipesync.warehouse import version
 
@@ -125,6 +130,39 @@ def build(path: Path, n: int, seed: int = 7) -> None:
     db.close()
 
 
+def mirror_to_postgresql(db: Path, server: str, rebuild: bool) -> str:
+    """The URL of a PostgreSQL database holding the SQLite warehouse's deals and stage history
+    (copied with COPY the first time, or when ``rebuild``)."""
+    name = f"bench_metrics_{db.parent.name.rsplit('-', 1)[-1]}"
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first()
+        if exists and not rebuild:
+            return url
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    start = time.perf_counter()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        version.create(conn)
+    source = sqlite3.connect(db)
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")  # SQLite's timestamps are UTC wall-clock text
+        for table in ("deals", "stage_history"):
+            columns = [r[1] for r in source.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+            names = ", ".join(columns)
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in source.execute(f"SELECT {names} FROM {table}"):
+                    copy.write_row(row)
+    source.close()
+    engine.dispose()
+    print(f"copied the warehouse into PostgreSQL database {name} in {time.perf_counter() - start:.1f} s")
+    return url
+
+
 def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -137,11 +175,32 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def bench(work: Path, url: str, n_deals: int, runs: int) -> None:
+    """Times both commands against the warehouse at ``url``."""
+    (work / "pipesync.yaml").write_text(f"warehouse: {url}\n", encoding="utf-8")
+    # The pipesync CLI with these two commands registered (importing a command module registers it).
+    exe = [sys.executable, "-c", "import sys; from pipesync.cli import app; import pipesync.cli.metrics_cmd, pipesync.cli.report_cmd; app()"]
+    for label, cmd, target in (
+        ("pipesync metrics --json", [*exe, "metrics", "--json"], 10),
+        ("pipesync report", [*exe, "report", "--out", str(work / "report.html")], 20),
+    ):
+        times = [run(cmd, work) for _ in range(runs)]
+        walls, cpus = [w for w, _ in times], [c for _, c in times]
+        median = statistics.median(walls)
+        print(
+            f"{label}: median wall {median:.2f} s of {runs} ({', '.join(f'{w:.2f}' for w in walls)}), "
+            f"median CPU {statistics.median(cpus):.2f} s, target <= {target} s, {n_deals / median:,.0f} deals/s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg-url", default=os.environ.get("PIPESYNC_TEST_PG_URL"),
+                        help="a PostgreSQL server to bench too (default: $PIPESYNC_TEST_PG_URL)")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help="bench one dialect")
     args = parser.parse_args()
     work = Path(f"/tmp/pipesync-bench-metrics-{args.deals}")
     work.mkdir(exist_ok=True)
@@ -154,22 +213,14 @@ def main() -> None:
         n_deals = conn.execute("SELECT count(*) FROM deals").fetchone()[0]
         n_hist = conn.execute("SELECT count(*) FROM stage_history").fetchone()[0]
         conn.execute("DELETE FROM metric_snapshots")
-    (work / "pipesync.yaml").write_text(f"warehouse: sqlite:///{db}\n", encoding="utf-8")
     print(f"{n_deals:,} deals, {n_hist:,} stage changes")
-
-    # The pipesync CLI with these two commands registered (importing a command module registers it).
-    exe = [sys.executable, "-c", "import sys; from pipesync.cli import app; import pipesync.cli.metrics_cmd, pipesync.cli.report_cmd; app()"]
-    for label, cmd, target in (
-        ("pipesync metrics --json", [*exe, "metrics", "--json"], 10),
-        ("pipesync report", [*exe, "report", "--out", str(work / "report.html")], 20),
-    ):
-        runs = [run(cmd, work) for _ in range(args.runs)]
-        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-        median = statistics.median(walls)
-        print(
-            f"{label}: median wall {median:.2f} s of {args.runs} ({', '.join(f'{w:.2f}' for w in walls)}), "
-            f"median CPU {statistics.median(cpus):.2f} s, target <= {target} s, {n_deals / median:,.0f} deals/s"
-        )
+    warehouses = {"sqlite": f"sqlite:///{db}"}
+    if args.pg_url:
+        warehouses["postgresql"] = mirror_to_postgresql(db, args.pg_url, args.rebuild)
+    for dialect, url in warehouses.items():
+        if args.only in (None, dialect):
+            print(f"-- {dialect}")
+            bench(work, url, n_deals, args.runs)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS of any run: {peak:.0f} MiB")
     print("note: a shared 2-core machine; wall times are noisy (medians quoted), CPU time is the steadier figure")

@@ -10,6 +10,7 @@ scheduler can point one config at another database.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -98,6 +99,63 @@ class SourceConfig(BaseModel):
         return secrets
 
 
+class Target(BaseModel):
+    """A revenue target (won value, reporting currency) for one period: a quarter ``2026-Q4`` or a month
+    ``2026-11``; with ``owner`` (the owner's name or e-mail) or ``pipeline``, for that owner's or pipeline's deals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: str
+    amount: Decimal = Field(ge=0)
+    owner: str | None = None
+    pipeline: str | None = None
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, period: str) -> str:
+        if not re.fullmatch(r"\d{4}-(Q[1-4]|0[1-9]|1[0-2])", period):
+            raise ValueError(f"{period!r} is not a quarter like 2026-Q4 or a month like 2026-11")
+        return period
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> "Target":
+        if self.owner is not None and self.pipeline is not None:
+            raise ValueError("a target is for the whole pipeline, one owner or one pipeline, not an owner and a pipeline")
+        return self
+
+
+class ForecastSettings(BaseModel):
+    """``forecast:`` in pipesync.yaml (docs/forecast.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The lowest stage probability of a commit and of a best-case deal (the rest is pipeline).
+    commit_from: float = Field(default=0.7, gt=0, le=1)
+    best_case_from: float = Field(default=0.4, gt=0, le=1)
+    # The fewest observations a group of the history-weighted method needs before its own rate is used.
+    min_sample: int = Field(default=30, gt=0)
+    # How far back the history-weighted method learns, in years.
+    history_years: int = Field(default=3, gt=0, le=20)
+    targets: list[Target] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered_bands(self) -> "ForecastSettings":
+        if self.best_case_from > self.commit_from:
+            raise ValueError("best_case_from must not be above commit_from")
+        return self
+
+
+class RunSettings(BaseModel):
+    """``run:``: what the scheduled job (``pipesync run``) does beyond syncing and measuring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # send the push-back plan the run makes; off: the plan is only written, for a person to apply
+    apply: bool = False
+    # where each run's push-back plan file is written (relative to the config)
+    plans_dir: str = "plans"
+
+
 class Settings(BaseSettings):
     """The whole configuration, as validated from ``pipesync.yaml`` and the environment."""
 
@@ -105,6 +163,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PIPESYNC_", extra="forbid", hide_input_in_errors=True)
 
     warehouse: str = "sqlite:///pipesync.db"
+    # PostgreSQL: the schema that holds pipesync's tables (created if missing), e.g. one per tenant
+    warehouse_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     reporting_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     # Units of the reporting currency for one unit of each other currency.
     fx_rates: dict[str, Decimal] = Field(default_factory=dict)
@@ -119,6 +179,9 @@ class Settings(BaseSettings):
     consolidation: str | None = None
     # the push-back rules file (default: pushback.yaml beside this file, when there is one)
     pushback: str | None = None
+    # probability bands, targets and the history-weighted method's learning (docs/forecast.md)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
 
     # Set by load_config, not by the file: paths in the file are relative to it.
@@ -171,6 +234,8 @@ class Settings(BaseSettings):
         return candidate if candidate.exists() else None
 
     def warehouse_url(self) -> str:
+        if self.warehouse_schema is not None:
+            return self._in_schema(self.warehouse_schema)
         # A relative SQLite path is relative to the config file, like every other path in it.
         prefix = "sqlite:///"
         if self.warehouse.startswith(prefix) and not self.warehouse.startswith(prefix + "/"):
@@ -178,6 +243,15 @@ class Settings(BaseSettings):
             if rest and rest != ":memory:":
                 return prefix + str(self.path(rest))
         return self.warehouse
+
+    def _in_schema(self, schema: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.warehouse)
+        if url.get_backend_name() != "postgresql":
+            raise ConfigError(f"warehouse_schema: {schema!r} is for a PostgreSQL warehouse, not {url.get_backend_name()}")
+        # the session's search_path: every table, query and migration lands in the schema
+        return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
 def _source_label(data: dict[str, Any]) -> Callable[[tuple[int | str, ...]], str | None]:

@@ -89,3 +89,7 @@ class QuotaReserveReached(RateLimitError):
 
 class WarehouseError(PipesyncError):
     """The warehouse database could not be read or written."""
+
+
+class RunInProgress(PipesyncError):
+    """Another run holds the lock of this warehouse and source: this one waited no longer than asked."""

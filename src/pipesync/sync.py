@@ -35,6 +35,7 @@ from pipesync.normalize import NormalizedPage, Normalizer
 from pipesync.pipeline import load_pipeline
 from pipesync.vocabulary import load_vocabularies
 from pipesync.warehouse import schema as t
+from pipesync.warehouse.locks import source_lock
 from pipesync.warehouse.store import DealRows, Known, PageWrite, QuarantineEntry, Warehouse, now, unstorable
 from pipesync.workers import Send, Worker, can_fork, cpu_count
 
@@ -65,6 +66,11 @@ class SourceCounts:
     first_dropped: str | None = None  # where and what, for the warning
     # A field the metrics need that no live deal of the source has: {field, message} each (EMPTY_FIELD_USES).
     warnings: list[dict[str, str]] = field(default_factory=list)
+    # waited for another run of the source to finish (a timing: two runs' counts still compare equal)
+    lock_wait_s: float = field(default=0.0, compare=False)
+    # API requests the adapter sent and 429s it met (0 for files)
+    api_calls: int = field(default=0, compare=False)
+    rate_limited: int = field(default=0, compare=False)
     error: str | None = None
     exit_code: int = 0  # the error's: 2 when the source's configuration or mapping is wrong, else 1
 
@@ -106,6 +112,7 @@ def run_sync(
     progress: Progress | None = None,
     workers: int | None = None,
     allow_deletions: float = DELETION_SHARE,
+    wait: float = 0.0,
 ) -> SyncResult:
     """Syncs the named sources (all when empty) into the warehouse and returns the per-source counts.
 
@@ -117,6 +124,8 @@ def run_sync(
     ``allow_deletions``: the share (0–1) of a source's live deals that one snapshot may mark
     deleted; a snapshot that would delete more (and more than ``DELETION_FLOOR``) fails the
     source with its deletions held back.
+    Each source is synced holding its run lock (``warehouse.locks``): a source another run is
+    syncing fails with who holds it, after waiting up to ``wait`` seconds.
     """
     chosen = [settings.source(n) for n in sources] if sources else list(settings.sources)
     wh = warehouse or Warehouse(settings.warehouse_url())
@@ -129,7 +138,8 @@ def run_sync(
         for source in chosen:
             counts = result.sources[source.name] = SourceCounts()
             try:
-                with _fewer_gc_passes():
+                with source_lock(wh, source.name, wait) as waited, _fewer_gc_passes():
+                    counts.lock_wait_s = round(waited, 1)  # a timing for logs: tenths are enough
                     _sync_source(
                         settings, source, pipeline, fx, wh, counts, full, quarantine_unmapped, progress, workers, allow_deletions
                     )
@@ -182,7 +192,9 @@ def _sync_source(
     vocabularies = load_vocabularies(settings.vocabularies_path())
     mapping = load_mapping(mapping_path, pipeline, vocabularies)
     normalizer = Normalizer(source.name, mapping, pipeline, fx, mapping_path.name, vocabularies)
-    with open_adapter(source, settings) as adapter:
+    with open_adapter(source, settings) as adapter, _usage_counted(adapter, counts):
+        since = None if full else wh.cursor(source.name)
+        adapter.resume(since)  # the metadata lists the last run kept, where fresh: no call to re-list them
         discovery = adapter.discover()
         wh.record_catalog(source.name, discovery)
         unmapped = unmapped_live_stages(discovery, mapping)
@@ -200,7 +212,6 @@ def _sync_source(
             history=source.options.history_wanted(adapter.history_in_bulk),
             tick=(lambda n: progress(source.name, n)) if progress else (lambda n: None),
         )
-        since = None if full else wh.cursor(source.name)
         parts = adapter.partitions(workers) if workers > 1 and can_fork() and wh.shared_across_processes else []
         if len(parts) > 1:
             _read_in_parallel(reading, since, parts, counts)
@@ -209,6 +220,15 @@ def _sync_source(
         if snapshot.held_back:
             raise SourceError(snapshot.held_back_message(counts))
     counts.warnings = _empty_fields(wh, source, mapping_path.name)
+
+
+@contextmanager
+def _usage_counted(adapter: Adapter, counts: SourceCounts) -> Iterator[None]:
+    """Records the API requests and 429s of the source's sync, failed or not (the run's logs show them)."""
+    try:
+        yield
+    finally:
+        counts.api_calls, counts.rate_limited = adapter.calls, adapter.rate_limited
 
 
 def _empty_fields(wh: Warehouse, source: SourceConfig, mapping_name: str) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ these keys (``lost_reasons:``, ``lead_sources:``); normalization stores the entr
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,12 @@ def default_vocabularies_path() -> Path:
     return Path(str(resources.files("pipesync.defaults").joinpath(DEFAULT_VOCABULARIES_FILE)))
 
 
+@functools.cache
+def _shipped() -> Vocabularies:
+    # Read once per process: `pipesync map` proposes values for every source (and the map bench per label).
+    return load_model(default_vocabularies_path(), Vocabularies)
+
+
 def load_vocabularies(path: str | Path | None = None) -> Vocabularies:
     """The shipped vocabularies, extended by the project's file at ``path`` (when given)."""
-    shipped = load_model(default_vocabularies_path(), Vocabularies)
-    return shipped if path is None else shipped.extended(load_model(path, Vocabularies))
+    return _shipped() if path is None else _shipped().extended(load_model(path, Vocabularies))

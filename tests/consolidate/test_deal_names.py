@@ -63,6 +63,24 @@ def test_a_latin_product_glued_to_a_cjk_account_is_read_apart_from_it():
     assert read("今丸製作所様 Compliance Module 増設") == (("expansion",), "compliance module")
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("Acme - Renewl FY25", (("renewal",), "")),
+    ("Acme proof of conecpt", (("pilot",), "")),
+    ("Acme Expnasion +50", (("expansion",), "")),
+    ("Acme New Buisness Team Plan", (("new_business",), "team plan")),
+    ("Acme - Ne wBusiness", (("new_business",), "")),  # a slip across the space of a phrase
+    ("Acme - Nwe Business", (("new_business",), "")),
+    ("Acme proof o concept", (("pilot",), "")),
+    ("Acme upsell - 500 sats", (("expansion",), "")),
+])
+def test_a_slip_in_a_vocabulary_word_still_names_its_kind_and_is_no_subject(name, expected):
+    assert read(name) == expected
+
+
+def test_a_short_word_is_not_read_as_a_slip():
+    assert read("Acme Ren") == ((), "ren")
+
+
 def test_words_of_an_unknown_kind_stay_in_the_subject():
     assert read("Acme Fleet telematics") == ((), "fleet telematics")
 

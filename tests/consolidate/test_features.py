@@ -80,3 +80,14 @@ def test_blocks_sort_by_block_then_each_sort_key_then_record_order_as_lexsort_do
     second = np.array([r[2] for r in rows], dtype=np.float64)
     expected = np.lexsort((np.arange(len(rows)), second, first, block))
     assert np.array_equal(_sort_order(block, [_dense_rank(first), _dense_rank(second)]), expected)
+
+
+def test_names_stating_the_same_phase_seats_and_region_share_one_token_key_a_year_alone_none():
+    deals = [make_deal("hubspot", "1", name="Acme - Platform Implementation Phase IV EMEA"),
+             make_deal("salesforce", "2", name="Acme EMEA Platform Implementation phase 4"),
+             make_deal("pipedrive", "3", name="Acme Platform Implementation Phase 3 EMEA"),
+             make_deal("hubspot", "4", name="Acme - Renewal FY25"),
+             make_deal("pipedrive", "5", name="Acme - New Business")]
+    stated = compute_features(records(*deals), load_lexicon()).codes["name_tokens"]
+    assert stated[0] == stated[1] != stated[2]
+    assert stated[3] == stated[4] == MISSING

@@ -77,6 +77,7 @@ def test_a_cluster_is_kept_only_if_its_members_are_coherent(run):
 @pytest.mark.parametrize(("native", "latin"), [
     ("(주)한빛", "Hanpit Co., Ltd."), ("株式会社ジワ", "Ziwa K.K."), ("ООО «ЖуВол»", "OOO Juwol"),
     ("中信有限公司", "Chunghsin Limited"), ('שחרטל בע"מ', "Shahartal Ltd"), ("Αθηνι Α.Ε.", "Atheni S.A."),
+    ("株式会社チノ", "Tino K.K."), ("株式会社ツワ", "Tuwa K.K."), ("株式会社フジ", "Huzi K.K."),  # Kunrei
 ])
 def test_company_names_romanised_by_any_scheme_meet(native, latin):
     lexicon = load_lexicon()

@@ -90,3 +90,13 @@ def test_company_names_that_differ_by_a_slip_share_a_blocking_group():
     group = company_groups(names, codes)
     assert group[0] == group[1] == group[3]  # slips at the end, in the middle and at the start
     assert group[2] != group[0] and group[4] == MISSING
+
+
+def test_a_company_named_with_words_another_system_adds_shares_a_blocking_group():
+    import numpy as np
+
+    from pipesync.consolidate.features import company_groups
+
+    names = np.array(["beaconway", "beaconway media", "bellwether"], dtype=object)
+    group = company_groups(names, np.array([0, 1, 2]))
+    assert group[0] == group[1] != group[2]

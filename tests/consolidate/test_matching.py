@@ -47,6 +47,16 @@ def test_a_shared_free_mail_domain_does_not_make_two_companies_one(run, rules):
     assert clusters_of(run(a, b)) == {frozenset({a.key}), frozenset({b.key})}
 
 
+def test_two_companies_of_one_name_with_different_websites_stay_apart(run, rules):
+    a = make_deal("salesforce", "1", account_name="Greenline Freight plc", account_domain="greenline-freight.co.uk",
+                  contact_emails=[], name="Greenline - New Business")
+    b = make_deal("hubspot", "2", account_name="Greenline GmbH", account_domain="greenline.de",
+                  contact_emails=[], name="Greenline - New Business", days=1)
+    [pair] = explain_pairs(records(a, b), rules)
+    assert {c.comparison: c.level for c in pair.comparisons}["account"] == "different website"
+    assert clusters_of(run(a, b)) == {frozenset({a.key}), frozenset({b.key})}
+
+
 def test_a_company_email_domain_links_accounts_spelled_in_different_scripts(run):
     latin = make_deal("salesforce", "1", account_name="Toyota Motor Corporation", account_domain=None,
                       contact_emails=["k.sato@toyota.co.jp"], name="Fleet analytics")

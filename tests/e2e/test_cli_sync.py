@@ -36,7 +36,8 @@ def test_sync_json_is_machine_readable(example_project):
     assert data["status"] == "ok"
     assert data["sources"]["hubspot_export"] == {
         "read": 11, "inserted": 10, "updated": 0, "unchanged": 0, "deleted": 0, "quarantined": 1,
-        "dropped": 0, "first_dropped": None, "warnings": [], "error": None, "exit_code": 0,
+        "dropped": 0, "first_dropped": None, "warnings": [], "lock_wait_s": 0.0, "api_calls": 0, "rate_limited": 0,
+        "error": None, "exit_code": 0,
     }
 
 

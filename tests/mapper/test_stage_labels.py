@@ -4,6 +4,9 @@ stage_labels.yaml is the tuning list: the lexicon is extended until it reads it.
 stage_labels_holdout.yaml and stage_labels_heldout_2.yaml were never tuned on:
 they are the honest figures, pinned a little below what they measured so that a
 lexicon or engine change that costs accuracy shows here.
+stage_labels_heldout_3.yaml is the blind list, written by someone who never read
+the lexicon: its figures are quoted in its header, not pinned here, so that no
+one is tempted to tune on it.
 """
 
 from __future__ import annotations
@@ -43,14 +46,16 @@ def test_the_list_is_large_and_multilingual(labels):
     assert {s.system for s in labels.setups} == {"salesforce", "hubspot", "pipedrive", "csv"}
 
 
-def test_the_second_held_out_list_covers_every_language_stage_and_system(heldout_2):
-    stages = stages_of(heldout_2)
+@pytest.mark.parametrize("name", ["stage_labels_heldout_2.yaml", "stage_labels_heldout_3.yaml"])
+def test_the_later_held_out_lists_cover_every_language_stage_and_system(name):
+    held_out = load_label_set(HERE / name)
+    stages = stages_of(held_out)
     assert len(stages) >= 250
     per_language = {lang: sum(1 for l, _ in stages if l == lang) for lang in {l for l, _ in stages}}
     assert set(per_language) == LANGUAGES - {"zh"} | {"zh-Hans"}
     assert min(per_language.values()) >= 20, per_language
     assert {st.expect for _, st in stages} == set(PIPELINE.keys)
-    assert {s.system for s in heldout_2.setups} == {"salesforce", "hubspot", "pipedrive", "csv"}
+    assert {s.system for s in held_out.setups} == {"salesforce", "hubspot", "pipedrive", "csv"}
 
 
 def test_proposals_reach_the_accuracy_target_on_the_tuning_list(labels):

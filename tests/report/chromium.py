@@ -62,3 +62,17 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()[:24]
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
     return struct.unpack(">II", data[16:24])
+
+
+ARTIFACTS = Path("/tmp/pipesync-report-test")
+
+
+def screenshot_kept(page: Path, name: str, work: Path) -> list[str]:
+    """A 1440×900 screenshot of ``page``, checked for its size and kept as ARTIFACTS/``name`` for a person
+    to look at; returns the console messages of that load."""
+    shot = work / name
+    console = screenshot(page, shot, work)
+    assert png_size(shot) == (1440, 900)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / name)
+    return console

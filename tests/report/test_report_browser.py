@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from html.parser import HTMLParser
 from datetime import date
 from pathlib import Path
@@ -14,14 +13,13 @@ from pipesync.metrics.periods import Period
 from pipesync.report.builder import build_report
 from tests.metrics.builders import NOW, DealRow, write_warehouse
 from tests.metrics.conftest import quarter_deals
-from tests.report.chromium import load, png_size, screenshot
+from tests.report.chromium import load, screenshot_kept
 
 pytestmark = pytest.mark.browser
 
 HOSTILE = '<script>alert("xss")</script>'
 HOSTILE_OWNER = '"><img src=x onerror=alert(1)>@evil.example'
 RIGHT_TO_LEFT_OVERRIDE = "Renewal \u202egpj.exe"  # shows as "Renewal exe.jpg" unless isolated
-ARTIFACTS = Path("/tmp/pipesync-report-test")
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +50,7 @@ def test_the_page_renders_without_console_messages_and_runs_its_script(report, t
 
 
 def test_screenshot_at_1440_by_900(report, tmp_path):
-    shot = tmp_path / "report.png"
-    assert screenshot(report, shot, tmp_path) == []
-    assert png_size(shot) == (1440, 900)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / "report-1440x900.png")  # kept for a person to look at
+    assert screenshot_kept(report, "report-1440x900.png", tmp_path) == []
 
 
 def test_every_value_is_escaped(report):

@@ -44,7 +44,7 @@ API_CLIENT_MODULES = [
     "hubspot.crm.deals.api_client", "hubspot.crm.pipelines.api_client", "hubspot.crm.owners.api_client",
     "hubspot.crm.associations.api_client", "hubspot.crm.associations.v4.api_client",
     "hubspot.crm.companies.api_client", "hubspot.crm.contacts.api_client", "hubspot.oauth.api_client",
-    "hubspot.crm.properties.api_client", "hubspot.crm.objects.tasks.api_client",
+    "hubspot.crm.properties.api_client", "hubspot.crm.objects.tasks.api_client", "hubspot.crm.schemas.api_client",
 ]
 # (model, attribute) pairs where real HubSpot sends a JSON number for a string field.
 NUMBER_AS_STRING = {("MultiAssociatedObjectWithLabel", "to_object_id")}
@@ -192,6 +192,9 @@ CALLS: dict[str, Callable[[HubSpot, HubSpotStore], object]] = {
         {"inputs": [{"id": i} for i in list(s.contacts)[:5]], "properties": ["email", "firstname"],
          "propertiesWithHistory": []}),
     "deal properties": lambda c, s: c.crm.properties.core_api.get_all("deals"),
+    "company properties": lambda c, s: c.crm.properties.core_api.get_all("companies"),
+    "contact properties": lambda c, s: c.crm.properties.core_api.get_all("0-1"),
+    "custom object schemas": lambda c, s: c.crm.schemas.core_api.get_all(),
     "create a property group": lambda c, s: c.crm.properties.groups_api.create(
         "deals", {"name": f"conformance_{len(s.property_groups)}", "label": "Conformance"}),
     "create a deal property": lambda c, s: c.crm.properties.core_api.create("deals", {

@@ -513,3 +513,18 @@ def test_a_generated_world_is_served_as_of_its_own_date(running):
         live = all_deals(client, limit=500)
     assert [d["id"] for d in deleted] == recently_deleted
     assert len(live) == sum(not d.is_deleted and not d.merged_into for d in data.deals)
+
+
+@pytest.mark.parametrize("kind", ["deal", "person", "organization", "note", "activity", "product", "lead"])
+def test_v1_field_catalogues_list_keys_names_and_types_paged_by_start(sandbox, kind):
+    client, store = sandbox
+    body = client.get(f"/v1/{kind}Fields", params={"start": 0, "limit": 5}).json()
+    assert body["success"] and len(body["data"]) <= 5
+    assert all({"id", "key", "name", "field_type", "active_flag", "edit_flag", "mandatory_flag"} <= f.keys()
+               for f in body["data"])
+    more = body["additional_data"]
+    assert more["pagination"]["more_items_in_collection"] == more["more_items_in_collection"]
+    everything = client.get(f"/api/v1/{kind}Fields", params={"limit": 500}).json()["data"]
+    if kind == "deal":  # the same catalogue v2 serves, custom fields (hash keys) included
+        v2 = client.get("/api/v2/dealFields", params={"limit": 500}).json()["data"]
+        assert [f["key"] for f in everything] == [f["field_code"] for f in v2]

@@ -209,6 +209,9 @@ def test_incremental_query_on_system_modstamp_returns_only_later_changes(big_org
     in_berlin = since.astimezone(ZoneInfo("Europe/Berlin"))
     assert sf.query(f"SELECT COUNT() FROM Opportunity WHERE SystemModstamp >= {in_berlin.isoformat()}")[
         "totalSize"] == len(got)
+    # Any number of fraction digits, as tap-salesforce sends them (six); Salesforce keeps milliseconds.
+    micro = since.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    assert sf.query(f"SELECT COUNT() FROM Opportunity WHERE SystemModstamp >= {micro}")["totalSize"] == len(got)
     for field in ("LastModifiedDate", "CreatedDate"):
         cut = sorted(r[field] for r in rows)[-300]
         literal = cut.replace(".000+0000", "Z")
@@ -718,3 +721,13 @@ def test_parent_child_subqueries_nest_each_parents_children_or_null(big_org):
     assert account["Opportunities"] is None
     kind, _, body = refusal(sf.query, "SELECT Id, (SELECT Id FROM Histories) FROM Opportunity")
     assert kind is SalesforceMalformedRequest and body[0]["errorCode"] == "INVALID_TYPE"
+
+
+def test_describe_names_each_fields_compound_field_as_salesforce_does(org):
+    served, _ = org
+    sf = login(served)
+    contact = {f["name"]: f for f in sf.Contact.describe()["fields"]}
+    opportunity = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert contact["FirstName"]["compoundFieldName"] == "Name" and contact["Email"]["compoundFieldName"] is None
+    assert all("compoundFieldName" in f for f in opportunity.values())
+    assert opportunity["Amount"]["compoundFieldName"] is None and opportunity["Name"]["nameField"]

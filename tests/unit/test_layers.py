@@ -20,13 +20,14 @@ import pipesync
 # Low to high. A unit may import from units on lower lines only.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"model", "files", "yamlfile", "cldr", "plugins", "redaction"},
+    {"model", "files", "yamlfile", "cldr", "plugins", "redaction", "logs"},
     {"parsing", "currency", "config", "mapping", "pipeline", "vocabulary", "workers", "defaults"},
     {"normalize", "adapters", "warehouse"},
     {"sync", "mapper", "consolidate"},
     {"metrics"},
+    {"forecast"},
     {"report", "init", "pushback"},
-    {"check"},
+    {"check", "migrate", "run"},
     {"cli"},
     {"__main__"},
 ]

@@ -62,12 +62,13 @@ def test_no_mutation_of_an_export_loses_a_deal_or_deletes_one_on_a_read_error(tm
 
     if dialect == "sqlite":
         first_sync()
-        saved = {p.name: p.read_bytes() for p in tmp_path.glob("warehouse.db*")}
+        saved = {p.name: p.read_bytes() for p in tmp_path.glob("warehouse.db*") if p.is_file()}  # not the run locks' folder
 
     def restore() -> None:
         if dialect == "sqlite":
             for p in tmp_path.glob("warehouse.db*"):
-                p.unlink()
+                if p.is_file():
+                    p.unlink()
             for name, data in saved.items():
                 (tmp_path / name).write_bytes(data)
         else:

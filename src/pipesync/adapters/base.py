@@ -9,6 +9,7 @@ conversion to ``pipesync.normalize``, so nothing vendor-specific leaks past it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pipesync.errors import SourceError
@@ -33,6 +34,9 @@ class Adapter:
     writable_fields: frozenset[str] = frozenset()
     #: whether the CRM merges two deals through its API
     merges = False
+    #: API requests sent and rate-limit refusals (429) met so far: the API adapters count them (run logs)
+    calls = 0
+    rate_limited = 0
 
     def __init__(self, source: "SourceConfig", settings: "Settings"):
         self.source = source
@@ -44,6 +48,10 @@ class Adapter:
 
     def discover(self) -> Discovery:
         raise NotImplementedError
+
+    def resume(self, since: Cursor | None) -> None:
+        """Takes back what the run that saved ``since`` kept beside it (metadata lists), before
+        ``discover``; sources that keep nothing ignore it."""
 
     def date_style(self) -> DateStyle | None:
         """How the source writes dates, where they are text people export or type (files).
@@ -99,6 +107,16 @@ class Adapter:
 
     def create_field(self, name: str, label: str, kind: FieldKind) -> FieldInfo:
         """Create a custom deal field; its ``name`` is what ``custom:<name>`` writes to."""
+        raise self._read_only()
+
+    def currencies(self) -> frozenset[str] | None:
+        """The currency codes a deal may hold in this CRM (its enabled currencies); None when it takes any."""
+        return None
+
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        """The records that creates keyed ``keys`` (``Change.deal_key`` of a ``CREATE``) made at or after
+        ``since``, found by their external id or origin tag: key → record id. A run killed between a
+        create and its journal entry looks here first, so the re-run does not create the record again."""
         raise self._read_only()
 
     def _read_only(self) -> SourceError:

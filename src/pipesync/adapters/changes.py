@@ -37,20 +37,38 @@ def own_write(tag: Any, updated_at: datetime | None, tolerance_s: float) -> bool
     The tag carries the write's time: a user edit after it moves the modification time
     past the tolerance, so their change is never mistaken for ours.
     """
-    if not isinstance(tag, str) or not tag.startswith(ORIGIN + " ") or updated_at is None:
+    written = tagged_at(tag)
+    if written is None or updated_at is None:
         return False
-    try:
-        written = instant(tag.split()[1])
-    except (ValueError, IndexError):
-        return False
-    assert written is not None
     return updated_at - written <= timedelta(seconds=tolerance_s)
+
+
+def tagged_at(tag: Any) -> datetime | None:
+    """When pipesync wrote an origin tag (its own clock), None for anything else."""
+    if not isinstance(tag, str) or not tag.startswith(ORIGIN + " "):
+        return None
+    try:
+        return instant(tag.split()[1])
+    except (ValueError, IndexError):
+        return None
 
 
 def origin_marks(tag: Any, updated_at: datetime | None, tolerance_s: float) -> dict[str, Any]:
     """The two keys every API adapter adds to ``RawDeal.raw``: the tag as read, and whether it is current."""
     return {"pipesync_origin": tag if tag not in ("", None) else None,
             "pipesync_own_write": own_write(tag, updated_at, tolerance_s)}
+
+
+def created_keys(tagged: Iterable[tuple[str, Any]], keys: Iterable[str]) -> dict[str, str]:
+    """Of (record id, origin tag) pairs, the records whose tag carries one of ``keys`` (a create's
+    ``deal_key``, the tag's last word): key → record id."""
+    wanted_ = set(keys)
+    found = {}
+    for record_id, tag in tagged:
+        words = tag.split() if isinstance(tag, str) and tag.startswith(ORIGIN + " ") else []
+        if len(words) == 3 and words[2] in wanted_:
+            found[words[2]] = str(record_id)
+    return found
 
 
 def target_id(change: Change, source: str) -> str:

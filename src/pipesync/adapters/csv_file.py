@@ -11,6 +11,10 @@ in the middle of a cell; a cell over 131,072 characters) fails the read with
 the line its broken row begins on: such a read settles nothing, so it deletes
 nothing. An id on more than one row: the first row is the deal, the others are
 flagged ``duplicate_id`` (quarantined), however the file is paged or split.
+
+The file is streamed, never held in memory: each pass (the digest and encoding
+check, the survey, each partition's read) reads it a megabyte at a time, so a
+sync's memory does not grow with the file's size (only its ids are kept).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ DELIMITERS = ",;\t|"
 # loop per row), and a chunk this small still sits in the CPU cache while it is worked on.
 CHUNK = 256
 PREAMBLE_ROWS = 20  # rows above the header a report may print (title, filters, blank lines)
+SNIFF_SAMPLE = 65536  # characters the delimiter is sniffed from
+READ_BUFFER = 1 << 20  # bytes read from the file at a time: it is streamed, never held whole
+LEGACY_SAMPLE = 8 << 20  # bytes a code page is guessed from
 _SEP_LINE = re.compile(r"\ufeff?sep=(.)\r?\n")  # Excel's first line naming the delimiter
 
 
@@ -81,21 +88,30 @@ def load_presets() -> dict[str, Preset]:
 
 
 def decode(data: bytes, encoding: str = "auto") -> str:
-    """The file's text. ``auto`` trusts a BOM, then UTF-16 by its zero bytes, then UTF-8, then the
-    Windows code page Excel saved it in (:func:`legacy_encoding`)."""
-    if encoding != "auto":
-        return data.decode(encoding)
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
-    head = data[:4096]
-    if head and head.count(0) > len(head) // 4:  # UTF-16 without BOM: every other byte is zero
-        return data.decode("utf-16-le" if head[1:2] == b"\0" else "utf-16-be")
+    """The file's text (read whole: the adapter streams it, with :func:`declared_encoding` and
+    the same rules)."""
+    found = declared_encoding(data[:4096], encoding)
+    if found is not None:
+        return data.decode(found)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode(legacy_encoding(data))
+
+
+def declared_encoding(head: bytes, encoding: str = "auto") -> str | None:
+    """The encoding the file's first bytes settle: ``encoding`` unless ``auto``; else a BOM's, then
+    UTF-16 by its zero bytes. None: UTF-8 if the whole file reads as such, else the Windows code
+    page Excel saved it in (:func:`legacy_encoding`)."""
+    if encoding != "auto":
+        return encoding
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head and head.count(0) > len(head) // 4:  # UTF-16 without BOM: every other byte is zero
+        return "utf-16-le" if head[1:2] == b"\0" else "utf-16-be"
+    return None
 
 
 # Excel saves "CSV" in the system's ANSI code page: Windows-1252 in the West; Shift-JIS, GBK,
@@ -152,7 +168,7 @@ def header_index(header: list[str]) -> dict[str, int]:
 
 
 def sniff_delimiter(text: str) -> str:
-    sample = text[:65536]
+    sample = text[:SNIFF_SAMPLE]
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -178,43 +194,96 @@ class CsvAdapter(Adapter):
         return load_presets()[self.options.format]  # the options checked the name
 
     @cached_property
-    def _file(self) -> tuple[bytes, datetime]:
-        """The file's bytes and modification time (the export's own time, for ``Page.as_of``),
-        read once per adapter: sync discovers, then reads."""
+    def _fd(self) -> int:
+        """The file, opened once per adapter: every pass over it (sync discovers, then reads, maybe in
+        forked workers) reads the same file, even when an export replaces it meanwhile."""
         require_regular_file(self.path, f"source {self.source.name!r}: options.path")
         try:
-            with self.path.open("rb") as f:  # the time of the file read, not of one replaced since
-                saved_at = datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime, timezone.utc)
-                return f.read(), saved_at
+            return os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as e:
             raise SourceError(f"{self.path}: cannot read the file ({e.strerror})") from None
 
-    @cached_property
-    def _bytes(self) -> bytes:
-        return self._file[0]
+    def close(self) -> None:
+        if "_fd" in self.__dict__:
+            os.close(self.__dict__.pop("_fd"))
+
+    def _binary(self) -> io.BufferedReader:
+        """The file's bytes from its start, read through a position of this pass's own."""
+        if not hasattr(os, "pread"):  # Windows: the path again (an export replaced meanwhile is read as it now is)
+            return self.path.open("rb", buffering=READ_BUFFER)  # type: ignore[return-value]
+        return io.BufferedReader(_FileAt(self._fd), READ_BUFFER)
 
     @cached_property
     def _saved_at(self) -> datetime:
-        return self._file[1]
+        """The file's modification time: the export's own time, for ``Page.as_of``."""
+        return datetime.fromtimestamp(os.fstat(self._fd).st_mtime, timezone.utc)
+
+    @cached_property
+    def _scan(self) -> tuple[str, str]:
+        """(sha256 of the file, its encoding), from one pass over its bytes that also decodes them all:
+        a file that cannot be decoded fails here, before a row is read (so it deletes nothing)."""
+        head = self._binary().read(4096)
+        declared = declared_encoding(head, self.options.encoding)
+        digest, error = self._digest_decoding(declared or "utf-8")
+        if declared is None and error:  # not UTF-8: a Windows code page, which must decode too
+            declared = legacy_encoding(self._legacy_sample())
+            _, error = self._digest_decoding(declared)
+        if error:
+            raise SourceError(f"{self.path}: cannot decode the file as {declared or 'utf-8'}: {error}")
+        return digest, declared or "utf-8"
+
+    def _digest_decoding(self, encoding: str | None) -> tuple[str, str | None]:
+        """(sha256 of the file, why it does not all decode in ``encoding``: None when it does, or
+        when ``encoding`` is None: a workbook's bytes are not text)."""
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)() if encoding else None
+        except LookupError as e:
+            raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
+        digest, error = hashlib.sha256(), None
+        with self._binary() as f:
+            while chunk := f.read(READ_BUFFER):
+                digest.update(chunk)
+                try:
+                    if error is None and decoder is not None:
+                        decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    error = f"{e.reason} (byte {e.object[e.start:e.end]!r})"
+        try:
+            if error is None and decoder is not None:
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            error = f"{e.reason} at the end of the file"
+        return digest.hexdigest(), error
+
+    def _legacy_sample(self) -> bytes:
+        """What a code page is guessed from: the whole file when small, else its lines that are not
+        ASCII (the only bytes that tell code pages apart), up to ``LEGACY_SAMPLE`` bytes."""
+        with self._binary() as f:
+            if os.fstat(self._fd).st_size <= LEGACY_SAMPLE:
+                return f.read()
+            sample, size = [], 0
+            for line in f:
+                if not line.isascii():
+                    sample.append(line)
+                    size += len(line)
+                    if size >= LEGACY_SAMPLE:
+                        break
+            return b"".join(sample)
 
     @cached_property
     def _digest(self) -> str:
-        return hashlib.sha256(self._bytes).hexdigest()
+        return self._scan[0] if self._workbook is None else self._digest_decoding(None)[0]
 
-    @cached_property
-    def _text(self) -> str:
-        """A CSV file's text, decoded once per adapter: sync discovers, then reads."""
-        try:
-            return decode(self._bytes, self.options.encoding)
-        except (UnicodeDecodeError, LookupError) as e:
-            raise SourceError(f"{self.path}: cannot decode the file: {e}") from None
+    def _lines(self) -> io.TextIOWrapper:
+        """The file's text from its start, a line at a time as it is read (never all of it at once)."""
+        return io.TextIOWrapper(self._binary(), encoding=self._scan[1], newline="")
 
     @cached_property
     def _workbook(self) -> Workbook | None:
         """The workbook a spreadsheet file is (None for a CSV file)."""
         if not is_workbook(self.path):
             return None
-        self._file  # noqa: B018 - a regular, readable file, and its time, before the workbook reads it
+        self._saved_at  # noqa: B018 - a regular, readable file, and its time, before the workbook reads it
         return Workbook(self.path)
 
     @cached_property
@@ -310,7 +379,7 @@ class CsvAdapter(Adapter):
         if self._workbook is not None:
             sheet = self._workbook.rows(self._sheet)  # type: ignore[arg-type]  # a workbook has its sheet
             return sheet.skip, sheet, *self._header(sheet)
-        lines = io.StringIO(self._text, newline="")
+        lines = self._lines()
         reader = csv.reader(lines, delimiter=self._delimiter, strict=True)
 
         def skip(count: int) -> None:
@@ -328,14 +397,16 @@ class CsvAdapter(Adapter):
         delimiter = self.options.delimiter
         if delimiter != "auto":
             return delimiter
-        text = self._text
-        if sep_line := _SEP_LINE.match(text):
+        with self._lines() as lines:
+            head = lines.read(SNIFF_SAMPLE)
+        if sep_line := _SEP_LINE.match(head):
             return sep_line.group(1)
-        sniffed = sniff_delimiter(text)
+        sniffed = sniff_delimiter(head)
         first_error: SourceError | None = None
         for candidate in [sniffed, *(d for d in DELIMITERS if d != sniffed)]:
             try:
-                self._header(csv.reader(io.StringIO(text, newline=""), delimiter=candidate, strict=True))
+                with self._lines() as lines:
+                    self._header(csv.reader(lines, delimiter=candidate, strict=True))
                 return candidate
             except SourceError as e:
                 first_error = first_error or e
@@ -371,7 +442,7 @@ class CsvAdapter(Adapter):
         Found by reading the file again a row at a time (only a broken file pays for it): the
         reader reports where it stopped, which for a quote that never closes is the end of the file.
         """
-        again = csv.reader(io.StringIO(self._text, newline=""), delimiter=reader.dialect.delimiter, strict=True)
+        again = csv.reader(self._lines(), delimiter=reader.dialect.delimiter, strict=True)
         start = 1
         try:
             for _ in again:
@@ -566,8 +637,10 @@ class CsvAdapter(Adapter):
         page_size = self._page_size
         pairs: Counter[tuple[str, str]] = Counter()  # (pipeline cell, stage cell) as in the file → rows
         page_ends: list[int] = []
-        ids: list[str] = []  # each row's, trimmed
-        id_lines: list[int] = []
+        # each id (trimmed, in the deals' form) → the line of its first row: ids are kept, rows are not
+        first: dict[str, int] = {}
+        repeats: dict[int, int] = {}
+        id_form = self.preset.id_form if self.preset.ids is not None else None
         value_of = {field: cell_getter(columns[field]) for field in VALUE_FIELDS if field in columns}
         values: dict[str, Counter[str]] = {field: Counter() for field in value_of}  # cells as written → rows
         widest = max(i for f in ("source_stage", "source_id", "pipeline", *value_of) for i in columns.get(f, ()))
@@ -581,10 +654,16 @@ class CsvAdapter(Adapter):
             if min(map(len, rows)) <= widest:  # some rows are short of a column: those cells count as blank
                 rows = [row + [""] * (widest + 1 - len(row)) for row in rows]
             pairs.update(zip(map(pipeline_of, rows) if pipeline_of is not None else repeat(""), map(stage_of, rows)))
-            ids += map(str.strip, map(id_of, rows))
+            ids = list(map(str.strip, map(id_of, rows)))
+            if id_form is not None:  # ids compared as the deals will hold them: a 15- and an 18-character id are one
+                ids = [id_form(i) if i else i for i in ids]
+            chunk_ids = dict(zip(ids, lines))
+            if len(chunk_ids) == len(ids) and "" not in chunk_ids and first.keys().isdisjoint(chunk_ids):
+                first.update(chunk_ids)  # the common case, at C speed: every id new
+            else:
+                _add_repeats(first, repeats, ids, lines)
             for field, get in value_of.items():
                 values[field].update(map(get, rows))
-            id_lines += lines
             page_ends += lines[page_size - 1 - count % page_size :: page_size]
             count += len(rows)
             line = lines[-1]
@@ -601,26 +680,15 @@ class CsvAdapter(Adapter):
             for value, n in counts.items():
                 if value := value.strip():
                     distinct[field][value] += n
-        if self.preset.ids is not None:  # ids compared as the deals will hold them: a 15- and an 18-character id are one
-            ids = [self.preset.id_form(i) if i else i for i in ids]
-        return Survey(stages=stages, page_ends=page_ends, repeats=_repeats(ids, id_lines), values=distinct)
+        return Survey(stages=stages, page_ends=page_ends, repeats=repeats, values=distinct)
 
 
-def _repeats(ids: list[str], lines: list[int]) -> dict[int, int]:
-    """The line of each row whose (non-blank) id an earlier row has → that earlier row's line."""
-    distinct = set(ids)
-    distinct.discard("")
-    if len(distinct) == len(ids) - ids.count(""):
-        return {}
-    first: dict[str, int] = {}
-    repeats: dict[int, int] = {}
+def _add_repeats(first: dict[str, int], repeats: dict[int, int], ids: list[str], lines: Sequence[int]) -> None:
+    """Adds the ids of a chunk to ``first`` (id → the line of its first row), and to ``repeats`` the
+    rows whose (non-blank) id an earlier row has (line → that row's line)."""
     for id_, line in zip(ids, lines):
-        if id_:
-            if id_ in first:
-                repeats[line] = first[id_]
-            else:
-                first[id_] = line
-    return repeats
+        if id_ and (earlier := first.setdefault(id_, line)) != line:
+            repeats[line] = earlier
 
 
 class DataRows:
@@ -736,3 +804,20 @@ class Survey:
     page_ends: list[int]  # the line each page's last row ends on
     repeats: dict[int, int]  # the line of each row whose id an earlier row has → that row's line
     values: dict[str, Counter[str]]  # lost_reason, lead_source: each value (trimmed) → rows
+
+
+class _FileAt(io.RawIOBase):
+    """A file descriptor read from a position of this reader's own (``pread``): passes over the
+    file, and forked workers sharing the descriptor, never move each other's place."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.at = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.pread(self.fd, len(buffer), self.at)
+        buffer[: len(data)] = data
+        self.at += len(data)
+        return len(data)

@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.hubspot_client import HubSpotClient
 from pipesync.adapters.hubspot_options import HubSpotOptions
 from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import KEY as METADATA_KEY, Metadata
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.watermark import Watermark
 from pipesync.adapters.values import boolean, calendar_date, chunks, decimal_or_none, domain_of, instant
@@ -45,6 +46,9 @@ SEARCH_PAGE_MAX = 200
 SEARCH_CAP = 10_000
 BATCH_MAX = 100
 HISTORY_BATCH_MAX = 50
+ENTERED, EXITED = "hs_v2_date_entered_", "hs_v2_date_exited_"
+# Entry and exit stamps of one stage move are HubSpot's one write: they may differ by a few ms only.
+CHAIN_TOLERANCE_MS = 1000
 MAX_BUFFERED_PAGES = 50
 ORIGIN_PROPERTY = "pipesync_origin"
 PROPERTY_GROUP = "pipesync"
@@ -63,7 +67,7 @@ DEAL_PROPERTIES = [
 WRITABLE = {
     "name": "dealname", "amount": "amount", "currency": "deal_currency_code", "close_date": "closedate",
     "source_stage": "dealstage", "pipeline": "pipeline", "lost_reason": "closed_lost_reason",
-    "next_step": "hs_next_step", "lead_source": "hs_analytics_source",
+    "next_step": "hs_next_step", "lead_source": "hs_analytics_source", "owner_id": "hubspot_owner_id",
 }
 
 
@@ -79,16 +83,25 @@ class HubSpotAdapter(Adapter):
         self.lookback_ms = int(opts.lookback_s * 1000)
         self.reconcile_s = opts.reconcile_hours * 3600
         self.api = HubSpotClient(source, opts, oauth_store_path(source, opts, settings))
-        self._pipelines: list[dict[str, Any]] | None = None
-        self._owners: dict[str, dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self._property_catalog: dict[str, dict[str, Any]] | None = None
+        # deal id → its stage visits read from the stage date properties, None where they do not chain;
+        # kept from the last page until sync asks for its history
+        self._chains: dict[str, tuple[str | None, list[tuple[str, datetime]]] | None] = {}
+        self._page_ids: list[str] = []
         self.companies = Lookup(lambda ids: self._batch_read(self.api.companies_batch, ids, ["name", "domain", "website"]),
                                 batch=BATCH_MAX)
         self.contacts = Lookup(lambda ids: self._batch_read(self.api.contacts_batch, ids, ["email"]), batch=BATCH_MAX)
+        # Stage history from the property history, for deals whose stage dates do not give it.
+        self.histories = Lookup(self._property_histories, batch=HISTORY_BATCH_MAX)
 
     @property
     def calls(self) -> int:
         return self.api.calls
+
+    @property
+    def rate_limited(self) -> int:
+        return self.api.rate_limited
 
     # ------------------------------------------------------------ discovery
 
@@ -111,14 +124,17 @@ class HubSpotAdapter(Adapter):
         owners = [Owner(id=i, name=_full_name(o), email=o.get("email")) for i, o in self._all_owners().items()]
         return Discovery(source=self.name, pipelines=pipelines, owners=owners)
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
     def _all_pipelines(self) -> list[dict[str, Any]]:
-        if self._pipelines is None:
+        def fetch() -> list[dict[str, Any]]:
             body = self.api.call(self.api.pipelines.get_all, "deals", what="list deal pipelines")
-            self._pipelines = [p for p in body.get("results") or [] if not p.get("archived")]
-        return self._pipelines
+            return [p for p in body.get("results") or [] if not p.get("archived")]
+        return self.metadata.get("pipelines", fetch)
 
     def _all_owners(self) -> dict[str, dict[str, Any]]:
-        if self._owners is None:
+        def fetch() -> dict[str, dict[str, Any]]:
             owners: dict[str, dict[str, Any]] = {}
             after = None
             while True:
@@ -126,25 +142,30 @@ class HubSpotAdapter(Adapter):
                 owners.update({str(o["id"]): o for o in body.get("results") or []})
                 after = ((body.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
-                    break
-            self._owners = owners
-        return self._owners
+                    return owners
+        return self.metadata.get("owners", fetch)
+
+    def _stage_ids(self) -> list[str]:
+        return [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
 
     def _properties(self) -> list[str]:
-        # The time each deal entered its current stage lives in one property per stage.
-        stage_ids = [s["id"] for p in self._all_pipelines() for s in p.get("stages") or []]
-        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + [f"hs_v2_date_entered_{s}" for s in stage_ids]
+        # When each deal last entered and left each stage lives in two properties per stage: they date
+        # the current stage and, where they chain without gaps, give the whole history at no extra call.
+        return DEAL_PROPERTIES + list(self.options.external_ref_properties) + \
+            [f"{prefix}{s}" for s in self._stage_ids() for prefix in (ENTERED, EXITED)]
 
     # ------------------------------------------------------------ reads
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         state = dict(since.value) if since and since.value else {}
+        state.pop(METADATA_KEY, None)
         if state.get("full_after"):
-            yield from self._full_read(state)  # a full read that was stopped: continue it
+            pages = self._full_read(state)  # a full read that was stopped: continue it
         elif not state or time.time() - float(state.get("full_at", 0)) >= self.reconcile_s:
-            yield from self._full_read({})
+            pages = self._full_read({})
         else:
-            yield from self._incremental_read(state)
+            pages = self._incremental_read(state)
+        yield from self.metadata.carried(pages)
 
     def _full_read(self, resumed: dict[str, Any]) -> Iterator[Page]:
         started_ms = int(float(resumed.get("full_started", time.time())) * 1000)
@@ -169,37 +190,53 @@ class HubSpotAdapter(Adapter):
 
     def _flush(self, buffered: list[tuple[list[dict[str, Any]], dict[str, tuple[list[str], list[str]]], dict[str, Any]]],
                *, final: bool) -> Iterator[Page]:
-        """Pages whose companies and contacts are known, fetching them only in full batches of 100.
+        """Pages whose companies, contacts and (where the stage dates do not give it) stage history
+        are known, fetching them only in full batches.
 
-        Held pages wait until a full batch of unknown companies or contacts has gathered, so one
-        batch read serves several pages instead of a part-filled batch per page.
+        Held pages wait until a full batch of unknown records has gathered, so one batch read
+        serves several pages instead of a part-filled batch per page.
         """
-        companies = self.companies.unknown(c for _, links, _ in buffered for ids in links.values() for c in ids[0][:1])
-        contacts = self.contacts.unknown(c for _, links, _ in buffered for ids in links.values() for c in ids[1])
-        if not (final or len(buffered) >= MAX_BUFFERED_PAGES or max(len(companies), len(contacts)) >= BATCH_MAX):
-            return
+        for rows, _, _ in buffered:
+            self._chains.update((r["id"], _stage_chain(r.get("properties") or {}, self._stage_ids()))
+                                for r in rows if r["id"] not in self._chains)
+        needed = [(lookup, lookup.unknown(i for rows, links, _ in buffered for i in ids(rows, links)))
+                  for lookup, ids in self._needs()]
         whole = final or len(buffered) >= MAX_BUFFERED_PAGES
-        self.companies.resolve(companies if whole else companies[:len(companies) // BATCH_MAX * BATCH_MAX])
-        self.contacts.resolve(contacts if whole else contacts[:len(contacts) // BATCH_MAX * BATCH_MAX])
+        if not (whole or any(len(missing) >= lookup.batch for lookup, missing in needed)):
+            return
+        for lookup, missing in needed:
+            lookup.resolve(missing if whole else missing[:len(missing) // lookup.batch * lookup.batch])
         while buffered:
             rows, links, state = buffered[0]
-            pending = self.companies.unknown(ids[0][0] for ids in links.values() if ids[0]) or \
-                self.contacts.unknown(c for ids in links.values() for c in ids[1])
-            if pending:
+            if any(lookup.unknown(ids(rows, links)) for lookup, ids in self._needs()):
                 return
             buffered.pop(0)
             yield self._page(rows, links, state)
 
+    def _needs(self) -> list[tuple[Lookup, Callable[[list[dict[str, Any]], dict[str, tuple[list[str], list[str]]]],
+                                                    Iterable[str]]]]:
+        """What a page's deals need fetched: (lookup, the ids a page's rows and associations want from it)."""
+        needs: list = [(self.companies, lambda rows, links: (ids[0][0] for ids in links.values() if ids[0])),
+                       (self.contacts, lambda rows, links: (c for ids in links.values() for c in ids[1]))]
+        if self.options.history_wanted(self.history_in_bulk):
+            needs.append((self.histories, lambda rows, links: (r["id"] for r in rows if self._chains.get(r["id"]) is None)))
+        return needs
+
     def _incremental_read(self, state: dict[str, Any]) -> Iterator[Page]:
         properties = self._properties()
         mark = Watermark.load(state.get("mark"))
+        # The deal versions read within the lookback: the window comes back on the next run, and
+        # re-reading them would cost their associations, companies and contacts again.
+        recent: dict[str, int] = dict(state.get("recent") or {})
         for rows in self._search_since(int(mark.stamp) - self.lookback_ms, properties):
-            rows = mark.fresh(rows, _deal_id, _modified_ms)
+            rows = [r for r in mark.fresh(rows, _deal_id, _modified_ms) if recent.get(r["id"]) != _modified_ms(r)]
             if not rows:
                 continue
             links = self._associations([r["id"] for r in rows])
             mark = mark.advance(rows, _deal_id, _modified_ms)
-            state["mark"] = mark.dump()
+            recent.update((r["id"], _modified_ms(r)) for r in rows)
+            recent = {i: ms for i, ms in recent.items() if ms >= int(mark.stamp) - self.lookback_ms}
+            state["mark"], state["recent"] = mark.dump(), recent
             yield self._page(rows, links, state)
         # Archiving does not bump hs_lastmodifieddate: sweep the archive for what is new there.
         sweep_from = int(state.get("archived_ms", 0)) - self.lookback_ms
@@ -266,12 +303,22 @@ class HubSpotAdapter(Adapter):
               state: dict[str, Any]) -> Page:
         companies = self.companies.resolve(c for ids in links.values() for c in ids[0][:1])
         contacts = self.contacts.resolve(c for ids in links.values() for c in ids[1])
-        owners = self._all_owners()
+        owners, stage_ids = self._all_owners(), self._stage_ids()
+        named = {(r.get("properties") or {}).get("hubspot_owner_id") or None for r in rows} - {None}
+        staged = {(r.get("properties") or {}).get("dealstage") or None for r in rows} - {None}
+        if (named - owners.keys() or staged - set(stage_ids)) and self.metadata.refresh():
+            owners, stage_ids = self._all_owners(), self._stage_ids()  # a new owner or stage: re-read the lists
         deals, aliases = [], {}
+        # sync asks for a page's history before it takes the next one: the earlier pages' are done with
+        for i in self._page_ids:
+            self._chains.pop(i, None)
+        self._page_ids = [r["id"] for r in rows]
         for r in rows:
             company_ids, contact_ids = links.get(r["id"], ([], []))
             deals.append(self._raw_deal(r, companies.get(company_ids[0]) if company_ids else None,
                                         [contacts[c] for c in contact_ids if c in contacts], owners))
+            if r["id"] not in self._chains:
+                self._chains[r["id"]] = _stage_chain(r.get("properties") or {}, stage_ids)
             merged = (r.get("properties") or {}).get("hs_merged_object_ids") or ""
             aliases.update({m: r["id"] for m in merged.split(";") if m.strip() and m.strip() != r["id"]})
         return Page(deals=deals, aliases=aliases, cursor=Cursor(value=dict(state)))
@@ -297,7 +344,7 @@ class HubSpotAdapter(Adapter):
             "actual_close_date": calendar_date(p.get("closedate")) if boolean(p.get("hs_is_closed")) else None,
             "created_at": instant(p.get("createdate") or r.get("createdAt")),
             "updated_at": updated_at,
-            "stage_entered_at": instant(p.get(f"hs_v2_date_entered_{p.get('dealstage')}")),
+            "stage_entered_at": instant(p.get(f"{ENTERED}{p.get('dealstage')}")),
             "last_activity_at": instant(p.get("notes_last_updated")),
             "owner_email": owner.get("email"),
             "owner_name": _full_name(owner) if owner else None,
@@ -334,21 +381,29 @@ class HubSpotAdapter(Adapter):
     # ------------------------------------------------------------ history
 
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
-        """From ``propertiesWithHistory=dealstage``: 50 deals per batch read."""
-        for batch in chunks(list(source_ids), HISTORY_BATCH_MAX):
-            body = self.api.call(self.api.deals_batch.read, {
-                "inputs": [{"id": i} for i in batch], "properties": ["pipeline"], "propertiesWithHistory": ["dealstage"],
-            }, archived=False, what="read deal stage history")
-            for r in body.get("results") or []:
-                entries = sorted(((r.get("propertiesWithHistory") or {}).get("dealstage") or []),
-                                 key=lambda e: e["timestamp"])
-                previous = None
-                for e in entries:
-                    if e.get("value") and e["value"] != previous:
-                        yield RawStageChange(source_id=r["id"], pipeline=(r.get("properties") or {}).get("pipeline"),
-                                             from_stage=previous, to_stage=e["value"],
-                                             changed_at=instant(e["timestamp"]))  # type: ignore[arg-type]
-                    previous = e.get("value") or previous
+        """From the stage date properties read with the deals, where they chain without a gap; else
+        from ``propertiesWithHistory=dealstage`` (50 deals per batch read, gathered across pages on a
+        full read): a deal that went back to a stage keeps only its last visit's dates."""
+        unchained = []
+        for deal_id in source_ids:
+            chain = self._chains.get(deal_id)
+            if chain is None:
+                unchained.append(deal_id)
+            else:
+                yield from _changes(deal_id, *chain)
+        for changes in self.histories.resolve(unchained).values():
+            yield from changes
+
+    def _property_histories(self, ids: list[str]) -> dict[str, list[RawStageChange]]:
+        body = self.api.call(self.api.deals_batch.read, {
+            "inputs": [{"id": i} for i in ids], "properties": ["pipeline"], "propertiesWithHistory": ["dealstage"],
+        }, archived=False, what="read deal stage history")
+        found: dict[str, list[RawStageChange]] = {i: [] for i in ids}
+        for r in body.get("results") or []:
+            entries = sorted(((r.get("propertiesWithHistory") or {}).get("dealstage") or []), key=lambda e: e["timestamp"])
+            visits = [(e["value"], instant(e["timestamp"])) for e in entries if e.get("value")]
+            found[r["id"]] = list(_changes(r["id"], (r.get("properties") or {}).get("pipeline"), visits))
+        return found
 
     # ------------------------------------------------------------ writes
 
@@ -384,7 +439,7 @@ class HubSpotAdapter(Adapter):
 
     def _current_values(self, record: dict[str, Any], custom: Sequence[str]) -> dict[str, Any]:
         # Owners only name the owner, which no write compares: no extra call to list them.
-        values = self._raw_deal(record, None, [], self._owners or {}).values
+        values = self._raw_deal(record, None, [], self._all_owners() if self.metadata.known("owners") else {}).values
         props = record.get("properties") or {}
         values.update({f"{CUSTOM_PREFIX}{name}": props.get(name) for name in custom})
         values["_record"] = record
@@ -589,7 +644,7 @@ class HubSpotAdapter(Adapter):
         inputs, tags = [], {}
         for i, change in batch:
             try:
-                props = self._properties_for(change, None, key=str(i))
+                props = self._properties_for(change, None, key=change.deal_key)
             except ConfigError as e:
                 results[i] = failed(change, str(e))
                 continue
@@ -613,6 +668,17 @@ class HubSpotAdapter(Adapter):
         for tag, (i, change) in tags.items():
             results[i] = applied(change, new_source_id=made[tag]) if tag in made else failed(change, "HubSpot did not create it")
         return results
+
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for rows in self._search_since(_ms(since), [ORIGIN_PROPERTY]):
+            found |= created_keys((((r["id"], (r.get("properties") or {}).get(ORIGIN_PROPERTY)) for r in rows)), keys)
+        return found
+
+    def currencies(self) -> frozenset[str] | None:
+        """The account's currencies: the options of the deal currency property (None when it lists none)."""
+        options = (self._catalog().get("deal_currency_code") or {}).get("options") or []
+        return frozenset(o["value"] for o in options if o.get("value") and not o.get("hidden")) or None
 
     def _find_by_origin(self, tags: list[str]) -> dict[str, str]:
         found = {}
@@ -642,6 +708,32 @@ def _first_error(body: dict[str, Any]) -> str:
     errors = body.get("errors") or []
     return f"HubSpot: {errors[0].get('category', 'error')}: {errors[0].get('message', '')}"[:300] if errors else \
         "HubSpot did not create it"
+
+
+def _stage_chain(p: dict[str, Any], stage_ids: list[str]) -> tuple[str | None, list[tuple[str, datetime]]] | None:
+    """(pipeline, [(stage, entered at)] oldest first) from the stage date properties, or None where
+    they cannot be the whole history: each stage left when the next was entered, the first entered at
+    creation, the last the current stage and not left since. Any revisit leaves a gap, so fails this."""
+    entered = sorted((at, s) for s in stage_ids if (at := instant(p.get(ENTERED + s))) is not None)
+    if not entered or p.get("dealstage") != entered[-1][1] or p.get(EXITED + entered[-1][1]) \
+            or not _close(entered[0][0], instant(p.get("createdate"))):
+        return None
+    if not all(_close(instant(p.get(EXITED + stage)), next_at) for (_, stage), (next_at, _) in zip(entered, entered[1:])):
+        return None
+    return p.get("pipeline"), [(s, at) for at, s in entered]
+
+
+def _close(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and abs(_ms(a) - _ms(b)) <= CHAIN_TOLERANCE_MS
+
+
+def _changes(deal_id: str, pipeline: str | None, visits: list[tuple[str, datetime]]) -> Iterator[RawStageChange]:
+    """One change per move between the visits (stage, entered at), oldest first."""
+    previous = None
+    for stage, at in visits:
+        if stage != previous:
+            yield RawStageChange(source_id=deal_id, pipeline=pipeline, from_stage=previous, to_stage=stage, changed_at=at)
+        previous = stage
 
 
 def _unseen(rows: list[dict[str, Any]], yielded: dict[str, int]) -> list[dict[str, Any]]:

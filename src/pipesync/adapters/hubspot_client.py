@@ -83,6 +83,10 @@ class HubSpotClient:
     def calls(self) -> int:
         return self.policy.stats.calls + self.search_policy.stats.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.policy.stats.rate_limited + self.search_policy.stats.rate_limited
+
     def _refresh(self) -> None:
         if not self.tokens.can_refresh:
             raise AuthError(f"{SYSTEM}: the private-app token was refused; check the source's access_token secret")

@@ -21,7 +21,7 @@ class Lookup(Generic[T]):
 
     def __init__(self, fetch: Callable[[list[str]], dict[str, T]], batch: int):
         self._fetch = fetch
-        self._batch = batch
+        self.batch = batch
         self._known: dict[str, T | None] = {}
 
     def prime(self, records: dict[str, T]) -> None:
@@ -36,7 +36,7 @@ class Lookup(Generic[T]):
         """The records for ``ids`` (ids the source does not know are left out)."""
         wanted = [i for i in dict.fromkeys(ids) if i is not None]
         missing = [i for i in wanted if i not in self._known]
-        for batch in chunks(missing, self._batch):
+        for batch in chunks(missing, self.batch):
             found = self._fetch(batch)
             for i in batch:
                 self._known[i] = found.get(i)

@@ -40,6 +40,8 @@ class ApiOptions(AdapterOptions):
     quota_reserve: int = quota_reserve_field(0)
     own_write_tolerance_s: float = Field(5.0, ge=0, description="a record modified within this many seconds of "
                                                                 "pipesync's origin tag is pipesync's own write-back")
+    metadata_refresh_hours: float = Field(24, gt=0, description="pipelines, stages, owners and fields are re-read "
+                                          "when older than this (or when a page names one not known, or on a full sync)")
     history: bool | None = Field(None, description="read stage history on sync (default: where it comes a page at "
                                                    "a time, not a call per deal)")
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
-    origin_tag, settle, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
+    origin_tag, settle, tagged_at, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
 from pipesync.adapters.auth import oauth_store_path
 from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import KEY as METADATA_KEY, Metadata
 from pipesync.adapters.pipedrive_client import IDS_MAX, PipedriveClient
 from pipesync.adapters.pipedrive_options import PAGE_MAX, PipedriveOptions
 from pipesync.adapters.policy import AmbiguousWrite
@@ -44,9 +46,9 @@ PASSES = (
 WRITABLE = {
     "name": "title", "amount": "value", "currency": "currency", "close_date": "expected_close_date",
     "source_stage": "stage_id", "pipeline": "pipeline_id", "status": "status", "lost_reason": "lost_reason",
-    "probability": "probability",
+    "probability": "probability", "owner_id": "owner_id",
 }
-INTEGER_FIELDS = {"stage_id", "pipeline_id"}
+INTEGER_FIELDS = {"stage_id", "pipeline_id", "owner_id"}
 # dealFields field_type → what pipesync can write into it; and what it creates for each kind
 _KINDS: dict[str | None, FieldKind] = {"varchar": "text", "varchar_auto": "text", "text": "text", "phone": "text",
                                        "double": "number", "monetary": "number", "int": "number", "date": "date"}
@@ -79,8 +81,7 @@ class PipedriveAdapter(Adapter):
         super().__init__(source, settings)
         self.options = opts = PipedriveOptions.model_validate(source.options)
         self.api = PipedriveClient(source, opts, oauth_store_path(source, opts, settings))
-        self._fields: dict[str, dict[str, Any]] | None = None
-        self._users: dict[str, dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self.orgs = Lookup(lambda ids: self.api.by_ids("/api/v2/organizations", ids), batch=IDS_MAX)
         self.persons = Lookup(lambda ids: self.api.by_ids("/api/v2/persons", ids), batch=IDS_MAX)
 
@@ -91,11 +92,21 @@ class PipedriveAdapter(Adapter):
     def calls(self) -> int:
         return self.api.policy.stats.calls
 
+    @property
+    def rate_limited(self) -> int:
+        return self.api.policy.stats.rate_limited
+
     # ------------------------------------------------------------ discovery
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
+    def _stages(self) -> list[dict[str, Any]]:
+        return self.metadata.get("stages", lambda: self.api.all("/api/v2/stages"))
+
     def discover(self) -> Discovery:
-        pipelines = self.api.all("/api/v2/pipelines")
-        stages = self.api.all("/api/v2/stages")
+        pipelines = self.metadata.get("pipelines", lambda: self.api.all("/api/v2/pipelines"))
+        stages = self._stages()
         result = []
         for p in sorted(pipelines, key=lambda p: p.get("order_nr") or 0):
             if p.get("is_deleted"):
@@ -116,6 +127,10 @@ class PipedriveAdapter(Adapter):
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
         state: dict[str, Any] = dict(since.value) if since and since.value else {}
+        state.pop(METADATA_KEY, None)
+        yield from self.metadata.carried(self._read(state))
+
+    def _read(self, state: dict[str, Any]) -> Iterator[Page]:
         full = not state
         if full:
             # A full read mentions most records, and lists page 5× larger than fetches by id.
@@ -142,8 +157,13 @@ class PipedriveAdapter(Adapter):
     def _raw_deals(self, rows: list[dict[str, Any]]) -> list[RawDeal]:
         if not rows:
             return []
-        fields = self._deal_fields()
-        users = self._all_users()
+        fields, users = self._deal_fields(), self._all_users()
+        stages = {str(s["id"]) for s in self._stages()} if self.metadata.known("stages") else set()
+        if ({str(r["owner_id"]) for r in rows if r.get("owner_id")} - users.keys()
+                or {str(r["stage_id"]) for r in rows if r.get("stage_id")} - stages
+                or {k for r in rows for k in r.get("custom_fields") or {}} - fields.keys()) \
+                and self.metadata.refresh():
+            fields, users = self._deal_fields(), self._all_users()  # a new owner, stage or field: re-read the lists
         orgs = self.orgs.resolve(str(r["org_id"]) for r in rows if r.get("org_id"))
         persons = self.persons.resolve(str(r["person_id"]) for r in rows if r.get("person_id"))
         return [self._raw_deal(r, fields, users, orgs, persons) for r in rows]
@@ -210,15 +230,13 @@ class PipedriveAdapter(Adapter):
         return named
 
     def _deal_fields(self) -> dict[str, dict[str, Any]]:
-        if self._fields is None:
-            self._fields = {f["field_code"]: f for f in self.api.all("/api/v2/dealFields") if f.get("field_code")}
-        return self._fields
+        return self.metadata.get("fields", lambda: {f["field_code"]: f for f in self.api.all("/api/v2/dealFields")
+                                                    if f.get("field_code")})
 
     def _all_users(self) -> dict[str, dict[str, Any]]:
         # /v1/users has no paging and no id filter: one call returns every user.
-        if self._users is None:
-            self._users = {str(u["id"]): u for u in self.api.request("GET", "/api/v1/users").get("data") or []}
-        return self._users
+        return self.metadata.get("users", lambda: {str(u["id"]): u for u in
+                                                   self.api.request("GET", "/api/v1/users").get("data") or []})
 
     # ------------------------------------------------------------ history
 
@@ -284,7 +302,8 @@ class PipedriveAdapter(Adapter):
     def _values(self, row: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
         """Canonical values and the ``custom:`` fields named (an option field's label), as a change compares them."""
         # Organizations, persons and owners decide no write: no calls to resolve them.
-        values = self._raw_deal(row, self._deal_fields(), self._users or {}, {}, {}).values
+        users = self._all_users() if self.metadata.known("users") else {}
+        values = self._raw_deal(row, self._deal_fields(), users, {}, {}).values
         for name in custom_names(fields=fields):
             key = self._custom_key(name)
             if key is not None:
@@ -320,7 +339,7 @@ class PipedriveAdapter(Adapter):
                 results[i] = failed(change, str(e))
         return results
 
-    def _body(self, change: Change) -> dict[str, Any]:
+    def _body(self, change: Change, create_key: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         values = wanted(change)
@@ -348,7 +367,7 @@ class PipedriveAdapter(Adapter):
             raise ConfigError("the change sets no fields")
         origin = self._origin_code()
         if origin:
-            custom[origin] = origin_tag()
+            custom[origin] = origin_tag(key=create_key)
         if custom:
             body["custom_fields"] = custom
         return body
@@ -384,7 +403,7 @@ class PipedriveAdapter(Adapter):
         return wire(value)
 
     def deal_fields(self) -> list[FieldInfo]:
-        self._fields = None
+        self.metadata.forget("fields")
         writable = set(WRITABLE.values())
         return [FieldInfo(name=code, label=f.get("field_name") or code, kind=_KINDS.get(f.get("field_type"), "other"),
                           writable=bool(f.get("is_custom_field")) or code in writable,
@@ -478,7 +497,7 @@ class PipedriveAdapter(Adapter):
     def _create(self, change: Change) -> ChangeResult:
         """A create is not idempotent: after an unknown outcome, look for it before any resend."""
         try:
-            body = self._body(change)
+            body = self._body(change, create_key=change.deal_key)
             if "title" not in body:
                 return failed(change, "a new Pipedrive deal needs a name")
             try:
@@ -492,13 +511,27 @@ class PipedriveAdapter(Adapter):
         except (SourceError, ConfigError) as e:
             return failed(change, str(e))
 
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        origin = self._origin_code()
+        if not origin:
+            raise SourceError("Pipedrive: no origin field is configured to find created deals by")
+        # Newest first, by id: Pipedrive's clock may differ from pipesync's, the tags carry pipesync's
+        # own. Past a page with no tag written since ``since``, the interrupted creates are behind.
+        found: dict[str, str] = {}
+        for rows in self.api.pages("/api/v2/deals", {"sort_by": "id", "sort_direction": "desc"}):
+            tags = [(r["id"], (r.get("custom_fields") or {}).get(origin)) for r in rows]
+            found |= created_keys(tags, keys)
+            if len(found) == len(set(keys)) or not any((at := tagged_at(t)) and at >= since for _, t in tags):
+                break
+        return found
+
     def _find_by_origin(self, body: dict[str, Any]) -> str | None:
         """The deal a lost create response made, found by its unique origin tag."""
         origin = self._origin_code()
         if not origin:
             raise AmbiguousWrite("Pipedrive: a create's outcome is unknown and no origin field is configured to check it")
         tag = body["custom_fields"][origin]
-        since = tag.split(" ", 1)[1]
+        since = tag.split()[1]
         for rows in self.api.pages("/api/v2/deals", {"updated_since": since, "sort_by": "update_time"}):
             for r in rows:
                 if (r.get("custom_fields") or {}).get(origin) == tag:

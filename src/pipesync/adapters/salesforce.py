@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field as dataclass_field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -26,9 +27,11 @@ from simple_salesforce import format_soql
 
 from pipesync.adapters.base import Adapter
 from pipesync.adapters.changes import (
-    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, custom_name, custom_names, failed, no_such_field, origin_marks,
+    ALREADY_IN_PLACE, TASK_KINDS, applied, change_key, created_keys, custom_name, custom_names, failed, no_such_field, origin_marks,
     origin_tag, tagged_body, target_id, task_id_of, task_values, wanted, with_valid_ids, write_once,
 )
+from pipesync.adapters.lookups import Lookup
+from pipesync.adapters.metadata import Metadata
 from pipesync.adapters.policy import AmbiguousWrite
 from pipesync.adapters.salesforce_client import SalesforceClient
 from pipesync.adapters.salesforce_options import SalesforceOptions
@@ -45,6 +48,8 @@ SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 NO_RECORD_TYPE = "master"  # the pipeline of opportunities without a record type
 COLLECTION_MAX = 200  # sObject Collections
 IN_LIST_MAX = 200  # ids per IN (...) clause, to keep GET URLs short
+LISTING_SKEW = timedelta(minutes=1)
+HISTORY_QUERY = "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory"
 BASE_FIELDS = [
     "Id", "Name", "Amount", "StageName", "CloseDate", "CreatedDate", "LastModifiedDate", "SystemModstamp",
     "Probability", "OwnerId", "Owner.Name", "Owner.Email", "AccountId", "Account.Name", "Account.Website",
@@ -55,7 +60,7 @@ OPTIONAL_FIELDS = ["CurrencyIsoCode", "RecordTypeId", "MasterRecordId"]
 WRITABLE = {
     "name": "Name", "amount": "Amount", "currency": "CurrencyIsoCode", "close_date": "CloseDate",
     "source_stage": "StageName", "pipeline": "RecordTypeId", "probability": "Probability",
-    "next_step": "NextStep", "lead_source": "LeadSource",
+    "next_step": "NextStep", "lead_source": "LeadSource", "owner_id": "OwnerId",
 }
 
 
@@ -101,8 +106,11 @@ class SalesforceAdapter(Adapter):
         self.options = opts = SalesforceOptions.model_validate(source.options)
         self.api = SalesforceClient(source, opts)
         self._fields: dict[str, dict[str, Any]] | None = None
-        self._stages: list[dict[str, Any]] | None = None
+        self.metadata = Metadata(opts.metadata_refresh_hours * 3600)
         self._contacts: dict[str, list[str]] = {}
+        # Stage history by opportunity: listed whole with a full read, else 200 opportunities per query.
+        self.histories = Lookup(self._histories_of, batch=IN_LIST_MAX)
+        self._listing: _HistoryListing | None = None
 
     def close(self) -> None:
         self.api.close()
@@ -110,6 +118,10 @@ class SalesforceAdapter(Adapter):
     @property
     def calls(self) -> int:
         return self.api.calls
+
+    @property
+    def rate_limited(self) -> int:
+        return self.api.rate_limited
 
     # ------------------------------------------------------------ schema
 
@@ -159,48 +171,55 @@ class SalesforceAdapter(Adapter):
 
     # ------------------------------------------------------------ discovery
 
+    def resume(self, since: Cursor | None) -> None:
+        self.metadata.resume(since)
+
     def discover(self) -> Discovery:
         stages = self._all_stages()
-        record_types = self._query_all(
+        record_types = self.metadata.get("record_types", lambda: self._query_all(
             "SELECT Id, Name, DeveloperName, IsActive FROM RecordType WHERE SobjectType = 'Opportunity'",
-            what="list Opportunity record types")
+            what="list Opportunity record types"))
         pipelines = []
         for rt in record_types:
             if not rt.get("IsActive", True):
                 continue
-            allowed = self._stage_values(rt["Id"])
-            own = [s for s in stages if s["ApiName"] in allowed] if allowed is not None else stages
+            allowed = self.metadata.get(f"stages of {rt['Id']}", lambda: self._stage_values(rt["Id"]))
+            own = [s for s in stages if s["ApiName"] in set(allowed)] if allowed is not None else stages
             pipelines.append(DiscoveredPipeline(id=rt["Id"], label=rt["Name"], stages=[_stage(s) for s in own]))
         if not record_types:
             pipelines.append(DiscoveredPipeline(id=NO_RECORD_TYPE, label="All opportunities",
                                                 stages=[_stage(s) for s in stages]))
-        users = self._query_all("SELECT Id, Name, Email FROM User WHERE IsActive = true", what="list users")
+        users = self.metadata.get("users", lambda: self._query_all("SELECT Id, Name, Email FROM User WHERE IsActive = true",
+                                                                   what="list users"))
         return Discovery(source=self.name, pipelines=pipelines,
                          owners=[Owner(id=u["Id"], name=u.get("Name"), email=u.get("Email")) for u in users])
 
     def _all_stages(self) -> list[dict[str, Any]]:
-        if self._stages is None:
-            self._stages = self._query_all(
-                "SELECT Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
-                "FROM OpportunityStage ORDER BY SortOrder", what="list Opportunity stages")
-        return self._stages
+        return self.metadata.get("stages", lambda: self._query_all(
+            "SELECT Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
+            "FROM OpportunityStage ORDER BY SortOrder", what="list Opportunity stages"))
 
-    def _stage_values(self, record_type_id: str) -> set[str] | None:
+    def _stage_values(self, record_type_id: str) -> list[str] | None:
         """The stages a record type's sales process allows (UI API), or None if not served."""
         path = f"ui-api/object-info/Opportunity/picklist-values/{quote(record_type_id, safe='')}/StageName"
         try:
             body = self.api.call(lambda sf: sf.restful(path), what="read a record type's stages")
         except SourceError:
             return None
-        return {v["value"] for v in body.get("values") or []}
+        return [v["value"] for v in body.get("values") or []]
 
     # ------------------------------------------------------------ reads
 
     def read_deals(self, since: Cursor | None) -> Iterator[Page]:
+        yield from self.metadata.carried(self._read(since))
+
+    def _read(self, since: Cursor | None) -> Iterator[Page]:
         mark = Watermark.load((since.value if since else {}).get("mark"))
         full = mark.stamp is None
         where = "" if full else format_soql("WHERE SystemModstamp >= {}", instant(mark.stamp))
         soql = f"SELECT {', '.join(self._select())} FROM Opportunity {where} ORDER BY SystemModstamp, Id"
+        # A full read lists the whole history when its first page's is asked for
+        self._listing = _HistoryListing() if full else None
         if full:
             self._contacts = self._all_contact_roles()
         batches = self._bulk(soql) if self._count(where) > self.options.bulk_threshold else \
@@ -208,11 +227,16 @@ class SalesforceAdapter(Adapter):
         for rows in batches:
             rows = mark.fresh(rows, _record_id, _stamp)
             mark = mark.advance(rows, _record_id, _stamp, order=instant)
+            if self._listing is not None:
+                self._listing.page = {r["Id"]: instant(_stamp(r)) for r in rows}
+                self.histories.prime(self._listing.take())
             yield self._page(rows, {"mark": mark.dump()}, full)
         yield Page(deals=[], cursor=Cursor(value={"mark": mark.dump()}), snapshot_complete=full)
 
     def _page(self, rows: list[dict[str, Any]], state: dict[str, Any], full: bool) -> Page:
         live = [r for r in rows if not boolean(r.get("IsDeleted"))]
+        if self.metadata.known("stages") and {r.get("StageName") for r in live} - {s["ApiName"] for s in self._all_stages()}:
+            self.metadata.refresh()  # a new stage: the next run lists the stages and sales processes again
         gone = [r for r in rows if boolean(r.get("IsDeleted"))]
         contacts = self._contacts if full else self._contact_roles([r["Id"] for r in live])
         return Page(
@@ -272,18 +296,20 @@ class SalesforceAdapter(Adapter):
     # ------------------------------------------------------------ history
 
     def read_stage_history(self, source_ids: Sequence[str]) -> Iterator[RawStageChange]:
-        """OpportunityHistory rows where the stage changed, 200 opportunities per query."""
-        for batch in chunks([i for i in source_ids if SF_ID.fullmatch(i)], IN_LIST_MAX):
-            rows = self._query_all(format_soql(
-                "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory WHERE OpportunityId IN {} "
-                "ORDER BY OpportunityId, CreatedDate", batch), what="read OpportunityHistory")
-            previous: dict[str, str | None] = {}
-            for r in rows:
-                oid, stage = r["OpportunityId"], r.get("StageName")
-                if stage and stage != previous.get(oid):
-                    yield RawStageChange(source_id=oid, from_stage=previous.get(oid), to_stage=stage,
-                                         changed_at=instant(r["CreatedDate"]))  # type: ignore[arg-type]
-                    previous[oid] = stage
+        """OpportunityHistory rows where the stage changed: listed whole with a full read (2,000 rows
+        per call), else read 200 opportunities per query."""
+        if self._listing is not None and self._listing.rows is None:
+            self._listing.listed_before = datetime.now(timezone.utc) - LISTING_SKEW
+            self._listing.rows = _stage_changes(self._query(HISTORY_QUERY + " ORDER BY OpportunityId, CreatedDate",
+                                                            deleted=False, what="list OpportunityHistory"))
+            self.histories.prime(self._listing.take())
+        for changes in self.histories.resolve(i for i in source_ids if SF_ID.fullmatch(i)).values():
+            yield from changes
+
+    def _histories_of(self, ids: list[str]) -> dict[str, list[RawStageChange]]:
+        return {i: [] for i in ids} | _stage_changes(self._query(format_soql(
+            HISTORY_QUERY + " WHERE OpportunityId IN {} ORDER BY OpportunityId, CreatedDate", ids),
+            deleted=False, what="read OpportunityHistory"))
 
     # ------------------------------------------------------------ writes
 
@@ -456,7 +482,7 @@ class SalesforceAdapter(Adapter):
         upsert = self._has(self.options.upsert_field)
         for i, change in batch:
             try:
-                fields = self._fields_for(change, None, key=str(i))
+                fields = self._fields_for(change, None, key=change.deal_key)
             except ConfigError as e:
                 results[i] = failed(change, str(e))
                 continue
@@ -479,6 +505,24 @@ class SalesforceAdapter(Adapter):
             results[i] = applied(change, new_source_id=item.get("id")) if item.get("success") else failed(change, _errors(item))
         return results
 
+    def find_created(self, keys: Sequence[str], since: datetime) -> dict[str, str]:
+        """By the external id an upsert wrote, else by the origin tag of Opportunities modified since."""
+        if self._has(self.options.upsert_field):
+            field = self.options.upsert_field
+            return {r[field]: r["Id"] for batch in chunks(list(keys), 200) for r in self._query_all(
+                format_soql(f"SELECT Id, {field} FROM Opportunity WHERE {field} IN {{}}", batch), what="find created Opportunities")}
+        origin = self.options.origin_field
+        if not self._has(origin):
+            raise SourceError("Salesforce: the org has neither an external id nor an origin field to find created Opportunities by")
+        rows = self._query_all(format_soql(f"SELECT Id, {origin} FROM Opportunity WHERE SystemModstamp >= {{}}", since),
+                               what="find created Opportunities")
+        return created_keys(((r["Id"], r.get(origin)) for r in rows), keys)
+
+    def currencies(self) -> frozenset[str] | None:
+        """The org's active currencies (the Opportunity currency picklist); None in a single-currency org."""
+        field = self._describe().get("CurrencyIsoCode") or {}
+        return frozenset(v["value"] for v in field.get("picklistValues") or [] if v.get("active", True)) or None
+
     def _recover_creates(self, records: list[dict[str, Any]], path: str, method: str) -> list[dict[str, Any]]:
         origin = self.options.origin_field
         if not self._has(origin):
@@ -500,6 +544,38 @@ def _stage(s: dict[str, Any]) -> DiscoveredStage:
     return DiscoveredStage(id=s["ApiName"], label=s.get("MasterLabel") or s["ApiName"], order=s.get("SortOrder"),
                            probability=None if p is None else float(p) / 100, is_closed=bool(s.get("IsClosed")),
                            is_won=bool(s.get("IsClosed") and s.get("IsWon")), active=bool(s.get("IsActive", True)))
+
+
+@dataclass
+class _HistoryListing:
+    """A full read's whole OpportunityHistory, handed out page by page.
+
+    History written while the read runs may be missing from the listing: an opportunity
+    modified after it began (clocks a minute apart at most) has its history read by id instead.
+    """
+
+    rows: dict[str, list[RawStageChange]] | None = None  # listed on the first page's history
+    listed_before: datetime | None = None
+    page: dict[str, datetime | None] = dataclass_field(default_factory=dict)  # the current page's ids → SystemModstamp
+
+    def take(self) -> dict[str, list[RawStageChange]]:
+        if self.rows is None or self.listed_before is None:
+            return {}
+        return {i: self.rows.pop(i, []) for i, stamp in self.page.items() if stamp and stamp < self.listed_before}
+
+
+def _stage_changes(batches: Iterable[list[dict[str, Any]]]) -> dict[str, list[RawStageChange]]:
+    """Opportunity id → its stage moves, from OpportunityHistory rows ordered by opportunity and time."""
+    out: dict[str, list[RawStageChange]] = {}
+    for rows in batches:
+        for r in rows:
+            oid, stage = r["OpportunityId"], r.get("StageName")
+            changes = out.setdefault(oid, [])
+            previous = changes[-1].to_stage if changes else None
+            if stage and stage != previous:
+                changes.append(RawStageChange(source_id=oid, from_stage=previous, to_stage=stage,
+                                              changed_at=instant(r["CreatedDate"])))  # type: ignore[arg-type]
+    return out
 
 
 def _record_id(r: dict[str, Any]) -> str:

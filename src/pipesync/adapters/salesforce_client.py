@@ -63,6 +63,10 @@ class SalesforceClient:
         return self.policy.stats.calls
 
     @property
+    def rate_limited(self) -> int:
+        return self.policy.stats.rate_limited
+
+    @property
     def sf(self) -> Salesforce:
         token = self.tokens.access_token()
         if self._sf is None or self._generation != self.tokens.generation:

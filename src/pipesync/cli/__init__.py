@@ -16,13 +16,17 @@ atexit.register(gc.freeze)
 
 # Importing a command module registers its command(s) on the app.
 from pipesync.cli import (  # noqa: E402,F401
+    browse_cmd,
     config_cmd,
     consolidate_cmd,
+    forecast_cmd,
     init_cmd,
     map_cmd,
     metrics_cmd,
+    migrate_cmd,
     pushback_cmd,
     report_cmd,
+    run_cmd,
     sync_cmd,
     warehouse_cmd,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import traceback
@@ -17,6 +18,8 @@ from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
 
+import pipesync
+from pipesync import logs
 from pipesync.config import DEFAULT_CONFIG, Settings, load_config
 from pipesync.errors import PipesyncError
 
@@ -32,7 +35,7 @@ class _Commands(TyperGroup):
     json_errors = False
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _global_options_first(list(sys.argv[1:] if args is None else args))
         self.json_errors = "--json" in argv
         return super().main(argv, *rest, **kwargs)
 
@@ -56,6 +59,29 @@ class _Commands(TyperGroup):
             fail("UsageError", e.format_message() + hint, e.exit_code, json_out=True)
 
 
+# The options of the whole program; also accepted after the command (`pipesync run --log-format json`).
+_GLOBAL_FLAGS = {"--version", "-v", "--verbose", "-q", "--quiet", "-vv", "-qq"}
+_GLOBAL_VALUED = {"--log-format"}
+
+
+def _global_options_first(argv: list[str]) -> list[str]:
+    """Moves the global options in front of the command, where the parser reads them."""
+    front: list[str] = []
+    rest: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        if arg == "--":
+            rest += [arg, *items]
+            break
+        if arg in _GLOBAL_FLAGS or arg.split("=", 1)[0] in _GLOBAL_VALUED:
+            front.append(arg)
+            if arg in _GLOBAL_VALUED:
+                front.append(next(items, ""))
+        else:
+            rest.append(arg)
+    return front + rest
+
+
 app = typer.Typer(
     name="pipesync",
     cls=_Commands,
@@ -64,6 +90,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+def _show_version(shown: bool) -> None:
+    if shown:
+        print(f"pipesync {pipesync.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print pipesync's version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log detail (-vv: libraries' too)."),
+    quiet: int = typer.Option(0, "--quiet", "-q", count=True, help="Only warnings (-qq: only errors)."),
+    log_format: str = typer.Option(
+        "text", "--log-format", envvar="PIPESYNC_LOG_FORMAT", metavar="text|json",
+        help="Log lines on stderr as text, or one JSON object per line.",
+    ),
+) -> None:
+    """CRM sync middleware for RevOps: one shared pipeline, golden deals, trusted metrics."""
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"{log_format!r}: choose text or json", param_hint="--log-format")
+    logs.configure(verbose - quiet, log_format)  # type: ignore[arg-type]
+
 
 console = Console()
 # soft_wrap: an error message stays one line per problem, whatever the terminal width (logs, schedulers)
@@ -123,6 +172,8 @@ def fail(kind: str, message: str, exit_code: int, *, json_out: bool) -> None:
     """Reports an error and exits with ``exit_code``."""
     if json_out:
         emit_json({"error": {"type": kind, "message": message, "exit_code": exit_code}})
+    elif logs.current_format() == "json":  # a scheduler reading JSON lines gets the error as one too
+        logs.event(logging.getLogger("pipesync.cli"), message, logging.ERROR, error=kind, exit_code=exit_code)
     else:
         err_console.print("[bold red]error:[/]", escape(message), highlight=False)
     raise typer.Exit(exit_code)

@@ -16,7 +16,9 @@ from pipesync.mapper import DEFAULT_THRESHOLD
 if TYPE_CHECKING:  # the proposal engine and its lexicon load when the command runs, not with every command
     from rich.table import Table
 
-    from pipesync.mapper import Proposal
+    from pipesync.config import Settings
+
+    from pipesync.mapper import Proposal, ReverseMapping
     from pipesync.mapping import DriftReport
 
 
@@ -43,6 +45,11 @@ def map_command(
         False, "--check",
         help=f"Compare the mapping file with the live source; exit {DRIFT_FOUND} on drift (for a scheduled job).",
     ),
+    for_writes: bool = typer.Option(
+        False, "--for-writes",
+        help="Show which source stage a write to each shared stage lands in (push-back, migrate); --yes writes "
+             "the proposed choices into the file's writes:.",
+    ),
 ) -> None:
     """Discover SOURCE's pipelines and stages, propose their shared stages, review, write mappings/SOURCE.yaml.
 
@@ -56,6 +63,9 @@ def map_command(
     from pipesync.mapper.review import review, undecided_lines
     from pipesync.mapping import check_mapping
 
+    if for_writes:
+        _map_for_writes(source, settings_from(config), yes, json_out)
+        return
     ctx = map_context(settings_from(config), source)
     if check:
         if ctx.existing is None:
@@ -104,6 +114,41 @@ def map_command(
         for line in left:
             err_console.print(f"  - {escape(line)}", highlight=False)
         raise typer.Exit(1)
+
+
+def _map_for_writes(source: str, settings: Settings, yes: bool, json_out: bool) -> None:
+    from pipesync.mapper import reverse_mapping, write_landings
+
+    reverse = reverse_mapping(settings, source)
+    written = write_landings(reverse.path, reverse.landings) if yes else 0
+    if json_out:
+        emit_json({**reverse.model_dump(), "written": written})
+        return
+    console.print(landings_table(reverse))
+    chosen, unmapped = reverse.chosen(), reverse.unmapped()
+    if written:
+        console.print(f"Wrote {written} choice(s) into writes: of {escape(reverse.path)}; edit them there.", highlight=False)
+    elif chosen:
+        console.print(f"{len(chosen)} shared stage(s) have several source stages: the proposed one is shown; "
+                      "--yes writes the proposals into the file's writes:, or edit it.")
+    if unmapped:
+        console.print(f"[yellow]{len(unmapped)} pipeline × shared stage(s) have no source stage[/]: a push-back change "
+                      "to them is left out of the plan, and a migration into this source stops until they are mapped.")
+
+
+def landings_table(reverse: ReverseMapping) -> Table:
+    from rich.table import Table
+
+    how = {"written": "the file's writes:", "only": "the one stage mapped there", "none": "[yellow]none maps here[/]"}
+    table = Table(title=f"Where writes land in {reverse.source}")
+    for name in ("pipeline", "shared stage", "lands in", "how"):
+        table.add_column(name)
+    for x in reverse.landings:
+        chosen = f"[cyan]proposed[/], over {escape(x.others())}"
+        lands = "-" if x.stage is None else x.stage_label if x.stage_label == x.stage else f"{x.stage_label} ({x.stage})"
+        table.add_row(escape(x.pipeline_label or x.pipeline), x.shared, escape(lands),
+                      chosen if x.origin == "chosen" else how[x.origin])
+    return table
 
 
 def columns_table(columns: dict[str, str | None], source: str) -> Table:

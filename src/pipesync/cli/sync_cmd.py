@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
+from pipesync.logs import progress_lines
 from pipesync.cli.app import ConfigOption, JsonOption, app, console, emit_json, handles_errors, settings_from
 
 if TYPE_CHECKING:  # the sync engine (SQLAlchemy, the adapters) loads when the command runs, not with every command
@@ -32,6 +34,8 @@ def sync(
         help="Let a snapshot (a file) mark up to N% of a source's live deals deleted; "
         "by default one that would delete more than 20% (and more than 5 deals) is held back.",
     ),
+    wait: float = typer.Option(0, "--wait", metavar="SECONDS", min=0,
+                               help="Wait this long for another run of a source to finish (default: stop at once)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Incremental extract → normalize → warehouse for every configured source."""
@@ -39,17 +43,20 @@ def sync(
 
     settings = settings_from(config)
     options = {
-        "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers,
+        "full": full, "quarantine_unmapped": quarantine_unmapped, "workers": workers, "wait": wait,
         "allow_deletions": DELETION_SHARE if allow_deletions is None else _share(allow_deletions),
     }
+    if json_out or not console.is_terminal:
+        # no live bar where nobody watches (cron, a CI log): progress lines on stderr at a steady interval
+        result = run_sync(settings, sources or (), progress=progress_lines(logging.getLogger("pipesync.sync"), "sync"),
+                          **options)
     if json_out:
-        result = run_sync(settings, sources or (), **options)
         out = result.as_dict()
         if result.exit_code:  # the error object every command's --json has on failure, beside the counts
             failed = "; ".join(f"{name}: {c.error}" for name, c in result.sources.items() if c.error)
             out["error"] = {"type": "SourceFailed", "message": failed, "exit_code": result.exit_code}
         emit_json(out)
-    else:
+    elif console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(
@@ -64,6 +71,7 @@ def sync(
                 bar.advance(tasks[source], n)
 
             result = run_sync(settings, sources or (), progress=advance, **options)
+    if not json_out:
         render(result)
     if result.exit_code or (strict and result.quarantined):
         raise typer.Exit(result.exit_code or 1)

@@ -24,8 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from pipesync.consolidate.keys import Lexicon, fold
 
+# A word this long one slip (a swapped, dropped or doubled letter) away from a vocabulary word is that word:
+# "Renewl FY25" is a renewal, and its "renewl" no subject that would contradict another renewal's product.
+_SLIP_FROM = 4
 # Scripts whose words are not separated by spaces: a vocabulary entry in them is searched inside words.
 _UNSPACED = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 # "海康贸易analytics" → "海康贸易 analytics": where a rep glued a Latin product to a CJK account
@@ -55,10 +61,19 @@ class DealNameReader:
         self._inside = sorted(inside.items(), key=lambda e: -len(e[0]))  # "追加導入" before "導入"
         self._company = frozenset(company_words)
         self._words: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        known = {w for phrase, _ in entries for w in phrase.split()}
+        self._vocabulary = sorted(w for w in known if len(w) >= _SLIP_FROM and w.isascii())
+        self._known = frozenset(known)
+        self._spelled: dict[str, str] = {w: w for w in known}
+        # phrases written without their spaces, for slips across a word boundary ("Ne wBusiness", "Nwe Business")
+        self._joined = {"".join(words): words for sequences in self._sequences.values() for words, _ in sequences
+                        if all(w.isascii() for w in words) and len("".join(words)) >= _SLIP_FROM + 2}
+        self._joined_lengths = {len(j) + d for j in self._joined for d in (-1, 0, 1)}
+        self._rejoined: dict[str, tuple[str, ...] | None] = {}
 
     def read(self, name_key: str) -> tuple[tuple[str, ...], str]:
         """(the deal types named, sorted; the subject) of one name key."""
-        words = name_key.split()
+        words = self._rejoin([self._spelled.get(w) or self._spell(w) for w in name_key.split()])
         kinds: list[str] = []
         rest: list[str] = []
         i, count = 0, len(words)
@@ -75,6 +90,39 @@ class DealNameReader:
             i += 1
         types = tuple(sorted(set(kinds) - {FILLER})) if kinds else ()
         return types, " ".join(dict.fromkeys(rest) if len(rest) > 1 else rest)
+
+    def _rejoin(self, words: list[str]) -> list[str]:
+        """``words`` with two or three neighbours that are a slip of a vocabulary phrase read as that phrase."""
+        out: list[str] = []
+        i = 0
+        while i < len(words):
+            for width in (2, 3):
+                part = words[i:i + width]
+                if len(part) < width or all(w in self._known for w in part):
+                    continue  # every word already known: nothing slipped
+                joined = "".join(part)
+                if len(joined) not in self._joined_lengths or not joined.isascii():
+                    continue
+                if joined not in self._rejoined:
+                    best = process.extractOne(joined, list(self._joined), scorer=OSA.distance, score_cutoff=1)
+                    self._rejoined[joined] = self._joined[best[0]] if best else None
+                if self._rejoined[joined] is not None:
+                    out += self._rejoined[joined]
+                    i += width
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+    def _spell(self, word: str) -> str:
+        """The vocabulary word ``word`` is a slip of, or ``word`` itself; cached."""
+        spelled = word
+        if len(word) >= _SLIP_FROM and word.isascii() and word not in self._company and not word.isdigit():
+            best = process.extractOne(word, self._vocabulary, scorer=OSA.distance, score_cutoff=1)
+            spelled = best[0] if best else word
+        self._spelled[word] = spelled
+        return spelled
 
     def _sequence_at(self, words: list[str], i: int) -> tuple[int, str] | None:
         """(length, kind) of the vocabulary sequence starting at ``words[i]``, if one does."""

@@ -86,7 +86,8 @@ def _first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: float = 90.0) -> np.ndarray:
-    """Company codes grouped across spelling slips ("orgate elektronik" ~ "orggate elektronik").
+    """Company codes grouped across spelling slips ("orgate elektronik" ~ "orggate elektronik") and
+    words one system adds ("beaconway" ~ "beaconway media"), as the account comparison's fuzzy level reads them.
 
     The distinct names are sorted (and sorted again by their reversed text, for
     slips near the start); each is compared with its next two neighbours and
@@ -105,7 +106,7 @@ def company_groups(companies: np.ndarray, codes: np.ndarray, min_similarity: flo
     for order in (alphabetical, reversed_alphabetical):
         for d in (1, 2):
             a, b = order[:-d], order[d:]
-            similar = process.cpdist(names[a], names[b], scorer=fuzz.ratio, score_cutoff=min_similarity, workers=-1)
+            similar = process.cpdist(names[a], names[b], scorer=fuzz.token_set_ratio, score_cutoff=min_similarity, workers=-1)
             keep = similar >= min_similarity
             lefts.append(a[keep])
             rights.append(b[keep])
@@ -172,6 +173,7 @@ def compute_features(records: Sequence[Record], lexicon: Lexicon) -> Features:
     key = names.key_of_deal
     codes["name"] = _codes(names.keys)[key]
     codes["name_numbers"] = names.numbers
+    codes["name_tokens"] = names.stated
     codes["subject"] = _codes(names.subjects)[key]
     sets["deal_type"] = names.types[key]
     text = {"company": company_text, "name": np.array(names.keys, dtype=object)[key],
@@ -204,6 +206,7 @@ class _NameKeys:
     subjects: list[str]  # each name key's subject ("" when none)
     types: np.ndarray  # each name key's deal types, coded (``_set_codes``)
     numbers: np.ndarray  # each deal's name numbers, coded
+    stated: np.ndarray  # each deal's distinguishing tokens of every kind but product, as one code
     tokens: dict[str, np.ndarray]  # each deal's distinguishing tokens by kind, (n, k) codes
 
 
@@ -222,6 +225,11 @@ def _name_keys(records: Sequence[Record], accounts: _Accounts, lexicon: Lexicon)
     del name_words
     tokens = {kind: _set_codes([tuple(sorted(found.get(kind, ()))) for found in read])[name]
               for kind in TOKEN_KINDS if kind != "product"}
+    # the rarer ones at once: two names stating the same phase, seats and region ("Phase IV" / "phase 4") agree
+    # on what tells an account's deals apart, whatever their amounts say; a year is no such sign (an account
+    # renews several products in one year)
+    stated = _codes([";".join(f"{kind}={','.join(sorted(v))}" for kind, v in sorted(found.items()) if kind != "year")
+                     for found in read])[name]
     # what a name key says beyond the account: the deal type and the subject (deal_names.py)
     reader = DealNameReader(lexicon, {word for company in accounts.companies for word in company.split()})
     name_key, distinct_keys = _factorize(names)
@@ -232,7 +240,7 @@ def _name_keys(records: Sequence[Record], accounts: _Accounts, lexicon: Lexicon)
     products = product_words(list(subjects), accounts_of_key, len(noise))
     tokens["product"] = _set_codes([tuple(sorted(p)) for p in products])[name_key[name_pair]]
     return _NameKeys(name_key[name_pair], distinct_keys, list(subjects), _set_codes(types),
-                     _codes(numbers_in_name)[name], tokens)
+                     _codes(numbers_in_name)[name], stated, tokens)
 
 
 def _column_keys(

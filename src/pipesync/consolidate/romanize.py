@@ -7,8 +7,8 @@ romanised by the well-kept library for its script — pypinyin (Chinese),
 pykakasi (Japanese kana and kanji), korean-romanizer (Hangul), anyascii
 (everything else: Cyrillic, Greek, Hebrew, Arabic …) — and then reduced to a
 *skeleton* on which the schemes agree: voiced and voiceless consonants
-merged (g/k, d/t, b/p, j/ch/zh/ts), digraphs read as one sound (kh, sh, ph),
-vowels, h and y and doubled letters dropped. "Chungshin" and "Zhongxin" are one
+merged (g/k, d/t, b/p, j/ch/zh/ts), Kunrei ti/tu/hu read as Hepburn
+chi/tsu/fu, digraphs read as one sound (kh, sh, ph), vowels, h and y and doubled letters dropped. "Chungshin" and "Zhongxin" are one
 skeleton; so are "Hanbit" and "Hanpit".
 
 Called once per distinct company (``features._account_keys``), never per deal.
@@ -28,6 +28,8 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _SOUNDS = [
     ("shch", "s"), ("tsch", "c"), ("sch", "s"), ("zh", "c"), ("ch", "c"), ("ts", "c"), ("tz", "c"), ("kh", "h"),
     ("sh", "s"), ("ph", "f"), ("th", "t"), ("dh", "t"), ("gh", "k"), ("hs", "s"), ("ck", "k"), ("ou", "u"),
+    # Kunrei / Nihon-shiki against Hepburn: ti = chi, tu = tsu, hu = fu
+    ("ti", "ci"), ("tu", "cu"), ("fu", "hu"),
 ]
 _SOUND = re.compile("|".join(re.escape(a) for a, _ in _SOUNDS))
 _SOUND_OF = dict(_SOUNDS)

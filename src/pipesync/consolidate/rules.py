@@ -21,7 +21,7 @@ DEFAULT_RULES_FILE = "default_rules.yaml"
 
 # The keys computed once per deal (features.py) that rules can name.
 KeyName = Literal[
-    "company", "company_group", "account_domain", "name", "name_numbers", "owner", "source", "outcome",
+    "company", "company_group", "account_domain", "name", "name_numbers", "name_tokens", "owner", "source", "outcome",
     "domains", "contacts", "amount", "close_date", "created_at", "deal_type", "subject", "company_latin",
 ]
 SET_KEYS = frozenset({"domains", "contacts", "deal_type"})
@@ -56,7 +56,8 @@ class Level(Strict):
     """One level of a comparison: a test on one key, and the weight it gives when it holds."""
 
     label: str
-    test: Literal["exact", "fuzzy", "within", "else"]
+    # differ: both known and unequal (two deals whose accounts name different websites)
+    test: Literal["exact", "differ", "fuzzy", "within", "else"]
     key: KeyName | None = None
     # fuzzy: rapidfuzz scorer and the least similarity (0–100)
     scorer: Scorer = "token_set_ratio"
@@ -90,9 +91,9 @@ class Level(Strict):
                 raise ValueError(f"within on {self.key} needs relative")
             if self.key not in DAY_KEYS | NUMBER_KEYS:
                 raise ValueError(f"within compares dates or amounts, not {self.key}")
-        if self.test == "exact" and self.key in DAY_KEYS | NUMBER_KEYS:
+        if self.test in ("exact", "differ") and self.key in DAY_KEYS | NUMBER_KEYS:
             raise ValueError(f"use within with 0 for an exact {self.key}")
-        if self.frequency_adjusted and (self.test == "fuzzy" or self.key in SET_KEYS):
+        if self.frequency_adjusted and (self.test in ("fuzzy", "differ") or self.key in SET_KEYS):
             raise ValueError("frequency_adjusted applies to exact and within levels on single values")
         return self
 

@@ -102,13 +102,13 @@ def _test(level: Level, features: Features, similarities: _Similarities, pairs: 
     left, right = similarities.left[pairs], similarities.right[pairs]
     known = features.is_known(key)
     known = known[left] & known[right]
-    if level.test == "exact":
+    if level.test in ("exact", "differ"):
         if key in SET_KEYS:
             hit = _set_overlap(features.sets[key], left, right)
         else:
             codes = features.codes[key]
             hit = codes[left] == codes[right]
-        return known, hit & known
+        return known, (hit if level.test == "exact" else ~hit) & known
     if level.test == "within":
         values = features.numbers[key]
         a, b = values[left], values[right]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipesync.mapper.context import MapContext, map_context
     from pipesync.mapper.lexicon import Lexicon, load_lexicon, normalize
-    from pipesync.mapper.mapping_writer import write_mapping
+    from pipesync.mapper.mapping_writer import write_landings, write_mapping
     from pipesync.mapper.propose import (
         Guess,
         PipelineProposal,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         accept_confident,
         propose_mapping,
     )
+    from pipesync.mapper.writes import Landing, ReverseMapping, reverse_mapping
 
 # Confidence at or above which a proposal is accepted. It lives here, not in propose, so that
 # `pipesync map --threshold`'s default does not load the proposal engine with every command.
@@ -33,7 +34,8 @@ DEFAULT_THRESHOLD = 0.8
 _SUBMODULE_OF = {
     "MapContext": "context", "map_context": "context",
     "Lexicon": "lexicon", "load_lexicon": "lexicon", "normalize": "lexicon",
-    "write_mapping": "mapping_writer",
+    "write_mapping": "mapping_writer", "write_landings": "mapping_writer",
+    "Landing": "writes", "ReverseMapping": "writes", "reverse_mapping": "writes",
     "Guess": "propose", "PipelineProposal": "propose", "Proposal": "propose",
     "StageProposal": "propose", "accept_confident": "propose", "propose_mapping": "propose",
 }
@@ -41,8 +43,9 @@ _SUBMODULE_OF = {
 _SUBMODULES = frozenset(_SUBMODULE_OF.values())
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "Guess", "Lexicon", "MapContext", "PipelineProposal", "Proposal", "StageProposal",
-    "accept_confident", "load_lexicon", "map_context", "normalize", "propose_mapping", "write_mapping",
+    "DEFAULT_THRESHOLD", "Guess", "Landing", "Lexicon", "MapContext", "PipelineProposal", "Proposal", "ReverseMapping",
+    "StageProposal", "accept_confident", "load_lexicon", "map_context", "normalize", "propose_mapping",
+    "reverse_mapping", "write_landings", "write_mapping",
 ]
 
 

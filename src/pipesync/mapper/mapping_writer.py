@@ -22,6 +22,7 @@ from pipesync.files import write_atomically
 from pipesync.mapper.date_order import advise_date_order
 from pipesync.mapper.propose import PipelineProposal, Proposal, StageProposal
 from pipesync.mapper.values import ValueProposal, value_comment
+from pipesync.mapper.writes import Landing
 from pipesync.mapping import ANY, fold
 from pipesync.vocabulary import VALUE_FIELDS
 from pipesync.yamlfile import read_yaml
@@ -65,6 +66,31 @@ def write_mapping(path: str | Path, proposal: Proposal) -> Path:
             _update_value(doc, vp)
     _save(path, doc)
     return path
+
+
+def write_landings(path: str | Path, landings: list[Landing]) -> int:
+    """Writes each proposed (``chosen``) landing into its pipeline's ``writes:`` in the mapping file at
+    ``path``; an entry the file has is never touched. Returns how many entries were written."""
+    path = Path(path)
+    doc = read_yaml(path)
+    written = 0
+    for landing in (x for x in landings if x.origin == "chosen"):
+        node = next((p for p in doc.get("pipelines") or [] if isinstance(p, CommentedMap)
+                     and str(p.get("id", ANY)) == landing.pipeline), None)
+        if node is None:
+            continue
+        writes = node.get("writes")
+        if not isinstance(writes, CommentedMap):
+            writes = node["writes"] = CommentedMap()
+        if landing.shared in writes:
+            continue
+        writes[landing.shared] = landing.stage
+        writes.yaml_add_eol_comment(f"{landing.stage_label}; chosen over {landing.others()} (pipesync map --for-writes)",
+                                    landing.shared)
+        written += 1
+    if written:
+        _save(path, doc)
+    return written
 
 
 def _update_value(doc: CommentedMap, vp: ValueProposal) -> None:

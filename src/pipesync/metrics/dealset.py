@@ -71,6 +71,7 @@ class DealSet:
     # day number of the day a closed deal closed: its actual close date, else (none known) its expected
     # one; NaN when neither is known (closed_on)
     close_day: np.ndarray
+    expected_close: np.ndarray  # day number of the expected close date as stored today (NaN when none)
     created: np.ndarray
     stage_entered: np.ndarray
     updated: np.ndarray
@@ -106,8 +107,9 @@ def has_golden_deals(conn: Connection) -> bool:
     return conn.execute(select(literal(1)).select_from(schema.golden_deals).limit(1)).first() is not None
 
 
-def load(conn: Connection, pipeline: SharedPipeline, since: date) -> tuple[DealSet, History]:
-    """The deal set and its stage history, for deals open now or closed on or after ``since``."""
+def load(conn: Connection, pipeline: SharedPipeline, since: date, *, owners: bool = True) -> tuple[DealSet, History]:
+    """The deal set and its stage history, for deals open now or closed on or after ``since`` (with the
+    owner segment unless ``owners`` is False)."""
     try:
         golden = has_golden_deals(conn)
         table = schema.golden_deals if golden else schema.deals
@@ -117,7 +119,7 @@ def load(conn: Connection, pipeline: SharedPipeline, since: date) -> tuple[DealS
             or_(table.c.is_deleted.is_(None), table.c.is_deleted == false()),
             or_(table.c.status == Category.OPEN.value, closed_on.is_(None), closed_on >= since),
         )
-        deals = _load_deals(conn, table, id_col, alive, pipeline, "golden" if golden else "deals")
+        deals = _load_deals(conn, table, id_col, alive, pipeline, "golden" if golden else "deals", owners)
         history = _load_history(conn, deals, id_col, alive, pipeline, golden)
     except (SQLAlchemyError, conn.dialect.loaded_dbapi.Error) as e:  # the driver's own, from the raw cursors
         raise WarehouseError(f"cannot read the warehouse: {e.__class__.__name__}: {getattr(e, 'orig', e)}") from None
@@ -165,15 +167,15 @@ def _stage_code(col: ColumnElement, pipeline: SharedPipeline) -> ColumnElement:
     return case({s.key: i for i, s in enumerate(pipeline.stages)}, value=col, else_=UNKNOWN)
 
 
-def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type: ignore[no-untyped-def]
+def _load_deals(conn, table, id_col, alive, pipeline, kind, owners) -> DealSet:  # type: ignore[no-untyped-def]
     c = table.c
     stmt = select(
         id_col, _stage_code(c.stage, pipeline), case(STATUS_CODES, value=c.status, else_=OPEN),
         cast(c.amount_reporting, Float), epoch_days(_closed_on(table)), epoch_days(c.created_at),
         epoch_days(c.stage_entered_at), epoch_days(c.updated_at), epoch_days(c.last_activity_at),
-        c.source, c.pipeline, c.lead_source, c.lost_reason, c.owner_email, c.owner_name,
+        c.source, c.pipeline, c.lead_source, c.lost_reason, c.owner_email, c.owner_name, epoch_days(c.close_date),
     ).where(alive)
-    cols = _columns(conn, stmt, 15)
+    cols = _columns(conn, stmt, 16)
     number = lambda i: np.array(cols[i], dtype=float)  # noqa: E731 - None becomes NaN
     return DealSet(
         kind=kind,
@@ -182,13 +184,14 @@ def _load_deals(conn, table, id_col, alive, pipeline, kind) -> DealSet:  # type:
         status=np.array(cols[2], dtype=np.int8),
         amount=number(3),
         close_day=number(4),
+        expected_close=number(15),
         created=number(5),
         stage_entered=number(6),
         updated=number(7),
         last_activity=number(8),
         segments={
             # one person per owner however each system spells them (metrics/owners.py), shown by name
-            "owner": factorize(tuple(people(cols[13], cols[14])), NO_OWNER),
+            **({"owner": factorize(tuple(people(cols[13], cols[14])), NO_OWNER)} if owners else {}),
             "source": factorize(cols[9], "(no source)"),
             "pipeline": factorize(cols[10], "(no pipeline)"),
             "lead_source": factorize(cols[11], "(no lead source)"),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from pipesync.adapters import Adapter, open_adapter
 from pipesync.config import Settings, SourceConfig
@@ -30,6 +30,9 @@ from pipesync.warehouse import schema as t
 from pipesync.warehouse.store import Warehouse
 
 Progress = Callable[[str, int, int], None]  # (source, done, total)
+# Called with each sent batch's changes and results, in the transaction that journals the results
+# (migration records the ids it created in ``id_map`` there: both land, or neither).
+OnResults = Callable[[Connection, list[tuple[PlannedChange, ChangeResult]]], None]
 
 
 @dataclass
@@ -96,7 +99,7 @@ def _retarget(conn: Any, changes: list[PlannedChange]) -> dict[int, ChangeResult
 
 def run_changes(settings: Settings, run_id: str, plan_id: str, kind: str, changes: list[PlannedChange], *,
                 undo_of: str | None = None, retry_conflicts: bool = False, opener: Callable[[SourceConfig, Settings], Adapter] = open_adapter,
-                progress: Progress | None = None) -> RunSummary:
+                progress: Progress | None = None, on_results: OnResults | None = None) -> RunSummary:
     """Sends ``changes`` as the journaled run ``run_id`` (resuming it if it exists)."""
     warehouse = Warehouse(settings.warehouse_url())
     stopped: dict[str, str] = {}
@@ -136,6 +139,8 @@ def run_changes(settings: Settings, run_id: str, plan_id: str, kind: str, change
                         break
                     with warehouse.begin() as conn:
                         journal.record_results(conn, run_id, ((c.seq, r) for c, r in zip(batch, results)))
+                        if on_results:
+                            on_results(conn, list(zip(batch, results)))
                     sent += len(batch)
                     if progress:
                         progress(source, sent, len(items))

@@ -19,7 +19,7 @@ from pipesync.adapters import Adapter, open_adapter
 from pipesync.adapters.changes import same_value
 from pipesync.config import Settings, SourceConfig
 from pipesync.errors import ConfigError, GuardrailError
-from pipesync.mapping import Mapping, load_mapping
+from pipesync.mapping import Mapping, PipelineRule, load_mapping
 from pipesync.model import Category, ChangeKind, FieldChange, SharedPipeline
 from pipesync.pipeline import load_pipeline
 from pipesync.pushback.fields import FieldProblem, check_fields, describe
@@ -74,15 +74,27 @@ class Context:
         """The fields that put ``m`` in the shared stage ``shared``, by the source's reverse mapping."""
         mapping = self.mappings.get(m.source)
         rule_for = mapping.pipeline_rule(m.pipeline) if mapping else None
-        stage = rule_for.landing_stage(shared) if rule_for else None
-        if stage is not None:
-            return {"source_stage": stage}
-        if self.pipeline.get(shared).category is Category.LOST and "status" in self.adapters[m.source].writable_fields:
-            return {"status": "lost"}
+        landed = landing_fields(rule_for, self.pipeline, shared, self.adapters[m.source].writable_fields)
+        if landed is not None:
+            return landed
         where = f"pipeline {m.pipeline!r}" if m.pipeline else "its pipeline"
         self.refuse(rule, f"no stage of {where} maps to {shared!r}, or several do: add `writes: {{{shared}: STAGE_ID}}` "
-                          f"under that pipeline in {self.settings.mapping_path(self.settings.source(m.source))}", m)
+                          f"under that pipeline in {self.settings.mapping_path(self.settings.source(m.source))} "
+                          f"(`pipesync map {m.source} --for-writes --yes` proposes one where several do)", m)
         return None
+
+
+def landing_fields(rule: PipelineRule | None, pipeline: SharedPipeline, shared: str,
+                   writable: frozenset[str]) -> dict[str, Any] | None:
+    """The fields that put a deal of the pipeline ``rule`` maps in the shared stage ``shared``: the
+    stage the reverse mapping names, or a lost status where the CRM closes by status (Pipedrive);
+    None when neither can."""
+    stage = rule.landing_stage(shared) if rule else None
+    if stage is not None:
+        return {"source_stage": stage}
+    if pipeline.get(shared).category is Category.LOST and "status" in writable:
+        return {"status": "lost"}
+    return None
 
 
 # ------------------------------------------------------------------ the rules

@@ -36,6 +36,8 @@ def inverse(entry: JournalEntry, run_id: str) -> PlannedChange | str:
                              fields=[FieldChange(field="task_id", before=entry.new_source_id, after=None)])
     if entry.kind is ChangeKind.DELETE_TASK:
         return "a deleted task cannot be restored"
+    if entry.kind is ChangeKind.CREATE:
+        return f"pipesync does not delete the records a migration created: delete {entry.new_source_id or 'it'} in the CRM"
     fields = [FieldChange(field=k, before=v, after=entry.before.get(k)) for k, v in entry.after.items()]
     return PlannedChange(kind=ChangeKind.SET_FIELDS, fields=fields, **base)
 

@@ -21,6 +21,8 @@ from markupsafe import Markup
 from pipesync.config import Settings
 from pipesync.errors import PipesyncError
 from pipesync.files import write_atomically
+from pipesync.forecast.results import Forecast
+from pipesync.forecast.run import forecast
 from pipesync.metrics.definitions import HEADLINE_BY_KEY, MIN_CLOSED_FOR_RATE, MetricDef, StageConversion, Unit
 from pipesync.metrics.formatting import format_delta, format_value
 from pipesync.metrics.periods import Period, day_of, kind, month_of, quarter_of
@@ -42,6 +44,7 @@ class ReportData:
     overall: Metrics
     breakdowns: dict[str, Metrics]
     trend: list[PeriodFigures]  # the last 4 quarters (or 12 months), then the period
+    forecast: Forecast  # this and the next quarter (months when the period is a month), and the backtest
 
 
 def build_report(
@@ -69,7 +72,10 @@ def report_data(
     run = run_views(
         settings, period, ("all", *BREAKDOWN_VIEWS), now=now, limit=limit, trend_metrics=TREND, stage_conversion=stage_conversion
     )
-    return ReportData(run.views["all"], {v: run.views[v] for v in BREAKDOWN_VIEWS}, run.trend)
+    overall = run.views["all"]
+    kind_ = "month" if kind(Period(overall.period.start, overall.period.end)) == "month" else "quarter"
+    ahead = forecast(settings, periods=2, period=kind_, as_of=overall.as_of)
+    return ReportData(overall, {v: run.views[v] for v in BREAKDOWN_VIEWS}, run.trend, ahead)
 
 
 def write_report(data: ReportData, settings: Settings, out: str | Path = "report.html") -> Path:
@@ -125,6 +131,7 @@ def render(data: ReportData, settings: Settings) -> str:
             "Days in stage: average (inner bar: median)",
         ),
         days=m.days_in_stage,
+        forecast=_forecast(data.forecast),
         breakdowns={view: _breakdown(b, cur) for view, b in data.breakdowns.items()},
         breakdown_columns=[HEADLINE_BY_KEY[k].label for k in BREAKDOWN],
         lost_reasons=m.lost_reasons,
@@ -193,6 +200,46 @@ def _period_label(info: PeriodInfo) -> str:
     if p == month_of(start):
         return f"{start:%b %Y}" + (" MTD" if info.to_date else "")
     return f"{start:%d %b %y}–{end:%d %b %y}" + (" (to date)" if info.to_date else "")
+
+
+METHOD_LABELS = {"stage_weighted": "Stage-weighted", "history_weighted": "History-weighted", "commit": "Commit", "best_case": "Best case"}
+
+
+def _forecast(f: Forecast) -> dict[str, Any]:
+    """This and the next period by category against target, and the backtest's forecast against actual."""
+    money = lambda x: format_value(x, "money")  # noqa: E731 - the page's header names the currency
+    rows, bars = [], []
+    for p in f.periods:
+        s = p.segments[0]
+        rows.append({"label": p.label + (" (current)" if p.current else ""), "cells": [
+            (money(v), v) for v in (s.won_so_far, s.categories.commit, s.categories.best_case, s.categories.pipeline, s.forecast, s.target, s.gap_to_target)
+        ] + [("–" if s.coverage is None else f"{s.coverage:.2f}×", s.coverage)]})
+        target = f" · target {money(s.target)}" if s.target is not None else ""
+        bars += [
+            charts.Bar(f"{p.label} commit", s.categories.commit, money(s.categories.commit), mark=s.target),
+            charts.Bar(f"{p.label} best case", s.categories.best_case, money(s.categories.best_case), mark=s.target),
+            charts.Bar(f"{p.label} pipeline", s.categories.pipeline, money(s.categories.pipeline), mark=s.target),
+            charts.Bar(f"{p.label} forecast", s.forecast, money(s.forecast) + target, mark=s.target),
+        ]
+    chosen = f.method
+    past = [
+        charts.Bar(r.label, r.actual, f"won {money(r.actual)}, forecast {money(r.forecasts[chosen])}", r.forecasts[chosen])
+        for r in f.backtest.periods
+    ]
+    backtest = [
+        {"label": r.label, "actual": (money(r.actual), r.actual), "cells": [
+            (f"{money(r.forecasts[m.method])} ({'–' if (e := r.errors_pct[m.method]) is None else f'{e:+.0f}%'})", r.forecasts[m.method])
+            for m in f.backtest.methods
+        ]}
+        for r in f.backtest.periods
+    ]
+    return {
+        "method": METHOD_LABELS[chosen], "reason": f.method_reason, "rows": rows,
+        "columns": ["Won so far", "Commit", "Best case", "Pipeline", "Forecast", "Target", "Gap", "Coverage"],
+        "svg": charts.bars(bars, "This and next period by category (tick: target)"),
+        "past_svg": charts.bars(past, f"Won per past period (inner bar: {METHOD_LABELS[chosen].lower()} forecast as of its first day)"),
+        "methods": [(METHOD_LABELS[m.method], m) for m in f.backtest.methods], "backtest": backtest,
+    }
 
 
 def _breakdown(b: Metrics, cur: str) -> dict[str, Any]:

@@ -61,12 +61,13 @@ class Bar:
     value: float
     shown: str  # the value as text
     secondary: float | None = None  # drawn inside the bar (e.g. weighted within total)
+    mark: float | None = None  # a tick across the bar (e.g. a target)
 
 
 def bars(items: Sequence[Bar], title: str, width: int = 640) -> Markup:
-    """Horizontal bars, one per item; an optional darker inner bar for a part of each value."""
+    """Horizontal bars, one per item; an optional darker inner bar for a part of each value, and a tick."""
     row, label_w, value_w = 30, 200, 190
-    top = max((b.value for b in items), default=0) or 1
+    top = max((v for b in items for v in (b.value, b.secondary, b.mark) if v is not None), default=0) or 1
     area = width - label_w - value_w
     body = []
     for i, b in enumerate(items):
@@ -79,7 +80,11 @@ def bars(items: Sequence[Bar], title: str, width: int = 640) -> Markup:
         if b.secondary is not None:
             inner = area * max(b.secondary, 0) / top
             body.append(f'<rect class="bar inner" x="{label_w}" y="{y + 5}" width="{inner:.1f}" height="{row - 18}" rx="2"/>')
-        body.append(f'<text class="note" x="{label_w + w + 6:.1f}" y="{y + 17}">{esc(b.shown)}</text>')
+        if b.mark is not None:
+            x = label_w + area * max(b.mark, 0) / top
+            body.append(f'<line class="mark" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 2}" y2="{y + row - 6}"/>')
+        end = max(w, area * max(b.secondary or 0, 0) / top)  # past an inner bar longer than the bar itself
+        body.append(f'<text class="note" x="{label_w + end + 6:.1f}" y="{y + 17}">{esc(b.shown)}</text>')
     return _svg(width, len(items) * row + 8, body, title)
 
 

@@ -7,23 +7,50 @@ cost several times the database's own work. Here the driver's rows come back
 untouched with the columns' own result processors beside them, for the caller
 to apply once per distinct value; and rows are written from whole columns,
 each converted as a list by its bind processor — on PostgreSQL through COPY.
+
+A sync's pages merge into ``deals`` rather than replace it: on PostgreSQL they are COPYed
+into a temporary staging table (a copy of the target's columns, private to the session and
+emptied at each commit) and merged by one ``INSERT … SELECT … ON CONFLICT`` or ``UPDATE …
+FROM`` (:func:`copy_merge`); row-by-row INSERTs, even pipelined, cost a parse-bind-execute
+round per row. SQLite keeps its executemany, which is faster there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
-from typing import Any
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from typing import Any, Literal
 
+import orjson
 from sqlalchemy import JSON, Connection, Select, Table, insert
 
 from pipesync.warehouse.schema import UTCDateTime
-from pipesync.warehouse.store import _column_converter, json_text
 
 FETCH = 50_000
 # SQLite page cache while a bulk write runs, KiB: the tables' indexes (a golden id per row, in no order)
 # take random inserts, which with the default 2 MB cache re-read pages from disk for each row at a million
 SQLITE_BULK_CACHE_KIB = 131_072
+
+
+def json_text(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def column_converter(kind: Any, proc: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """Applies a column's bind processor to a whole column of values."""
+    if getattr(kind, "impl_instance", kind).python_type in (date, datetime):  # UTCDateTime: its impl's
+        # Converting a date or instant costs microseconds (UTC, then text on SQLite) and exports
+        # repeat them a lot (close dates, import timestamps): each distinct value once.
+        proc = lru_cache(maxsize=16384)(proc)
+    if proc(None) is None:
+        # Most optional fields are empty: a processor that keeps None as None is not called for it.
+        return lambda values: [None if v is None else proc(v) for v in values]
+    if isinstance(kind, JSON):
+        # JSON writes None as the text null; most deals' list columns (contacts, refs) are empty.
+        empty = proc([])
+        return lambda values: [empty if v == [] else proc(v) for v in values]
+    return lambda values: [proc(v) for v in values]
 
 
 def read_raw(conn: Connection, query: Select[Any]) -> tuple[Iterator[Sequence[Any]], dict[str, Callable[[Any], Any]]]:
@@ -97,7 +124,7 @@ class ColumnInsert:
                 continue
             proc = kind.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
-                self._convert[name] = _column_converter(kind, proc)
+                self._convert[name] = column_converter(kind, proc)
         compiled = insert(table).compile(dialect=dialect, column_keys=self.columns)
         self._sql = str(compiled)
         self._order = list(compiled.positiontup or self.columns)
@@ -132,3 +159,47 @@ class ColumnInsert:
                     conn.exec_driver_sql(self._sql, params)
             written += len(next(iter(columns.values()), []))
         return written
+
+
+Merge = Literal["upsert", "update"]
+
+
+def copy_merge(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], how: Merge) -> None:
+    """Writes ``rows`` (driver-ready values, in ``columns``' order) into ``table`` (PostgreSQL, psycopg 3).
+
+    ``upsert``: INSERT, a row whose primary key is there already updating it (its other columns);
+    ``update``: UPDATE the rows with those primary keys (a key not there is left out).
+    Runs in ``conn``'s transaction.
+    """
+    stage = _staging_table(conn, table)
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"TRUNCATE {stage}")  # an earlier merge of this transaction's rows
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        keys = [c.name for c in table.primary_key]
+        others = [c for c in columns if c not in keys]
+        if how == "upsert":
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in others)
+            cursor.execute(
+                f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {stage} '
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+            )
+        else:
+            sets = ", ".join(f'"{c}" = s."{c}"' for c in others)
+            match = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+            cursor.execute(f'UPDATE "{table.name}" AS t SET {sets} FROM {stage} AS s WHERE {match}')
+    finally:
+        cursor.close()
+
+
+def _staging_table(conn: Connection, table: Table) -> str:
+    """The session's staging table for ``table`` (created in the transaction, so a rollback cannot
+    leave the session believing it exists)."""
+    name = f"pipesync_stage_{table.name}"
+    conn.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE IF NOT EXISTS {name} (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
+    )
+    return name

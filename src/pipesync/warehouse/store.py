@@ -12,8 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from functools import lru_cache
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import orjson
@@ -26,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipesync.errors import WarehouseError
 from pipesync.redaction import safe_url, scrub, url_secrets
+from pipesync.warehouse.bulk import column_converter, copy_merge, json_text
 from pipesync.warehouse.version import ensure_current
 from pipesync.model import Cursor, Deal, Discovery, StageChange
 from pipesync.warehouse import schema as t
@@ -33,10 +33,6 @@ from pipesync.warehouse import schema as t
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def json_text(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
 
 
 @dataclass(slots=True)
@@ -83,38 +79,35 @@ class DealStatement:
         for name in names:
             column, kind = params[name].name, params[name].type
             proc = kind.dialect_impl(dialect).bind_processor(dialect)
+            if dialect.name == "postgresql" and isinstance(kind, JSON):
+                # PostgreSQL's deals go through COPY (bulk.copy_merge): JSON as its text, not a Json
+                # wrapper that psycopg would serialize again row by row in Python
+                proc = json_text
             if proc is not None and column in self._fields:
-                self._convert[column] = _column_converter(kind, proc)
+                self._convert[column] = column_converter(kind, proc)
         self._synced_at = t.deals.c.synced_at.type.dialect_impl(dialect).bind_processor(dialect)
 
-    def parameters(self, deals: DealRows, synced_at: datetime) -> list[Any]:
-        """The driver's parameters for these deals: one tuple (positional drivers) or dict (named) each."""
+    @property
+    def columns(self) -> list[str]:
+        """The columns each of :meth:`rows`' tuples holds, in order."""
+        return self._columns
+
+    def rows(self, deals: DealRows, synced_at: datetime) -> Iterator[tuple[Any, ...]]:
+        """The driver's values for these deals, a tuple of :attr:`columns` each."""
         fields = {c: deals.columns[c] for c in self._fields}
         for column, convert in self._convert.items():
             fields[column] = convert(fields[column])
         fields["key"], fields["content_hash"] = deals.keys, deals.hashes
         fields["synced_at"] = [self._synced_at(synced_at)] * len(deals)
-        rows = zip(*[fields[c] for c in self._columns])
+        return zip(*[fields[c] for c in self._columns])
+
+    def parameters(self, deals: DealRows, synced_at: datetime) -> list[Any]:
+        """The driver's parameters for these deals: one tuple (positional drivers) or dict (named) each."""
+        rows = self.rows(deals, synced_at)
         if self._named is not None:
             named = self._named
             return [dict(zip(named, row)) for row in rows]
         return list(rows)
-
-
-def _column_converter(kind: Any, proc: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
-    """Applies a column's bind processor to a whole column of values."""
-    if getattr(kind, "impl_instance", kind).python_type in (date, datetime):  # UTCDateTime: its impl's
-        # Converting a date or instant costs microseconds (UTC, then text on SQLite) and exports
-        # repeat them a lot (close dates, import timestamps): each distinct value once.
-        proc = lru_cache(maxsize=16384)(proc)
-    if proc(None) is None:
-        # Most optional fields are empty: a processor that keeps None as None is not called for it.
-        return lambda values: [None if v is None else proc(v) for v in values]
-    if isinstance(kind, JSON):
-        # JSON writes None as the text null; most deals' list columns (contacts, refs) are empty.
-        empty = proc([])
-        return lambda values: [empty if v == [] else proc(v) for v in values]
-    return lambda values: [proc(v) for v in values]
 
 
 class Known(NamedTuple):
@@ -217,6 +210,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def schema_of(url: str) -> str | None:
+    """The PostgreSQL schema a URL puts the tables in (``options=-csearch_path=NAME``), if any."""
+    options = make_url(url).query.get("options", "")
+    for option in options if isinstance(options, tuple) else (options,):
+        if option.startswith("-csearch_path="):
+            return option.split("=", 1)[1].split(",")[0].strip('"') or None
+    return None
+
+
 class Warehouse:
     def __init__(self, url: str, *, create: bool = True):
         self.url = url
@@ -229,6 +231,10 @@ class Warehouse:
             )
             if sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.schema = schema_of(url)
+            if self.schema and create:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             if create:
                 ensure_current(self.engine, self.safe_url)
             columns = {c.name: c for c in t.deals.columns}
@@ -262,6 +268,11 @@ class Warehouse:
         self.engine.dispose()
 
     @property
+    def lock_namespace(self) -> str:
+        """What tells this warehouse's run locks from another's in one database (its schema)."""
+        return self.schema or ""
+
+    @property
     def shared_across_processes(self) -> bool:
         """Whether another process opening this URL sees the same database (not an in-memory one)."""
         url = self.engine.url
@@ -284,7 +295,10 @@ class Warehouse:
             where &= (d.key >= f"{source}:") & (d.key < f"{source};")
         q = select(d.key, d.content_hash, d.stage, d.is_deleted).where(where)
         with self.begin() as conn:
-            return {k: Known(h, s, bool(d)) for k, h, s, d in conn.execute(q)}
+            # streamed (a server-side cursor on PostgreSQL): a large source's rows are never all buffered
+            # in the driver besides the dict they become
+            rows = conn.execution_options(yield_per=20_000).execute(q)
+            return {k: Known(h, s, bool(d)) for k, h, s, d in rows}
 
     def filled(self, source: str, fields: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, int]]:
         """The source's live deals, and of them how many have each of ``fields`` (name → the columns any
@@ -326,10 +340,12 @@ class Warehouse:
 
     def start_run(self, sources: list[str]) -> int:
         with self.begin() as conn:
-            # A run that was killed never finished: say so, rather than leave it "running" forever.
-            conn.execute(
-                update(t.sync_runs).where(t.sync_runs.c.status == "running").values(status="interrupted")
-            )
+            # A run of these sources that was killed never finished: say so, rather than leave it "running"
+            # forever. A run of other sources may well be running beside this one (each holds its own lock).
+            running = conn.execute(select(t.sync_runs.c.id, t.sync_runs.c.sources).where(t.sync_runs.c.status == "running"))
+            killed = [run_id for run_id, theirs in running if set(theirs) & set(sources)]
+            if killed:
+                conn.execute(update(t.sync_runs).where(t.sync_runs.c.id.in_(killed)).values(status="interrupted"))
             return conn.execute(
                 t.sync_runs.insert().values(started_at=now(), status="running", sources=sources, counts={})
             ).inserted_primary_key[0]
@@ -348,14 +364,14 @@ class Warehouse:
     def write_page(self, page: PageWrite) -> None:
         stamp = now()
         # bound before the transaction: other processes of a parallel sync wait only while the database writes
-        deal_writes = [
-            (statement.sql, statement.parameters(deals, stamp))
-            for statement, deals in ((self._insert_deals, page.inserts), (self._update_deals, page.updates))
-            if deals
-        ]
+        write_deals = self._deal_writes(page, stamp)
         with self.begin() as conn:
-            for sql, parameters in deal_writes:
-                conn.exec_driver_sql(sql, parameters)
+            if self.engine.dialect.name == "postgresql":
+                # A page's commit need not wait for its WAL flush (as SQLite's synchronous=NORMAL): a
+                # server crash may lose the last pages, never half of one, and their cursor goes with
+                # them, so the next run reads them again. Push-back's journal keeps waiting.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            write_deals(conn)
             if page.deleted_keys:
                 # The hash is cleared so that a deal that comes back is written again, not seen as unchanged.
                 conn.execute(
@@ -374,6 +390,25 @@ class Warehouse:
                 conn.execute(t.quarantine.delete().where((q.source == page.source) & (q.last_seen < page.stale_quarantine_before)))
             if page.cursor is not None:
                 self._save_cursor(conn, page.source, page.cursor, stamp)
+
+    def _deal_writes(self, page: PageWrite, stamp: datetime) -> Callable[[Connection], None]:
+        """Writes the page's new and changed deals in a transaction: COPY through a staging table on
+        PostgreSQL (:func:`~pipesync.warehouse.bulk.copy_merge`), executemany elsewhere."""
+        writes = [(statement, deals, how) for statement, deals, how in (
+            (self._insert_deals, page.inserts, "upsert"), (self._update_deals, page.updates, "update")) if deals]
+        if self.engine.dialect.name == "postgresql":
+            rows = [(statement.columns, list(statement.rows(deals, stamp)), how) for statement, deals, how in writes]
+
+            def copy(conn: Connection) -> None:
+                for columns, values, how in rows:
+                    copy_merge(conn, t.deals, columns, values, how)  # type: ignore[arg-type]
+            return copy
+        statements = [(statement.sql, statement.parameters(deals, stamp)) for statement, deals, _ in writes]
+
+        def execute(conn: Connection) -> None:
+            for sql, parameters in statements:
+                conn.exec_driver_sql(sql, parameters)
+        return execute
 
     def _insert(self, table: Table, *, update_existing: bool = False) -> Any:
         """INSERT … ON CONFLICT DO NOTHING (or DO UPDATE of the other columns): two syncs of a source

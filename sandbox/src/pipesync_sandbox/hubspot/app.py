@@ -107,6 +107,16 @@ class _Limits:
     daily: DailyBudget
 
 
+def _record_property(kind: str, name: str) -> PropertyDef:
+    """A company or contact property's definition: HubSpot-defined, times and ids read-only."""
+    stamped = name in ("createdate", "hs_lastmodifieddate", "lastmodifieddate")
+    type_, field_type = ("datetime", "date") if stamped else ("number", "number") if name in (
+        "hs_object_id", "associatedcompanyid") else ("string", "text")
+    return PropertyDef(name, name.replace("_", " ").capitalize(), type_, field_type,
+                       "companyinformation" if kind == "companies" else "contactinformation", [], 0, True,
+                       read_only=stamped or name == "hs_object_id", unique=name == "hs_object_id")
+
+
 def _correlation_id() -> str:
     return str(uuid.uuid4())
 
@@ -205,6 +215,9 @@ class _HubSpotApi:
             Route("/crm/v3/objects/{object_type}/{object_id}", g(self.update_deal), methods=["PATCH"]),
             Route("/crm/v3/objects/{object_type}/{object_id}", g(self.archive_deal), methods=["DELETE"]),
             Route("/crm/v3/properties/{object_type}", g(self.list_properties), methods=["GET"]),
+            # the documented path, and the one hubspot-api-client calls
+            Route("/crm/v3/schemas", g(self.schemas), methods=["GET"]),
+            Route("/crm-object-schemas/v3/schemas", g(self.schemas), methods=["GET"]),
             Route("/crm/v3/properties/{object_type}", g(self.create_property), methods=["POST"]),
             Route("/crm/v3/properties/{object_type}/groups", g(self.create_property_group), methods=["POST"]),
             Route("/crm/v3/pipelines/{object_type}", g(self.pipelines), methods=["GET"]),
@@ -569,8 +582,16 @@ class _HubSpotApi:
                                          "readOnlyValue": p.read_only}}
 
     async def list_properties(self, request: Request) -> Response:
+        kind = OBJECT_TYPES.get(request.path_params["object_type"])
+        if kind in RECORD_PROPERTIES:  # companies and contacts: their standard properties
+            return _json({"results": [self._property_json(_record_property(kind, name))
+                                      for name in sorted(RECORD_PROPERTIES[kind])]})
         self._deal_type(request)
         return _json({"results": [self._property_json(p) for p in self.store.properties()]})
+
+    async def schemas(self, request: Request) -> Response:
+        # Custom object schemas: the sandbox's portal has none (standard objects are not listed here).
+        return _json({"results": []})
 
     async def create_property(self, request: Request) -> Response:
         self._deal_type(request)

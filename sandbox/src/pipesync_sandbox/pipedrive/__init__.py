@@ -9,13 +9,17 @@ Served: ``/api/v2/deals`` (+ ``/archived``, ``/{id}`` GET/PATCH/DELETE, POST),
 ``/api/v2/pipelines``, ``/stages``, ``/organizations``, ``/persons``,
 ``/dealFields`` (GET, POST); ``/v1`` (or ``/api/v1``) ``/users``,
 ``/deals/{id}/flow``, ``/deals/{id}/changelog``, ``/deals/{id}/merge``,
-``/recents``; ``/oauth/token``.
+``/recents``, the field catalogues ``/dealFields``, ``/personFields``, ``/organizationFields``,
+``/noteFields``, ``/activityFields``, ``/productFields``, ``/leadFields`` (GET, ``start``/``limit``);
+``/oauth/token``.
 
 Choices where the vendor's behaviour is not documented (unverified): error
 message texts; the OAuth error body (``{"success": false, "message": …}``);
 a deleted deal keeps its last open/won/lost ``status`` beside ``is_deleted``;
 ``/v1/recents`` lists deleted deals (``deleted: true``) until they are purged
-and serves only ``deal`` items; ``x-daily-requests-left`` counts tokens.
+and serves only ``deal`` items; ``x-daily-requests-left`` counts tokens; v1 field catalogues
+give paging both at the top of ``additional_data`` (as the reference writes it) and under
+``pagination`` (as v1 lists do), and type fields only from the reference's list of types.
 
 Modules: ``store`` (the company's data and its changes), ``render`` (JSON
 shapes), ``writes`` (strict v2 write checks), ``params`` (query parameters,

@@ -99,6 +99,8 @@ class PipedriveApi:
             (Endpoint("POST", "v2", "/activities"), self.create_activity),
             (Endpoint("DELETE", "v2", "/activities/{id}"), self.delete_activity),
             (Endpoint("GET", "v1", "/users"), self.list_users),
+            *((Endpoint("GET", "v1", f"/{kind}Fields"), self._v1_fields(kind))
+              for kind in ("deal", "person", "organization", "note", "activity", "product", "lead")),
             (Endpoint("GET", "v1", "/deals/{id}/flow"), self.deal_flow),
             (Endpoint("GET", "v1", "/deals/{id}/changelog"), self.deal_changelog),
             (Endpoint("PUT", "v1", "/deals/{id}/merge"), self.merge_deals),
@@ -292,6 +294,14 @@ class PipedriveApi:
         return ok({"id": self.store.delete_activity(call.path["id"]).id})
 
     # -- v1 ---------------------------------------------------------------------------------
+
+    def _v1_fields(self, kind: str) -> Handler:
+        def list_fields(call: Call) -> Response:
+            fields, pagination = start_page(self.render.v1_fields(kind), call.params)
+            # The v1 reference writes start/limit/more_items_in_collection at the top of additional_data;
+            # clients written against the live API read them under pagination: both are served.
+            return ok(fields, {**pagination, "pagination": pagination})
+        return list_fields
 
     def list_users(self, call: Call) -> Response:
         return ok([self.render.user(u, is_you=u.id == self.store.admin_id) for u in self.store.users.values()])

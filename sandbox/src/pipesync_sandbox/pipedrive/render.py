@@ -23,6 +23,40 @@ from pipesync_sandbox.pipedrive.store import (
 
 
 # Store times are whole-second UTC, so isoformat (much faster than strftime) gives exactly these shapes.
+# The standard fields of the v1 field catalogues other than deals' (key, name, field_type), as Pipedrive lists them.
+V1_STANDARD_FIELDS: dict[str, list[tuple[str, str, str]]] = {
+    "person": [("id", "ID", "int"), ("name", "Name", "varchar"), ("first_name", "First name", "varchar"),
+               ("last_name", "Last name", "varchar"), ("org_id", "Organization", "org"), ("owner_id", "Owner", "user"),
+               ("email", "Email", "varchar"), ("phone", "Phone", "phone"), ("add_time", "Person created", "date"),
+               ("update_time", "Update time", "date"), ("visible_to", "Visible to", "visible_to")],
+    "organization": [("id", "ID", "int"), ("name", "Name", "varchar"), ("owner_id", "Owner", "user"),
+                     ("address", "Address", "address"), ("add_time", "Organization created", "date"),
+                     ("update_time", "Update time", "date"), ("visible_to", "Visible to", "visible_to")],
+    "note": [("id", "ID", "int"), ("content", "Content", "text"), ("deal_id", "Deal", "deal"),
+             ("person_id", "Person", "people"), ("org_id", "Organization", "org"), ("lead_id", "Lead", "lead"),
+             ("user_id", "User", "user"), ("add_time", "Add time", "date"), ("update_time", "Update time", "date"),
+             ("pinned_to_deal_flag", "Pinned to deal", "boolean")],
+    "activity": [("id", "ID", "int"), ("subject", "Subject", "varchar"), ("type", "Type", "enum"),
+                 ("due_date", "Due date", "date"), ("due_time", "Due time", "time"), ("done", "Done", "boolean"),
+                 ("deal_id", "Deal", "deal"), ("person_id", "Person", "people"), ("org_id", "Organization", "org"),
+                 ("user_id", "Assigned to user", "user"), ("add_time", "Add time", "date"),
+                 ("update_time", "Update time", "date")],
+    "product": [("id", "ID", "int"), ("name", "Name", "varchar"), ("code", "Product code", "varchar"),
+                ("unit", "Unit", "varchar"), ("prices", "Unit prices", "price"), ("owner_id", "Owner", "user"),
+                ("add_time", "Add time", "date"), ("update_time", "Update time", "date")],
+    "lead": [("id", "ID", "varchar"), ("title", "Title", "varchar"), ("owner_id", "Owner", "user"),
+             ("person_id", "Person", "people"), ("organization_id", "Organization", "org"), ("value", "Value", "monetary"),
+             ("expected_close_date", "Expected close date", "date"), ("add_time", "Lead created", "date"),
+             ("update_time", "Update time", "date")],
+}
+
+
+# v1 field catalogues name types only from the reference's list (address, date, double, enum, monetary,
+# org, people, phone, set, text, time, user, varchar, visible_to …): the nearest one for the others.
+V1_FIELD_TYPES = {"int": "double", "boolean": "enum", "stage": "enum", "status": "enum", "deal": "double",
+                  "lead": "varchar", "price": "double"}
+
+
 def v2_time(moment: datetime | None) -> str | None:
     return moment.isoformat()[:19] + "Z" if moment else None
 
@@ -252,6 +286,24 @@ class Renderer:
         return self._field(custom.key, custom.name, custom.field_type, options, None, custom=True)
 
     # -- v1 ---------------------------------------------------------------------------------
+
+    def v1_fields(self, kind: str) -> list[dict[str, Any]]:
+        """A v1 field catalogue (``GET /v1/dealFields``, ``/v1/noteFields`` …): deals' from the same
+        catalogue v2 serves, the other objects' standard fields (the world holds no custom ones)."""
+        if kind == "deal":
+            catalogue = [(f["field_code"], f["field_name"], f["field_type"], f["options"], f["is_custom_field"])
+                         for f in self.deal_fields()]
+        else:
+            catalogue = [(code, name, type_, None, False) for code, name, type_ in V1_STANDARD_FIELDS[kind]]
+        stamp = v2_time(self.store.founded)  # the v1 reference types these fields date-time
+        return [{"id": n, "key": code, "name": name, "order_nr": n, "field_type": V1_FIELD_TYPES.get(type_, type_),
+                 "add_time": stamp, "update_time": stamp, "last_updated_by_user_id": self.store.admin_id,
+                 "active_flag": True, "edit_flag": custom,
+                 "index_visible_flag": True, "details_visible_flag": True, "add_visible_flag": True,
+                 "important_flag": False, "bulk_edit_allowed": True, "searchable_flag": False,
+                 "filtering_allowed": True, "sortable_flag": True, "mandatory_flag": code in ("title", "name", "content"),
+                 **({"options": options} if options is not None else {})}
+                for n, (code, name, type_, options, custom) in enumerate(catalogue, 1)]
 
     @staticmethod
     def user(user: User, *, is_you: bool) -> dict[str, Any]:

@@ -119,6 +119,18 @@ _STANDARD_PICKLISTS = {
 }
 
 
+_ADDRESS_PART = re.compile(r"(Billing|Shipping|Mailing|Other)(Street|City|State|PostalCode|Country|StateCode|CountryCode|"
+                           r"Latitude|Longitude|GeocodeAccuracy)")
+_NAME_PARTS = frozenset({"Salutation", "FirstName", "MiddleName", "LastName", "Suffix"})
+
+
+def _compound_field(sobject: str, name: str) -> str | None:
+    """The compound field a field is part of (describe's ``compoundFieldName``): an address, a person's Name."""
+    if (part := _ADDRESS_PART.fullmatch(name)) is not None:
+        return part.group(1) + "Address"
+    return "Name" if name in _NAME_PARTS and sobject in ("Contact", "Lead", "User") else None
+
+
 class ApiError(Exception):
     """A REST error: Salesforce's JSON array body with this status."""
 
@@ -443,6 +455,8 @@ class SalesforceApi:
                 "defaultedOnCreate": not f.nillable and not f.createable,
                 "referenceTo": [f.reference_to] if f.reference_to else [], "relationshipName": f.relationship,
                 "picklistValues": picklist, "restrictedPicklist": f.name in ("StageName", "CurrencyIsoCode"),
+                "compoundFieldName": _compound_field(sobject, f.name), "nameField": f.name == "Name",
+                "deprecatedAndHidden": False,
             })
         record_types = []
         if sobject == "Opportunity":

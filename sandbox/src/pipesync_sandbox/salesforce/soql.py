@@ -116,7 +116,7 @@ _LIKE_ONLY_ESCAPES = frozenset("%_")
 _SCANNER = re.compile(
     r"""
     (?P<ws>\s+)
-    |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
+    |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
     |(?P<date>\d{4}-\d{2}-\d{2}(?![\dT]))
     |(?P<number>[+-]?\d+(?:\.\d+)?(?![\w.]))
     |(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
@@ -421,12 +421,16 @@ def format_datetime(value: datetime) -> str:
 
 
 def parse_datetime_literal(text: str) -> datetime:
-    """An unquoted SOQL datetime literal (``Z`` or ``±hh:mm`` offset) as an aware datetime."""
+    """An unquoted SOQL datetime literal (``Z`` or ``±hh:mm`` offset) as an aware datetime.
+
+    Fractional seconds may have any number of digits (tap-salesforce sends six); Salesforce keeps
+    milliseconds, so the rest is dropped."""
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     elif re.search(r"[+-]\d{4}$", text):
         text = text[:-2] + ":" + text[-2:]
-    return datetime.fromisoformat(text)
+    value = datetime.fromisoformat(text)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
