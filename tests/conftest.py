@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -14,6 +15,22 @@ from sqlalchemy import create_engine, text
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 PG_URL = os.environ.get("PIPESYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def logging_as_the_test_found_it() -> Iterator[None]:
+    """A command run in-process (CliRunner) configures pipesync's logging for its own stream, which
+    closes with it: put the logger back, so later tests' records reach caplog, not a closed stream."""
+    from pipesync.logs import ROOT, JsonLines, TextLines
+
+    ours, everyone = logging.getLogger(ROOT), logging.getLogger()
+    saved = ours.handlers[:], ours.propagate, ours.level, everyone.level
+    yield
+    ours.handlers[:], ours.propagate, ours.level, level = saved
+    everyone.setLevel(level)
+    for handler in everyone.handlers[:]:  # -vv puts pipesync's handler at the root
+        if isinstance(handler.formatter, (JsonLines, TextLines)):
+            everyone.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

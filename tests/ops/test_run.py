@@ -82,9 +82,9 @@ def dying(original, at):
 if step == "sync":  # inside the transaction of the second page: deals written, cursor not yet
     from pipesync.warehouse import store
     store.Warehouse._save_cursor = dying(store.Warehouse._save_cursor, 2)
-elif step == "consolidate":  # golden deals replaced, links half written, transaction open
+elif step == "consolidate":  # golden deals replaced, links about to be written, transaction open
     from pipesync.consolidate import store
-    store._batches = dying(store._batches, 2)
+    store._column_batches = dying(store._column_batches, 2)
 elif step == "metrics":  # while the snapshot is written
     from pipesync.metrics import snapshots
     snapshots.store = dying(snapshots.store, 1)
