@@ -17,24 +17,12 @@ import json
 import resource
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench_metrics import run  # type: ignore[import-not-found]  # beside this script
 from pipesync_sandbox.deal_flow import FlowRules, simulate, write_warehouse
-
-
-def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + system) and stdout of one run of ``cmd``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
 
 
 def main() -> None:

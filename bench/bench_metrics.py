@@ -163,8 +163,8 @@ def mirror_to_postgresql(db: Path, server: str, rebuild: bool) -> str:
     return url
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system) of one run of ``cmd``."""
+def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system) and stdout of one run of ``cmd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -172,7 +172,7 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
 
 
 def bench(work: Path, url: str, n_deals: int, runs: int) -> None:
@@ -185,7 +185,7 @@ def bench(work: Path, url: str, n_deals: int, runs: int) -> None:
         ("pipesync report", [*exe, "report", "--out", str(work / "report.html")], 20),
     ):
         times = [run(cmd, work) for _ in range(runs)]
-        walls, cpus = [w for w, _ in times], [c for _, c in times]
+        walls, cpus = [w for w, _, _ in times], [c for _, c, _ in times]
         median = statistics.median(walls)
         print(
             f"{label}: median wall {median:.2f} s of {runs} ({', '.join(f'{w:.2f}' for w in walls)}), "

@@ -4,12 +4,9 @@ and a kill -9 — and every deal exactly once in the target, counted in the targ
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,23 +15,24 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import create_engine, func, select
 
-from pipesync.mapper import map_context, propose_mapping, write_mapping
-from pipesync.mapper.propose import accept_confident
 from pipesync.adapters import open_adapter
 from pipesync.config import load_config
+from pipesync.mapper import map_context, propose_mapping, write_mapping
+from pipesync.mapper.propose import accept_confident
 from pipesync.migrate.plan import make_migration
 from pipesync.migrate.reconcile import run_prefix
 from pipesync.migrate.run import run_migration
 from pipesync.pushback import journal
 from pipesync.sync import run_sync
-from pipesync.warehouse.store import Warehouse
 from pipesync.warehouse import schema
+from pipesync.warehouse.store import Warehouse
 from pipesync_sandbox.demo import write_project
 from pipesync_sandbox.faults import Faults
 from pipesync_sandbox.generator import generate
 from pipesync_sandbox.sandboxes import Sandboxes
 from pipesync_sandbox.sources import sandbox_source
 from pipesync_sandbox.world import SYSTEMS
+from tests.pushback.test_sandboxes import finished, pipesync
 
 HARSH = dict(error_rate=0.04, burst_429_every=40, burst_429_len=2, burst_retry_after_s=0.2, drop_rate=0.02,
              partial_batch_failure_rate=0.05, drop_after_commit_rate=0.04, expire_token_after=25, time_scale=50.0)
@@ -42,15 +40,6 @@ CALM = dict(error_rate=0.0, burst_429_every=0, drop_rate=0.0, partial_batch_fail
             drop_after_commit_rate=0.0, expire_token_after=None)
 
 
-def pipesync(*args: str, folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipesync", *args, "--config", str(folder / "pipesync.yaml"), "--json"],
-                            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finished(*args: str, folder: Path) -> tuple[int, dict, str]:
-    proc = pipesync(*args, folder=folder)
-    out, err = proc.communicate(timeout=600)
-    return proc.returncode, json.loads(out) if out.strip() else {}, out + err
 
 
 def project(tmp_path: Path, boxes: Sandboxes, source: str, target: str) -> Path:
